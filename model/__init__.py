@@ -1,0 +1,36 @@
+"""Temporal OCR-GAN for video anomaly detection, in plain PyTorch."""
+
+from model.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_header, save_checkpoint
+from model.config import OCRGANConfig
+from model.ocrgan import OCRGANVideo
+from model.preprocess import input_spec, preprocess
+from model.windows import (
+    ClipScores,
+    ScorePostprocessor,
+    Window,
+    WindowAssembler,
+    WindowScores,
+    iter_clip_scores,
+    score_clip,
+    score_windows,
+)
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointInfo",
+    "ClipScores",
+    "OCRGANConfig",
+    "OCRGANVideo",
+    "ScorePostprocessor",
+    "Window",
+    "WindowAssembler",
+    "WindowScores",
+    "input_spec",
+    "iter_clip_scores",
+    "load_checkpoint",
+    "preprocess",
+    "read_header",
+    "save_checkpoint",
+    "score_clip",
+    "score_windows",
+]

@@ -1,0 +1,98 @@
+"""The one configuration that builds a model; it travels inside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+TEMPORAL_VARIANTS = ("none", "basic", "multiscale", "hierarchical", "adaptive", "full")
+OBJECTIVES = ("predict", "reconstruct")
+
+
+@dataclass(frozen=True)
+class OCRGANConfig:
+    # --- input -----------------------------------------------------------------------------
+    num_frames: int = 16  # T: frames per window
+    isize: int | tuple[int, int] = 64  # working size: an int (square) or (height, width)
+    nc: int = 3  # channels the model sees: 3 (RGB) or 1 (luma)
+    # --- widths ----------------------------------------------------------------------------
+    nz: int = 100  # discriminator feature size per frame
+    ngf: int = 64  # generator base width
+    ndf: int = 64  # discriminator base width
+    depth: int = 0  # U-Net downsamplings; 0 = derived from the size (smallest side down to 4)
+    # --- temporal modelling ----------------------------------------------------------------
+    temporal: str = "full"  # one of TEMPORAL_VARIANTS; "none" is the per-frame OCR-GAN
+    heads: int = 4  # attention heads (reduced automatically where channels do not divide)
+    objective: str = "predict"  # "predict": frame t from frames < t (causal); "reconstruct": the clip itself
+    cs_reduction: int = 2  # channel selection: d = max(C / r, 32)
+    # --- training losses (seed defaults) ---------------------------------------------------
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_lat: float = 1.0
+    w_temporal_consistency: float = 0.1
+    w_temporal_motion: float = 0.05
+    w_temporal_reg: float = 0.01
+    # --- scoring ---------------------------------------------------------------------------
+    w_score_rec: float = 0.9  # weight of the (scaled) reconstruction error
+    w_score_feat: float = 0.1  # weight of the (scaled) discriminator-feature distance
+    score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
+    score_smoothing: float = 0.0  # causal EMA factor on published scores (0 = none)
+    stride: int = 8  # frames between scored windows; each window publishes its last `stride` frames
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # free-form notes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.isize, list):
+            object.__setattr__(self, "isize", tuple(self.isize))
+        h, w = self.hw
+        if self.temporal not in TEMPORAL_VARIANTS:
+            raise ValueError(f"temporal must be one of {TEMPORAL_VARIANTS}, got {self.temporal!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.nc not in (1, 3):
+            raise ValueError(f"nc must be 1 or 3, got {self.nc}")
+        if self.num_frames < 2:
+            raise ValueError("num_frames must be at least 2")
+        if not 1 <= self.stride <= self.num_frames:
+            raise ValueError(f"stride must be in [1, num_frames], got {self.stride}")
+        d = self.unet_depth
+        if h % (2**d) or w % (2**d):
+            raise ValueError(f"size {h}x{w} must be divisible by 2**depth = {2**d}")
+        if min(h, w) // (2**d) < 1:
+            raise ValueError(f"depth {d} is too deep for size {h}x{w}")
+        if not 0.0 <= self.score_smoothing < 1.0:
+            raise ValueError("score_smoothing must be in [0, 1)")
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """Working (height, width)."""
+        if isinstance(self.isize, int):
+            return (self.isize, self.isize)
+        h, w = self.isize
+        return (int(h), int(w))
+
+    @property
+    def unet_depth(self) -> int:
+        """Downsamplings: the given depth, or halve while both sides are even and above 4 pixels."""
+        if self.depth:
+            return self.depth
+        (h, w), d = self.hw, 0
+        while min(h, w) > 4 and h % 2 == 0 and w % 2 == 0:
+            h, w, d = h // 2, w // 2, d + 1
+        return max(d, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["isize"] = list(self.hw) if not isinstance(self.isize, int) else self.isize
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OCRGANConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys: {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> OCRGANConfig:
+        return dataclasses.replace(self, **changes)

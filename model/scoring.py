@@ -1,0 +1,47 @@
+"""Per-frame anomaly scores and per-pixel anomaly maps from a clip and its reconstruction."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def error_map(x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Squared error averaged over channels: (B, T, C, H, W) x 2 -> (B, T, H, W)."""
+    return (x.float() - fake.float()).pow(2).mean(dim=2)
+
+
+def _patch(err: torch.Tensor, patch: int) -> int:
+    return max(1, min(patch, err.shape[-2], err.shape[-1]))
+
+
+def pooled_error(err: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, T, H, W) -> (B, T): the largest mean error over patch x patch regions (half-overlapping),
+    so a small anomaly is not averaged away; patch 0 gives the plain frame mean."""
+    if patch <= 0:
+        return err.mean(dim=(-2, -1))
+    p = _patch(err, patch)
+    pooled = F.avg_pool2d(err.flatten(0, 1)[:, None], p, stride=max(1, p // 2))
+    return pooled.amax(dim=(-3, -2, -1)).unflatten(0, err.shape[:2])
+
+
+def local_error_map(err: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, T, H, W) -> (B, T, H, W): the patch-mean error around every pixel (the map the score pools)."""
+    if patch <= 1:
+        return err
+    p = _patch(err, patch)
+    flat = err.flatten(0, 1)[:, None]
+    lo, hi = (p - 1) // 2, p // 2
+    pooled = F.avg_pool2d(F.pad(flat, (lo, hi, lo, hi), mode="replicate"), p, stride=1)
+    return pooled[:, 0].unflatten(0, err.shape[:2])
+
+
+def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between per-frame features: (B, T, nz) x 2 -> (B, T)."""
+    return (f_real.float() - f_fake.float()).pow(2).mean(dim=-1)
+
+
+def combine_scores(rec: torch.Tensor, feat: torch.Tensor, w_rec: float, w_feat: float,
+                   rec_scale: torch.Tensor, feat_scale: torch.Tensor) -> torch.Tensor:
+    """w_rec * rec / rec_scale + w_feat * feat / feat_scale (scales fitted on normal data, default 1)."""
+    return w_rec * rec / rec_scale + w_feat * feat / feat_scale

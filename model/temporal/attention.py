@@ -1,0 +1,121 @@
+"""Multi-head self-attention across the frames of a window, one sequence per spatial position."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_HEAD_DIM = 16  # narrower heads cost more than they give on CPUs (many tiny matrix products)
+
+
+def fit_heads(channels: int, heads: int) -> int:
+    """Largest head count <= heads that divides channels with heads of at least MIN_HEAD_DIM channels."""
+    for h in range(max(1, min(heads, channels // MIN_HEAD_DIM)), 0, -1):
+        if channels % h == 0:
+            return h
+    return 1
+
+
+def temporal_mask(
+    t: int, causal: bool, window: int | None = None, dilation: int = 1, device: torch.device | None = None
+) -> torch.Tensor:
+    """(T, T) bool, True where query frame i may attend key frame j.
+
+    causal: only j <= i; window: only |i - j| < window; dilation: only (i - j) % dilation == 0.
+    The diagonal is always allowed, so every row has a key.
+    """
+    i = torch.arange(t, device=device)[:, None]
+    j = torch.arange(t, device=device)[None, :]
+    d = i - j
+    allowed = (d % dilation) == 0
+    if causal:
+        allowed &= d >= 0
+    if window is not None:
+        allowed &= d.abs() < window
+    return allowed
+
+
+class TemporalSelfAttention(nn.Module):
+    """Pre-norm multi-head attention over (N, T, C) token sequences, with a learned frame position code.
+
+    Returns the attended update (not added to the input: callers own the residual). The last
+    attention probabilities are kept in `last_attention` while training, for the regulariser.
+    """
+
+    def __init__(self, channels: int, heads: int, num_frames: int) -> None:
+        super().__init__()
+        self.heads = fit_heads(channels, heads)
+        self.norm = nn.LayerNorm(channels)
+        self.pos = nn.Parameter(torch.zeros(num_frames, channels))
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.last_attention: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, t, c = x.shape  # (N, T, C)
+        h = self.heads
+        y = self.norm(x) + self.pos[:t]
+        q, k, v = self.qkv(y).reshape(n, t, 3, h, c // h).permute(2, 0, 3, 1, 4)  # 3 x (N, h, T, d)
+        if self.training:
+            logits = (q @ k.transpose(-2, -1)) / math.sqrt(c // h)  # (N, h, T, T)
+            probs = logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            self.last_attention = probs
+            out = probs @ v
+        else:
+            self.last_attention = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.transpose(1, 2).reshape(n, t, c))
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B*H*W, T, C): one temporal sequence per spatial position."""
+    b, t, c, h, w = x.shape
+    return x.permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
+
+
+def from_tokens(tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Inverse of to_tokens."""
+    b, t, c, h, w = shape
+    return tokens.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
+
+
+class TemporalModule(nn.Module):
+    """Base of the skip-level temporal modules: (B, T, C, H, W) -> same shape, residual."""
+
+    def attention_maps(self) -> list[torch.Tensor]:
+        return [m.last_attention for m in self.modules()
+                if isinstance(m, TemporalSelfAttention) and m.last_attention is not None]
+
+
+class PooledTemporal(TemporalModule):
+    """Runs a temporal module on a `factor`-times coarser grid and adds its upsampled update:
+    the same temporal context at a fraction of the cost on large feature maps."""
+
+    def __init__(self, inner: nn.Module, factor: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        coarse = F.avg_pool2d(x.flatten(0, 1), self.factor).unflatten(0, (b, t))
+        update = (self.inner(coarse) - coarse).flatten(0, 1)
+        return x + F.interpolate(update, scale_factor=self.factor, mode="nearest").unflatten(0, (b, t))
+
+
+class BasicTemporalAttention(TemporalModule):
+    """x + MHSA_T(x) at every spatial position (causal when predicting)."""
+
+    def __init__(self, channels: int, heads: int, num_frames: int, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.attn = TemporalSelfAttention(channels, heads, num_frames)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tok = to_tokens(x)
+        mask = temporal_mask(tok.shape[1], self.causal, device=x.device)
+        return x + from_tokens(self.attn(tok, mask), x.shape)

@@ -1,0 +1,36 @@
+"""Multi-scale temporal attention: the same window seen at 1x, 2x and 4x temporal subsampling."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.temporal.attention import (
+    TemporalModule,
+    TemporalSelfAttention,
+    from_tokens,
+    temporal_mask,
+    to_tokens,
+)
+
+
+class MultiScaleTemporalAttention(TemporalModule):
+    """Attention restricted to frames 1, 2 or 4 apart (dilated masks keep every frame's output),
+    the three results fused by a linear layer and added to the input."""
+
+    def __init__(self, channels: int, heads: int, num_frames: int, causal: bool,
+                 scales: tuple[int, ...] = (1, 2, 4)) -> None:
+        super().__init__()
+        self.causal = causal
+        self.scales = scales
+        self.branches = nn.ModuleList(TemporalSelfAttention(channels, heads, num_frames) for _ in scales)
+        self.fuse = nn.Linear(channels * len(scales), channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tok = to_tokens(x)  # (N, T, C)
+        t = tok.shape[1]
+        outs = [
+            branch(tok, temporal_mask(t, self.causal, dilation=s, device=x.device))
+            for branch, s in zip(self.branches, self.scales, strict=True)
+        ]
+        return x + from_tokens(self.fuse(torch.cat(outs, dim=-1)), x.shape)

@@ -1,0 +1,165 @@
+"""The one rule that turns a frame sequence into scored windows and per-frame scores.
+
+Rule (the same for uploaded clips, evaluation and live cameras):
+- A sequence behaves as if its first frame had been shown for T-1 frames before it began, so the
+  first frames are scored from a full window whose earlier positions repeat frame 0.
+- A window of the last T frames is scored every `stride` frames, i.e. when frames stride-1,
+  2*stride-1, ... arrive; it publishes the scores of its last `stride` positions, which are
+  exactly the frames that arrived since the previous window. At the end of a clip, a last window
+  ends at the final frame and publishes the frames not yet published.
+- So every frame gets exactly one score, computed from itself and the frames before it only.
+- Published raw scores then pass a causal exponential smoother (cfg.score_smoothing) and are
+  normalised with the statistics stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from model.ocrgan import OCRGANVideo
+
+
+@dataclass
+class Window:
+    frames: torch.Tensor  # (T, C, H, W) preprocessed frames, oldest first
+    indices: list[int]  # indices of the frames this window publishes: its last len(indices) positions
+
+
+class WindowAssembler:
+    """Rolling T-frame buffer of one sequence; emits a Window every `stride` frames."""
+
+    def __init__(self, num_frames: int, stride: int) -> None:
+        if not 1 <= stride <= num_frames:
+            raise ValueError(f"stride must be in [1, {num_frames}]")
+        self.num_frames = num_frames
+        self.stride = stride
+        self.buffer: deque[torch.Tensor] = deque(maxlen=num_frames)
+        self.count = 0  # frames pushed so far (= index of the next frame)
+        self.pending = 0  # frames pushed since the last window
+
+    def push(self, frame: torch.Tensor) -> Window | None:
+        """Add one preprocessed frame (C, H, W); returns a window when one is due."""
+        if not self.buffer:
+            self.buffer.extend([frame] * (self.num_frames - 1))
+        self.buffer.append(frame)
+        self.count += 1
+        self.pending += 1
+        return self._emit() if self.pending == self.stride else None
+
+    def flush(self) -> Window | None:
+        """The last window of a finished sequence, if frames are still unpublished."""
+        return self._emit() if self.pending else None
+
+    def restart(self) -> None:
+        """Forget the buffered frames after a discontinuity (a reconnect); indices keep counting.
+        Frames pushed but not yet published are dropped with the buffer."""
+        self.buffer.clear()
+        self.pending = 0
+
+    def _emit(self) -> Window:
+        w = Window(torch.stack(list(self.buffer)), list(range(self.count - self.pending, self.count)))
+        self.pending = 0
+        return w
+
+
+@dataclass
+class WindowScores:
+    indices: list[int]
+    raw: torch.Tensor  # (n,) raw scores of the published frames, on the CPU
+    heatmaps: torch.Tensor | None  # (n, H, W) on the CPU, when asked for
+
+
+def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
+                  amp: bool = False) -> list[WindowScores]:
+    """Score a batch of windows (from any mix of sequences) in one forward pass."""
+    if not windows:
+        return []
+    device = next(model.parameters()).device
+    t = model.cfg.num_frames
+    k = max(len(w.indices) for w in windows)
+    clip = torch.stack([w.frames for w in windows]).to(device, non_blocking=True)  # (B, T, C, H, W)
+    ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
+    with torch.inference_mode(), ctx:
+        s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
+    raw = s.raw.float().cpu()
+    maps = s.heatmap.float().cpu() if heatmaps else None
+    out = []
+    for i, w in enumerate(windows):
+        n = len(w.indices)
+        out.append(WindowScores(w.indices, raw[i, k - n:], maps[i, k - n:] if maps is not None else None))
+    return out
+
+
+class ScorePostprocessor:
+    """Per-sequence causal smoothing, normalisation and thresholding of raw scores, in frame order."""
+
+    def __init__(self, alpha: float, mean: float, std: float, threshold: float) -> None:
+        self.alpha = alpha
+        self.mean = mean
+        self.std = std
+        self.threshold = threshold
+        self.state: float | None = None
+
+    @classmethod
+    def for_model(cls, model: OCRGANVideo) -> ScorePostprocessor:
+        return cls(model.cfg.score_smoothing, float(model.score_mean), float(model.score_std), float(model.threshold))
+
+    def __call__(self, raw: float) -> tuple[float, float, bool]:
+        """raw -> (smoothed score, normalised score, anomalous?)."""
+        self.state = raw if self.state is None else self.alpha * self.state + (1 - self.alpha) * raw
+        normalised = (self.state - self.mean) / self.std
+        return self.state, normalised, normalised > self.threshold
+
+
+def iter_clip_windows(frames: Iterable[torch.Tensor], num_frames: int, stride: int) -> Iterator[Window]:
+    """Windows of a finished sequence of preprocessed frames (C, H, W), by the rule above."""
+    asm = WindowAssembler(num_frames, stride)
+    for frame in frames:
+        w = asm.push(frame)
+        if w is not None:
+            yield w
+    last = asm.flush()
+    if last is not None:
+        yield last
+
+
+def iter_clip_scores(model: OCRGANVideo, frames: Iterable[torch.Tensor], stride: int | None = None,
+                     batch: int = 8, heatmaps: bool = False, amp: bool = False) -> Iterator[WindowScores]:
+    """Score a whole sequence, `batch` windows per forward pass; yields results in frame order."""
+    pending: list[Window] = []
+    for w in iter_clip_windows(frames, model.cfg.num_frames, stride or model.cfg.stride):
+        pending.append(w)
+        if len(pending) == batch:
+            yield from score_windows(model, pending, heatmaps, amp)
+            pending = []
+    yield from score_windows(model, pending, heatmaps, amp)
+
+
+@dataclass
+class ClipScores:
+    raw: torch.Tensor  # (N,) raw per-frame scores
+    score: torch.Tensor  # (N,) after causal smoothing
+    normalised: torch.Tensor  # (N,)
+    anomaly: torch.Tensor  # (N,) bool
+
+
+def score_clip(model: OCRGANVideo, frames: Iterable[torch.Tensor], stride: int | None = None,
+               batch: int = 8, amp: bool = False) -> ClipScores:
+    """Per-frame scores of a finished sequence: what evaluation and clip uploads both use."""
+    chunks = [r.raw for r in iter_clip_scores(model, frames, stride, batch, amp=amp)]
+    return postprocess(model, torch.cat(chunks) if chunks else torch.zeros(0))
+
+
+def postprocess(model: OCRGANVideo, raw: torch.Tensor) -> ClipScores:
+    """Apply the causal smoother, normalisation and threshold to one sequence's raw scores."""
+    post = ScorePostprocessor.for_model(model)
+    rows = [post(float(r)) for r in raw]
+    score = torch.tensor([r[0] for r in rows])
+    norm = torch.tensor([r[1] for r in rows])
+    anomaly = torch.tensor([r[2] for r in rows], dtype=torch.bool)
+    return ClipScores(raw, score, norm, anomaly)

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from model import OCRGANVideo
+from model.config import TEMPORAL_VARIANTS
+from tests.model.helpers import tiny_cfg
+
+
+@pytest.mark.parametrize("size", [64, 128, 256, (64, 96)])
+@pytest.mark.parametrize("variant", TEMPORAL_VARIANTS)
+def test_shapes_for_every_size_and_variant(size, variant):
+    cfg = tiny_cfg(isize=size, temporal=variant, num_frames=16, nc=3, ngf=4, ndf=4)
+    model = OCRGANVideo(cfg).eval()
+    clip = torch.rand(1, 16, 3, *cfg.hw) * 2 - 1
+    with torch.no_grad():
+        gen = model(clip)
+    assert gen.fake.shape == gen.fake_lap.shape == gen.fake_res.shape == clip.shape
+    assert torch.allclose(gen.fake, gen.fake_lap + gen.fake_res)
+    assert model.score(clip).shape == (1, 16)
+    assert model.anomaly_map(clip).shape == (1, 16, *cfg.hw)
+    assert model.score(clip, positions=slice(12, 16)).shape == (1, 4)
+
+
+@pytest.mark.parametrize("variant", TEMPORAL_VARIANTS)
+def test_prediction_never_sees_the_frame_it_predicts(variant):
+    cfg = tiny_cfg(temporal=variant)
+    model = OCRGANVideo(cfg).eval()
+    clip = torch.rand(1, cfg.num_frames, 1, *cfg.hw) * 2 - 1
+    t = 5
+    changed = clip.clone()
+    changed[:, t:] = torch.rand_like(changed[:, t:])
+    with torch.no_grad():
+        a, b = model(clip).fake, model(changed).fake
+    assert torch.allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)  # frame t predicted from frames < t
+    assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])
+
+
+def test_reconstruction_objective_uses_the_frame_itself():
+    model = OCRGANVideo(tiny_cfg(objective="reconstruct", temporal="none")).eval()
+    clip = torch.rand(1, 8, 1, 32, 32) * 2 - 1
+    changed = clip.clone()
+    changed[:, 3] = 0
+    with torch.no_grad():
+        assert not torch.allclose(model(clip).fake[:, 3], model(changed).fake[:, 3])
+
+
+def test_decoding_a_subset_of_positions_matches_decoding_all():
+    model = OCRGANVideo(tiny_cfg()).eval()
+    clip = torch.rand(2, 8, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        full = model(clip).fake
+        part = model(clip, positions=slice(4, 8)).fake
+    assert torch.allclose(full[:, 4:], part, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["full", "basic", "multiscale", "hierarchical", "adaptive", "none"])
+def test_gradients_reach_every_parameter(variant):
+    cfg = tiny_cfg(temporal=variant, isize=(64, 96))  # large enough for a pooled temporal level
+    model = OCRGANVideo(cfg).train()
+    clip = torch.rand(2, cfg.num_frames, 1, *cfg.hw) * 2 - 1
+    gen = model(clip)
+    logits, _feat, attended = model.discriminator(gen.fake)
+    loss = (gen.fake - gen.target).abs().mean() + logits.mean() + attended.pow(2).mean()
+    loss.backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().max() == 0]
+    assert dead == []
