@@ -40,6 +40,7 @@ class CheckpointInfo:
     score: dict[str, float]
     training: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    half: bool = False  # weights stored as fp16
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -85,6 +86,7 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
         "input_spec": input_spec(model.cfg),
         "score": score,
         "training": training or {},
+        "half": half,
         "sha256": digest,
     }
     meta = {"ocrgan": json.dumps(header)}
@@ -158,5 +160,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         score=header.get("score", {}),
         training=header.get("training", {}),
         sha256=header["sha256"],
+        half=bool(header.get("half", False)),
     )
     return model, info

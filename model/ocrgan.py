@@ -58,9 +58,11 @@ class OCRGANVideo(nn.Module):
             return torch.cat([clip[:, :1], clip[:, :-1]], dim=1)
         return clip
 
-    def forward(self, clip: torch.Tensor, positions: slice | None = None) -> Generated:
+    def forward(self, clip: torch.Tensor, positions: slice | None = None,
+                generator: nn.Module | None = None) -> Generated:
+        """`generator` replaces self.generator for this call (a distributed wrapper of it, in training)."""
         lap, res = self.split(self.generator_input(clip))
-        fake_lap, fake_res = self.generator(lap, res, positions)
+        fake_lap, fake_res = (generator or self.generator)(lap, res, positions)
         target = clip if positions is None else clip[:, positions]
         return Generated(fake_lap + fake_res, fake_lap, fake_res, target)
 

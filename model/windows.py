@@ -72,6 +72,8 @@ class WindowScores:
     indices: list[int]
     raw: torch.Tensor  # (n,) raw scores of the published frames, on the CPU
     heatmaps: torch.Tensor | None  # (n, H, W) on the CPU, when asked for
+    rec: torch.Tensor  # (n,) the score's reconstruction component
+    feat: torch.Tensor  # (n,) the score's discriminator-feature component
 
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
@@ -86,12 +88,13 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
     with torch.inference_mode(), ctx:
         s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
-    raw = s.raw.float().cpu()
+    raw, rec, feat = s.raw.float().cpu(), s.rec.float().cpu(), s.feat.float().cpu()
     maps = s.heatmap.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)
-        out.append(WindowScores(w.indices, raw[i, k - n:], maps[i, k - n:] if maps is not None else None))
+        hm = maps[i, k - n:] if maps is not None else None
+        out.append(WindowScores(w.indices, raw[i, k - n:], hm, rec[i, k - n:], feat[i, k - n:]))
     return out
 
 

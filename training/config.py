@@ -1,0 +1,91 @@
+"""Training configuration: a YAML/TOML file plus `key=value` overrides; typos fail loudly."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from model import OCRGANConfig
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: dict[str, Any] = Field(default_factory=dict)  # OCRGANConfig fields
+    epochs: int = Field(20, ge=1)
+    max_minutes: float | None = Field(None, gt=0)  # stop (cleanly, with a checkpoint) after this long
+    batch_size: int = Field(4, ge=1)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    train_stride: int = Field(4, ge=1)  # frames between training windows
+    adversarial: bool = True  # train the discriminator and use the adversarial terms
+    val_fraction: float = Field(0.125, gt=0, lt=1)  # of the normal training sequences, held out
+    val_every: int = Field(1, ge=1)  # epochs
+    select_by: Literal["pseudo_auc", "val_loss"] = "pseudo_auc"
+    threshold_quantile: float = Field(0.995, gt=0, lt=1)  # of normalised validation scores
+    checkpoint_every: int = Field(50, ge=1)  # steps between resumable checkpoints
+    nan_policy: Literal["stop", "skip"] = "stop"
+    max_skipped_steps: int = Field(20, ge=1)  # consecutive non-finite steps tolerated with "skip"
+    d_collapse_loss: float = Field(1e-5, ge=0)  # discriminator loss below this ...
+    d_collapse_steps: int = Field(20, ge=1)  # ... for this many steps: re-initialise it
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision on CUDA
+    workers: int = Field(2, ge=0)
+    threads: int | None = Field(None, ge=1)  # torch CPU threads
+    seed: int = 0
+    skip_bad_sequences: bool = False  # log and skip unreadable sequences instead of stopping
+    tensorboard: bool = False
+    half_checkpoint: bool = True  # final weights in fp16
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_valid(cls, v: dict[str, Any]) -> dict[str, Any]:
+        OCRGANConfig.from_dict(v)
+        return v
+
+    def model_cfg(self) -> OCRGANConfig:
+        return OCRGANConfig.from_dict(self.model)
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        tree = tree.setdefault(k, {})
+    tree[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """'model.ngf=16' -> ('model.ngf', 16); values are read as YAML scalars/lists."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like key=value")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    text = p.read_text()
+    if p.suffix.lower() == ".toml":
+        return tomllib.loads(text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a config file must hold a mapping")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    data = read_config_file(path) if path else {}
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set(data, key, value)
+    return TrainConfig.model_validate(data)
+
+
+def dump_config(cfg: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,390 @@
+"""`ocrgan train`: adversarial training on normal clips, validation-based selection, calibration."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model import OCRGANConfig, OCRGANVideo, save_checkpoint
+from model import losses as L
+from training import distributed
+from training.calibrate import calibrate
+from training.config import TrainConfig, dump_config
+from training.discover import find_sequences
+from training.frame_store import FrameStore
+from training.sequences import DataError, Sequence
+from training.state import load_state, rng_state, save_state, set_rng_state
+from training.validation import build_validation_set, pseudo_anomaly_auc, validation_loss
+from training.window_dataset import WindowDataset, window_ends
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def split_validation(seqs: list[Sequence], fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
+    """Hold out whole sequences (at least one); a single sequence gives up its last `fraction` of frames."""
+    if len(seqs) == 1:
+        s = seqs[0]
+        n_val = max(2, round(s.length * fraction))
+        if s.length - n_val < 2:
+            raise DataError(f"{s.source()}: {s.length} frames are too few to hold out validation frames")
+        cut = s.length - n_val
+        head = Sequence(s.name, s.frames[:cut], s.video, None, cut, s.offset)
+        tail = Sequence(f"{s.name}[val]", s.frames[cut:], s.video, None, n_val, s.offset + (cut if s.video else 0))
+        return [head], [tail]
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(seqs), generator=g).tolist()
+    n_val = max(1, round(len(seqs) * fraction))
+    val_idx = set(order[:n_val])
+    return [s for i, s in enumerate(seqs) if i not in val_idx], [s for i, s in enumerate(seqs) if i in val_idx]
+
+
+def reset_parameters(module: nn.Module) -> None:
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+@dataclass
+class Progress:
+    epoch: int = 0
+    step: int = 0  # optimiser steps done
+    step_in_epoch: int = 0
+    best: float = -math.inf  # selection score (higher is better)
+    best_epoch: int = -1
+    elapsed_s: float = 0.0
+    d_low_steps: int = 0
+    d_reinits: int = 0
+    skipped_steps: int = 0
+    consecutive_skips: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.mcfg: OCRGANConfig = cfg.model_cfg()
+        self.run_dir = Path(run_dir)
+        self.data = str(data)
+        want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device=cuda was asked for, but CUDA is not available")
+        self.dist = distributed.init("cuda" if want_cuda else "cpu")
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if want_cuda else "cpu")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        torch.manual_seed(cfg.seed)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        state_path = self.run_dir / "last.state"
+        state = load_state(state_path) if resume and state_path.exists() else None
+        if resume and state is None:
+            log.warning("--resume: no %s yet, starting from scratch", state_path)
+
+        seqs = find_sequences(data, "train")
+        train_seqs, val_seqs = split_validation(seqs, cfg.val_fraction, cfg.seed)
+        log.info("training on %d sequences, validating on %d (%s)", len(train_seqs), len(val_seqs),
+                 ", ".join(s.name for s in val_seqs))
+        self.train_store = FrameStore(train_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding train")
+        self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val")
+        ends = window_ends(self.train_store, self.mcfg.num_frames, cfg.train_stride)
+        if not ends:
+            raise DataError(f"{data}: no training windows (sequences too short)")
+        self.dataset = WindowDataset(self.train_store, ends, self.mcfg.num_frames, cfg.seed)
+        self.val_set = build_validation_set(self.val_store, self.mcfg.num_frames, self.mcfg.stride)
+
+        self.model = OCRGANVideo(self.mcfg).to(self.device)
+        g, d = self.model.generator, self.model.discriminator
+        self.g_train: nn.Module = g
+        self.d_train: nn.Module = d
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DDP(g, device_ids=ids)
+            self.d_train = DDP(d, device_ids=ids)
+        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.batches_per_epoch = math.ceil(len(self.dataset) / (cfg.batch_size * self.dist.world))
+        total = cfg.epochs * self.batches_per_epoch
+        self.sched_g = self._scheduler(self.opt_g, total)
+        self.sched_d = self._scheduler(self.opt_d, total)
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.progress = Progress()
+        self._t0 = time.time()
+        if state is not None:
+            self._restore(state)
+            log.info("resumed at epoch %d, step %d", self.progress.epoch, self.progress.step)
+        if self.dist.main:
+            dump_config(cfg, self.run_dir / "config.yaml")
+        self.writer = None
+        if cfg.tensorboard and self.dist.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _scheduler(self, opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.cfg.lr_schedule == "cosine":
+            floor = 0.05 * opt.defaults["lr"]
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1), eta_min=floor)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    # --- state ---------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        p = self.progress
+        return {
+            "model": self.model.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+            "progress": {**{k: v for k, v in vars(p).items() if k != "history"}, "elapsed_s": self.elapsed()},
+            "history": json.dumps(p.history),
+            "rng": rng_state(),
+            "config": json.dumps(self.cfg.model_dump(mode="json")),
+        }
+
+    def _restore(self, state: dict) -> None:
+        saved_cfg = json.loads(state["config"])
+        if saved_cfg != self.cfg.model_dump(mode="json"):
+            log.warning("the configuration differs from the one the run started with; continuing with the new one")
+        self.model.load_state_dict(state["model"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.progress = Progress(**state["progress"], history=json.loads(state["history"]))
+        set_rng_state(state["rng"])
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, across resumed runs."""
+        return self.progress.elapsed_s + time.time() - self._t0
+
+    def save(self) -> None:
+        if self.dist.main:
+            save_state(self._state(), self.run_dir / "last.state")
+
+    # --- one step ------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.float16) if self.amp else nullcontext()
+
+    def _finite(self, name: str, loss: torch.Tensor) -> bool:
+        ok = distributed.all_true(bool(torch.isfinite(loss).item()), self.dist)
+        if ok:
+            return True
+        p = self.progress
+        if self.cfg.nan_policy == "stop":
+            raise TrainingDiverged(
+                f"step {p.step}: the {name} loss became {loss.item()}; the last good state is "
+                f"{self.run_dir / 'last.state'} (lower the learning rate, or set nan_policy=skip)"
+            )
+        p.skipped_steps += 1
+        p.consecutive_skips += 1
+        log.warning("step %d: non-finite %s loss, step skipped (%d in a row)", p.step, name, p.consecutive_skips)
+        if p.consecutive_skips > self.cfg.max_skipped_steps:
+            raise TrainingDiverged(f"{p.consecutive_skips} consecutive non-finite steps; stopping")
+        return False
+
+    def train_step(self, clip: torch.Tensor, forged: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+        cfg, m, mc = self.cfg, self.model, self.mcfg
+        m.train()
+        clip, forged, mask = (x.to(self.device, non_blocking=True) for x in (clip, forged, mask))
+        b = clip.shape[0]
+        sl = slice(1, None) if mc.objective == "predict" else slice(None)
+        with self._autocast():
+            gen = m(clip, generator=self.g_train)
+        out: dict[str, float] = {}
+        if cfg.adversarial:
+            with self._autocast():
+                logits, _, _ = self.d_train(torch.cat([clip, gen.fake.detach(), forged]))
+                real, fake, aug = logits.float().split(b)
+                loss_d = L.adversarial_d(real, fake, aug, mask)
+            if self._finite("discriminator", loss_d):
+                self.opt_d.zero_grad(set_to_none=True)
+                self.scaler_d.scale(loss_d).backward()
+                self.scaler_d.step(self.opt_d)
+                self.scaler_d.update()
+                out["loss_d"] = loss_d.item()
+                self._watch_discriminator(loss_d.item())
+            else:
+                self.opt_d.zero_grad(set_to_none=True)
+        d = m.discriminator
+        d.requires_grad_(False)
+        try:
+            with self._autocast():
+                logits, _, att = d(torch.cat([gen.fake, clip]))
+                fake_logits, _ = logits.float().split(b)
+                att_fake, att_real = att.float().split(b)
+                fake, real = gen.fake.float(), clip.float()
+                terms = {
+                    "rec": L.reconstruction(fake[:, sl], real[:, sl]),
+                    "tc": L.temporal_consistency(real[:, sl], fake[:, sl], att_real[:, sl].detach(), att_fake[:, sl]),
+                    "tm": L.temporal_motion(real[:, sl], fake[:, sl]),
+                    "reg": L.attention_regularisation(m.attention_maps()).to(self.device),
+                }
+                loss_g = (mc.w_con * terms["rec"] + mc.w_temporal_consistency * terms["tc"]
+                          + mc.w_temporal_motion * terms["tm"] + mc.w_temporal_reg * terms["reg"])
+                if cfg.adversarial:
+                    terms["adv"] = L.adversarial_g(fake_logits)
+                    terms["lat"] = L.feature_matching(att_real.detach(), att_fake)
+                    loss_g = loss_g + mc.w_adv * terms["adv"] + mc.w_lat * terms["lat"]
+        finally:
+            d.requires_grad_(True)
+        if self._finite("generator", loss_g):
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(loss_g).backward()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
+            self.progress.consecutive_skips = 0
+            out["loss_g"] = loss_g.item()
+            out.update({k: v.item() for k, v in terms.items()})
+        else:
+            self.opt_g.zero_grad(set_to_none=True)
+        self.sched_g.step()
+        self.sched_d.step()
+        return out
+
+    def _watch_discriminator(self, loss_d: float) -> None:
+        """Re-initialise a discriminator that has won outright (its loss ~0 gives the generator nothing)."""
+        p = self.progress
+        p.d_low_steps = p.d_low_steps + 1 if loss_d < self.cfg.d_collapse_loss else 0
+        if p.d_low_steps >= self.cfg.d_collapse_steps:
+            log.warning("step %d: discriminator loss below %g for %d steps; re-initialising it",
+                        p.step, self.cfg.d_collapse_loss, p.d_low_steps)
+            reset_parameters(self.model.discriminator)
+            self.opt_d.state.clear()
+            p.d_low_steps = 0
+            p.d_reinits += 1
+
+    # --- loop ----------------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
+        perm = torch.randperm(len(self.dataset), generator=g).tolist()
+        mine = perm[self.dist.rank:: self.dist.world]
+        bs = self.cfg.batch_size
+        return [mine[a:a + bs] for a in range(0, len(mine), bs)][: self.batches_per_epoch]
+
+    def _out_of_time(self) -> bool:
+        if self.cfg.max_minutes is None:
+            return False
+        return not distributed.all_true(self.elapsed() < self.cfg.max_minutes * 60, self.dist)
+
+    def run(self) -> Path | None:
+        cfg, p = self.cfg, self.progress
+        self._t0 = time.time()
+        stop = False
+        bar = tqdm(total=cfg.epochs * self.batches_per_epoch, initial=p.step, unit="step", disable=not self.dist.main,
+                   dynamic_ncols=True)
+        while p.epoch < cfg.epochs and not stop:
+            self.dataset.epoch = p.epoch
+            batches = self._epoch_batches(p.epoch)[p.step_in_epoch:]
+            loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=cfg.workers,
+                                pin_memory=self.device.type == "cuda")
+            sums: dict[str, float] = {}
+            count = 0
+            for clip, forged, mask in loader:
+                out = self.train_step(clip, forged, mask)
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                p.step += 1
+                p.step_in_epoch += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("loss_g", "loss_d", "rec")},
+                                epoch=p.epoch)
+                if p.step % cfg.checkpoint_every == 0:
+                    self.save()
+                if self._out_of_time():
+                    log.info("time budget of %.1f minutes reached at step %d", cfg.max_minutes, p.step)
+                    stop = True
+                    break
+            means = {k: v / max(count, 1) for k, v in sums.items()}
+            if not stop:
+                p.epoch += 1
+                p.step_in_epoch = 0
+            if stop or p.epoch % cfg.val_every == 0 or p.epoch == cfg.epochs:
+                self._validate(means)
+            self.save()
+        bar.close()
+        p.elapsed_s = self.elapsed()
+        result = self._finish() if self.dist.main else None
+        distributed.barrier(self.dist)
+        distributed.shutdown(self.dist)
+        return result
+
+    def _validate(self, means: dict[str, float]) -> None:
+        p = self.progress
+        row = {"epoch": p.epoch, "step": p.step, **{k: round(v, 6) for k, v in means.items()},
+               "lr_g": self.sched_g.get_last_lr()[0], "seconds": round(self.elapsed(), 1)}
+        if self.dist.main:
+            row["val_loss"] = validation_loss(self.model, self.val_set)
+            row["pseudo_auc"] = pseudo_anomaly_auc(self.model, self.val_set)
+            score = row["pseudo_auc"] if self.cfg.select_by == "pseudo_auc" else -row["val_loss"]
+            if score > p.best or p.best_epoch < 0:
+                p.best, p.best_epoch = score, p.epoch
+                save_checkpoint(self.model, self.run_dir / "best.safetensors",
+                                training={"epoch": p.epoch, "step": p.step, "selection": self.cfg.select_by,
+                                          "selection_score": score})
+            row["best_epoch"] = p.best_epoch
+            log.info("epoch %d: %s", p.epoch, {k: v for k, v in row.items() if k != "epoch"})
+            self._log_row(row)
+        distributed.barrier(self.dist)
+        p.history.append(row)
+
+    def _log_row(self, row: dict) -> None:
+        path = self.run_dir / "log.csv"
+        rows = []
+        if path.exists():
+            with path.open() as f:
+                rows = list(csv.DictReader(f))
+        rows.append({k: str(v) for k, v in row.items()})
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        if self.writer is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k not in ("epoch", "step"):
+                    self.writer.add_scalar(k, v, row["step"])
+
+    def _finish(self) -> Path:
+        """Best weights, calibrated on the validation clips, written with their provenance."""
+        best = self.run_dir / "best.safetensors"
+        from model import load_checkpoint
+
+        model, info = load_checkpoint(best, self.device)
+        stats = calibrate(model, (self.val_store.sequence(i).float() for i in range(len(self.val_store.sequences))),
+                          self.cfg.threshold_quantile)
+        p = self.progress
+        training = {
+            "data": self.data,
+            "train_sequences": [s.name for s in self.train_store.sequences],
+            "val_sequences": [s.name for s in self.val_store.sequences],
+            "epochs": p.epoch, "steps": p.step, "wall_seconds": round(p.elapsed_s, 1),
+            "best_epoch": info.training.get("epoch"), "selection": self.cfg.select_by,
+            "selection_score": info.training.get("selection_score"),
+            "calibration": stats, "device": str(self.device), "world_size": self.dist.world,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "train_config": self.cfg.model_dump(mode="json"),
+        }
+        out = self.run_dir / "model.safetensors"
+        save_checkpoint(model, out, training=training, half=self.cfg.half_checkpoint)
+        log.info("wrote %s (best epoch %s, threshold %.3g)", out, info.training.get("epoch"), stats["threshold"])
+        return out
