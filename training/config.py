@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +66,11 @@ def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like key=value")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)  # YAML 1.1 reads 1e-3 as a string
+    return key.strip(), value
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
