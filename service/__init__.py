@@ -1,0 +1,1 @@
+"""The inference service: clip scoring, live camera streams, WebSocket/REST publishing, metrics, a web page."""

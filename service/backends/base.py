@@ -1,0 +1,84 @@
+"""The backend interface: where the camera registry lives, where published messages go (history and
+other subscribers), and how replicas share cameras. One implementation per file."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+Message = dict[str, Any]
+Deliver = Callable[[list[Message]], None]
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot be reached right now (callers keep scoring and retry later)."""
+
+
+class Backend(ABC):
+    name: str
+    replica_id: str
+    shared = False  # other replicas read what this one writes (status, snapshots)
+
+    def start(self, deliver: Deliver) -> None:
+        """Begin background work; `deliver` receives messages published by other replicas."""
+        return None
+
+    def close(self) -> None:
+        """Stop background work and release connections."""
+        return None
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when reachable (for /readyz)."""
+
+    # --- registry: the specs of registered cameras, as JSON-able dicts ----------------------------
+    @abstractmethod
+    def load_specs(self) -> dict[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def save_spec(self, spec: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def delete_spec(self, stream_id: str) -> None: ...
+
+    # --- publishing ------------------------------------------------------------------------------
+    @abstractmethod
+    def publish(self, messages: list[Message]) -> None:
+        """Record and fan out messages; never blocks the caller, never raises."""
+
+    @abstractmethod
+    def history(self, stream_id: str, since: float | None, limit: int) -> list[Message]:
+        """Recent messages of a camera with timestamp > since, oldest first, at most `limit` (the newest)."""
+
+    @abstractmethod
+    def forget(self, stream_id: str) -> None:
+        """Drop a deleted camera's history, status and snapshot."""
+
+    # --- sharing cameras between replicas --------------------------------------------------------
+    def heartbeat(self) -> int:
+        """Announce this replica; returns how many replicas are alive."""
+        return 1
+
+    def claim(self, stream_id: str) -> bool:
+        """Take or renew the lease on a camera; False when another replica holds it."""
+        return True
+
+    def release(self, stream_id: str) -> None:
+        """Give up the lease (the camera was deleted, or is handed to another replica)."""
+        return None
+
+    def put_status(self, views: dict[str, dict[str, Any]]) -> None:
+        """Share the status of the cameras this replica scores."""
+        return None
+
+    def get_status(self) -> dict[str, dict[str, Any]]:
+        """Status of all cameras as last shared by their replicas."""
+        return {}
+
+    def put_snapshot(self, stream_id: str, jpeg: bytes) -> None:
+        """Share a camera's latest snapshot."""
+        return None
+
+    def get_snapshot(self, stream_id: str) -> bytes | None:
+        return None

@@ -1,0 +1,132 @@
+"""`ocrgan serve`, `ocrgan score FILE`, `ocrgan demo` (argument parsing; the work is imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)
+
+
+def _settings(args: argparse.Namespace, **extra):
+    """Settings from the environment / .env, with the command line on top."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    given = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
+    try:
+        return Settings(**given, **extra)
+    except (ValidationError, ValueError) as e:
+        raise SystemExit(f"ocrgan: invalid settings:\n{e}") from None
+
+
+def _load(settings):
+    """The model, or None after printing why the checkpoint cannot be used."""
+    from model import CheckpointError
+    from service.model_host import ModelHost
+
+    try:
+        return ModelHost.load(settings)
+    except (CheckpointError, ValueError, RuntimeError) as e:
+        logging.getLogger("ocrgan").error("cannot start: %s", e)
+        return None
+
+
+def run_server(settings, host) -> None:
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(settings, host), host=settings.host, port=settings.port, log_level=settings.log_level,
+                ws="websockets-sansio", access_log=settings.log_level == "debug")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    host = _load(settings)
+    if host is None:
+        return 2
+    run_server(settings, host)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from service.clips import ClipLimits, inline_runner, score_file
+    from service.errors import ServiceError
+
+    settings = _settings(args)
+    _logging("warning" if args.json else settings.log_level)
+    host = _load(settings)
+    if host is None:
+        return 2
+    limits = ClipLimits(settings.upload_max_frames, settings.upload_max_pixels, settings.upload_max_side)
+    try:
+        result = score_file(Path(args.file), host, limits, host.stride, args.heatmaps, settings.heatmap_grid,
+                            inline_runner(host, settings.clip_batch))
+    except ServiceError as e:
+        print(f"ocrgan score: {args.file}: {e.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    frames = result["frames"]
+    flagged = [f["index"] for f in frames if f["anomaly"]]
+    peak = max(frames, key=lambda f: f["normalised"])
+    print(f"{args.file}: {result['num_frames']} frames, {result['width']}x{result['height']}, "
+          f"{result['fps'] or 0:.2f} fps, scored in {result['elapsed_ms'] / 1000:.2f}s")
+    print(f"threshold {host.threshold:.3f} (normalised); peak {peak['normalised']:.3f} at frame {peak['index']}")
+    print(f"anomalous frames: {len(flagged)}" + (f" ({_ranges(flagged)})" if flagged else ""))
+    return 0
+
+
+def _ranges(indices: list[int]) -> str:
+    out, start = [], None
+    for i, v in enumerate(indices):
+        if start is None:
+            start = v
+        if i + 1 == len(indices) or indices[i + 1] != v + 1:
+            out.append(f"{start}" if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(out)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return run_demo(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="run the inference service (REST, WebSocket, cameras, metrics, page)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--checkpoint", type=Path)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--redis-url", dest="redis_url")
+    s.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    s.set_defaults(func=_serve)
+
+    c = sub.add_parser("score", help="score a video file frame by frame, as POST /score does")
+    c.add_argument("file")
+    c.add_argument("--checkpoint", type=Path)
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    c.add_argument("--stride", type=int)
+    c.add_argument("--json", action="store_true", help="print the full JSON result")
+    c.add_argument("--heatmaps", action="store_true", help="add coarse per-frame anomaly maps (with --json)")
+    c.set_defaults(func=_score)
+
+    d = sub.add_parser("demo", help="serve the shipped model on a bundled looping camera; open the printed URL")
+    d.add_argument("--host")
+    d.add_argument("--port", type=int)
+    d.add_argument("--checkpoint", type=Path)
+    d.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    d.set_defaults(func=_demo)

@@ -1,0 +1,96 @@
+"""WebSocket fan-out: every client has a bounded queue; a slow client loses its oldest messages (counted)
+and never delays the others or the scorer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from service.metrics import Metrics
+
+log = logging.getLogger("ocrgan.ws")
+
+
+class Client:
+    def __init__(self, stream_id: str | None, size: int) -> None:
+        self.stream_id = stream_id  # None = every camera
+        self.queue: deque[dict[str, Any]] = deque(maxlen=size)
+        self.ready = asyncio.Event()
+        self.dropped = 0
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """Queue a message; False when the oldest one had to go."""
+        full = len(self.queue) == self.queue.maxlen
+        self.queue.append(message)
+        self.ready.set()
+        if full:
+            self.dropped += 1
+        return not full
+
+
+class Hub:
+    def __init__(self, metrics: Metrics, queue_size: int) -> None:
+        self.metrics = metrics
+        self.queue_size = queue_size
+        self.clients: set[Client] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def publish_threadsafe(self, messages: list[dict[str, Any]]) -> None:
+        """From any thread: hand messages to the event loop (no-op before start-up or after shutdown)."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or not self.clients:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed in between
+            loop.call_soon_threadsafe(self._dispatch, messages)
+
+    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
+        for client in self.clients:
+            dropped = 0
+            for m in messages:
+                if (client.stream_id is None or m.get("stream_id") == client.stream_id) and not client.offer(m):
+                    dropped += 1
+            if dropped:
+                self.metrics.ws_dropped.inc(dropped)
+
+    async def serve(self, ws: WebSocket, stream_id: str | None, hello: dict[str, Any]) -> None:
+        """Run one accepted client until it disconnects."""
+        client = Client(stream_id, self.queue_size)
+        self.clients.add(client)
+        self.metrics.ws_clients.set(len(self.clients))
+        client.offer(hello)
+        sender = asyncio.create_task(self._send(ws, client))
+        receiver = asyncio.create_task(self._receive(ws))
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.clients.discard(client)
+            self.metrics.ws_clients.set(len(self.clients))
+
+    async def _send(self, ws: WebSocket, client: Client) -> None:
+        while True:
+            await client.ready.wait()
+            client.ready.clear()
+            while client.queue:
+                message = client.queue.popleft()
+                if client.dropped:
+                    message = {**message, "dropped": client.dropped}  # tell the client it missed some
+                    client.dropped = 0
+                await ws.send_json(message)
+
+    async def _receive(self, ws: WebSocket) -> None:
+        """Read (and ignore) what the client sends, to notice when it goes away."""
+        with contextlib.suppress(WebSocketDisconnect):
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass

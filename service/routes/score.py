@@ -1,0 +1,55 @@
+"""POST /score: per-frame anomaly scores of an uploaded clip (multipart field `file`, or the raw body)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from service.clips import ClipLimits, score_file
+from service.deps import ApiKey, ServicesDep
+from service.errors import ServiceError
+from service.uploads import receive_upload
+
+router = APIRouter(tags=["clips"])
+
+BINARY = {"type": "string", "format": "binary"}
+UPLOAD_DOC = {"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": BINARY}}},
+    "application/octet-stream": {"schema": BINARY},
+}}}
+
+
+@router.post("/score", dependencies=[ApiKey], openapi_extra=UPLOAD_DOC)
+async def score(request: Request, svc: ServicesDep,
+                heatmaps: Annotated[bool, Query(description="add a coarse anomaly map per frame")] = False,
+                stride: Annotated[int | None, Query(ge=1, description="default: the service's stride")] = None
+                ) -> JSONResponse:
+    """Decode the clip with PyAV and score every frame the way `ocrgan eval` does."""
+    started = time.perf_counter()
+    s = svc.settings
+    fd, tmp = tempfile.mkstemp(prefix="ocrgan-upload-", suffix=".bin", dir=s.upload_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            await receive_upload(request, out, s.upload_max_bytes)
+        if stride is not None and stride > svc.host.model.cfg.num_frames:
+            raise ServiceError(422, f"stride must be in [1, {svc.host.model.cfg.num_frames}] for this model")
+        limits = ClipLimits(s.upload_max_frames, s.upload_max_pixels, s.upload_max_side)
+        result = await anyio.to_thread.run_sync(
+            lambda: score_file(Path(tmp), svc.host, limits, stride or svc.host.stride, heatmaps, s.heatmap_grid,
+                               svc.scorer.run_clip, started),
+            limiter=request.app.state.clip_limiter,
+        )
+    except ServiceError as e:
+        svc.metrics.score_requests.labels(str(e.status)).inc()
+        return JSONResponse({"detail": e.message}, status_code=e.status)
+    finally:
+        os.unlink(tmp)
+    svc.metrics.score_requests.labels("200").inc()
+    return JSONResponse(result)

@@ -1,0 +1,103 @@
+"""Service settings, from OCRGAN_* environment variables or a .env file; unknown keys fail loudly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_CHECKPOINT = ASSETS / "default.safetensors"
+
+
+def state_dir() -> Path:
+    """Where the embedded backend keeps its files ($XDG_STATE_HOME/ocrgan)."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ocrgan"
+
+
+class Settings(BaseSettings):
+    """Unknown keyword arguments and unknown OCRGAN_* keys in .env are errors (other .env keys are left alone)."""
+
+    model_config = SettingsConfigDict(env_prefix="OCRGAN_", env_file=".env", extra="ignore")
+
+    def __init__(self, **values) -> None:
+        unknown = sorted(k for k in values if k not in type(self).model_fields and not k.startswith("_"))
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}")
+        super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        prefix = "ocrgan_"
+        typos = sorted(k.upper() for k in getattr(dotenv_settings, "env_vars", {})
+                       if k.startswith(prefix) and k[len(prefix):] not in cls.model_fields)
+        if typos:
+            raise ValueError(f"unknown settings in .env: {', '.join(typos)}")
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    # --- model and scoring ---------------------------------------------------------------------
+    checkpoint: Path = DEFAULT_CHECKPOINT  # the safetensors checkpoint to serve
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
+    torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU; 0 = leave torch's default
+    stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's
+    max_batch: int = Field(8, ge=1)  # windows per forward pass, across cameras
+    max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
+    clip_batch: int = Field(8, ge=1)  # windows per forward pass for uploaded clips
+    # --- backend ---------------------------------------------------------------------------------
+    redis_url: str | None = None  # None = embedded backend (in-process bus, registry file)
+    redis_prefix: str = "ocrgan"  # key and channel prefix in Redis
+    registry_path: Path = Field(default_factory=lambda: state_dir() / "streams.json")  # embedded registry
+    history_length: int = Field(3000, ge=10)  # score messages kept per camera (both backends)
+    lease_seconds: float = Field(10.0, gt=0)  # Redis camera lease; a dead replica's cameras move after it
+    replica_id: str | None = None  # default: hostname-pid-random
+    # --- security --------------------------------------------------------------------------------
+    api_key: str | None = None  # None = open; else required on mutating routes and WebSockets
+    allowed_schemes: list[str] = ["rtsp", "rtsps", "http", "https"]  # stream URL schemes
+    allow_file_sources: bool = False  # file:// URLs and local paths as streams
+    allow_private_addresses: bool = True  # RFC 1918 / ULA hosts (where LAN cameras live)
+    allow_loopback: bool = False  # 127.0.0.0/8, ::1, localhost
+    allow_link_local: bool = False  # 169.254.0.0/16, fe80::/10 and cloud metadata endpoints
+    # --- uploads (POST /score) -------------------------------------------------------------------
+    upload_max_bytes: int = Field(256 * 1024 * 1024, ge=1)
+    upload_max_frames: int = Field(10_000, ge=1)
+    upload_max_pixels: int = Field(4096 * 2304, ge=1)  # width * height
+    upload_max_side: int = Field(4096, ge=16)
+    heatmap_grid: tuple[int, int] = (12, 16)  # rows, cols of the coarse per-frame heatmaps in /score
+    max_concurrent_clips: int = Field(2, ge=1)  # clips decoded and scored at once; more requests wait
+    upload_dir: Path | None = None  # where uploads are spooled; None = the system temp dir
+    # --- camera streams --------------------------------------------------------------------------
+    stream_fps: float = Field(10.0, gt=0, le=120)  # default sampling rate of a camera
+    watchdog_seconds: float = Field(10.0, gt=0)  # no frame for this long -> reconnect
+    open_timeout_seconds: float = Field(10.0, gt=0)
+    reconnect_base_seconds: float = Field(1.0, gt=0)
+    reconnect_cap_seconds: float = Field(30.0, gt=0)
+    max_failures: int = Field(0, ge=0)  # consecutive failed connects before "failed"; 0 = retry forever
+    max_pending_windows: int = Field(2, ge=1)  # per camera, queued for the scorer; beyond: frames dropped
+    prescale: bool = True  # let the decoder shrink big frames to 2x the model size before preprocess()
+    snapshot_interval_seconds: float = Field(1.0, gt=0)  # how often a window also computes its heatmap
+    calibration_frames: int = Field(250, ge=10)  # warm-up of a camera's own score statistics
+    event_start_frames: int = Field(3, ge=1)  # consecutive anomalous frames that open an event
+    event_end_frames: int = Field(10, ge=1)  # consecutive normal frames that close it
+    ws_queue: int = Field(1000, ge=10)  # messages buffered per WebSocket client before dropping
+    # --- server ----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [s.lower() for s in v]
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Settings:
+        if self.reconnect_cap_seconds < self.reconnect_base_seconds:
+            raise ValueError("reconnect_cap_seconds must be >= reconnect_base_seconds")
+        return self

@@ -1,0 +1,50 @@
+"""Files that are not usable clips, made by the tests: audio only, zero frames, still images, garbage."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        for _ in range(10):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate = 16000
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def zero_frames(path: Path) -> Path:
+    """A Matroska file with an H.264 video stream and no frame (ffmpeg writes the header)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25",
+                    "-frames:v", "0", "-c:v", "libx264", str(path)], check=True)
+    return path
+
+
+def still_image(path: Path) -> Path:
+    cv2.imwrite(str(path), np.full((48, 64), 128, np.uint8))
+    return path
+
+
+def garbage_frames(path: Path, good: Path) -> Path:
+    """A valid container and H.264 stream header (from `good`) whose every packet is random bytes."""
+    rng = np.random.default_rng(0)
+    with av.open(str(good)) as src, av.open(str(path), "w", format="matroska") as dst:
+        stream = src.streams.video[0]
+        out = dst.add_stream_from_template(stream)
+        for p in src.demux(stream):
+            if p.size == 0:
+                continue
+            q = av.Packet(rng.integers(0, 255, p.size, dtype=np.uint8).tobytes())
+            q.pts, q.dts, q.time_base, q.stream = p.pts, p.dts, p.time_base, out
+            dst.mux(q)
+    return path

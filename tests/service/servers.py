@@ -1,0 +1,177 @@
+"""Real servers for the service tests: the app under uvicorn (in a thread, or as a subprocess), Redis and a
+loopback RTSP server (gst-rtsp-server under the system python), each stoppable and restartable."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until check() returns something truthy; returns it, or fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # the thing polled may not be up yet
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})"
+                                                                               if last_error else ""))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LiveApp:
+    """The app under a real uvicorn server in a background thread, on a free port."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.exit_code: int | None = None
+        self.thread = threading.Thread(target=self._run, name="uvicorn-test", daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started or not self.thread.is_alive(), 30, what="uvicorn start-up")
+        if not self.server.started:
+            raise RuntimeError("the app failed to start")
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit as e:  # uvicorn's way to report a failed start-up
+            self.exit_code = e.code
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class AppProcess:
+    """`ocrgan serve` as a subprocess (a replica that can be killed outright)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        full = {**os.environ, **env, "OCRGAN_PORT": str(self.port), "OCRGAN_HOST": "127.0.0.1"}
+        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "serve"], env=full, stdout=self._out,
+                                     stderr=subprocess.STDOUT, cwd=HERE.parent.parent)
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        wait_for(lambda: self.proc.poll() is not None or self._ready(), 60, what="ocrgan serve start-up")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"ocrgan serve exited: {log.read_text()[-2000:]}")
+
+    def _ready(self) -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return self.client.get("/healthz").status_code == 200
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, leases are left to expire."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.client.close()
+        self._out.close()
+
+
+class ManagedProcess:
+    """A server process on a fixed port that can be killed and started again on the same port."""
+
+    def __init__(self, argv: list[str], port: int, ready: Callable[[], bool], log: Path) -> None:
+        self.argv, self.port, self.ready, self.log = argv, port, ready, log
+        self.proc: subprocess.Popen | None = None
+        self._out = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self._out = open(self.log, "ab")  # noqa: SIM115 - closed in kill()
+        self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        try:
+            wait_for(lambda: self.proc.poll() is not None or self.ready(), timeout, what=self.argv[0])
+        except AssertionError:
+            self.kill()
+            raise
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.argv[0]} exited: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        wait_for(lambda: not _port_open(self.port), 10, what=f"port {self.port} to close")
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+def redis_server(tmp: Path) -> ManagedProcess:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (scripts/system-deps.sh)")
+    port = free_port()
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(tmp)]
+    return ManagedProcess(argv, port, lambda: _port_open(port), tmp / "redis.log")
+
+
+def rtsp_server(tmp: Path, mounts: str = "cam", size: str = "96x64", fps: int = 10) -> ManagedProcess:
+    """The loopback RTSP server; rtsp://127.0.0.1:<port>/<mount> for each mount."""
+    if not Path(SYSTEM_PYTHON).exists():
+        raise RuntimeError("the system python with python3-gi is needed (scripts/system-deps.sh)")
+    port = free_port()
+    argv = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(port), "--mounts", mounts, "--size", size,
+            "--fps", str(fps)]
+    return ManagedProcess(argv, port, lambda: _port_open(port), tmp / "rtsp.log")

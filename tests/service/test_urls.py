@@ -1,0 +1,72 @@
+"""Stream URL policy and credential redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import ServiceError
+from service.settings import Settings
+from service.urls import check_stream_url, redact
+
+
+@pytest.fixture
+def settings():
+    return Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("url", [
+    "rtsp://10.0.0.5:554/stream1", "rtsps://192.168.1.20/live", "http://172.16.3.4/video.mjpg",
+    "https://8.8.8.8/cam.m3u8", "RTSP://10.0.0.5/x",
+])
+def test_allowed(settings, url):
+    target = check_stream_url(url, settings)
+    assert not target.is_file and target.url.lower() == url.lower()
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("file:///etc/passwd", "file sources"),
+    ("/dev/video0", "file sources"),
+    ("relative/clip.mp4", "file sources"),
+    ("ftp://10.0.0.5/x", "scheme 'ftp'"),
+    ("gopher://10.0.0.5/x", "scheme 'gopher'"),
+    ("rtmp://10.0.0.5/x", "scheme 'rtmp'"),
+    ("http://169.254.169.254/latest/meta-data", "link-local"),
+    ("http://[fd00:ec2::254]/latest", "link-local"),
+    ("http://metadata.google.internal/computeMetadata", "metadata"),
+    ("rtsp://[::ffff:169.254.1.1]/x", "link-local"),
+    ("rtsp://169.254.10.10/x", "link-local"),
+    ("rtsp://127.0.0.1:8554/cam", "loopback"),
+    ("rtsp://localhost/cam", "loopback"),
+    ("rtsp://[::1]/cam", "loopback"),
+    ("rtsp://0.0.0.0/cam", "loopback"),
+    ("rtsp:///nohost", "no host"),
+    ("rtsp://10.0.0.5/x\r\nInjected: 1", "control characters"),
+])
+def test_refused(settings, url, words):
+    with pytest.raises(ServiceError) as e:
+        check_stream_url(url, settings)
+    assert e.value.status == 422 and words in e.value.message
+
+
+def test_permissions(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    s = Settings(_env_file=None, allow_file_sources=True, allow_loopback=True, allow_link_local=True,
+                 allow_private_addresses=False, allowed_schemes=["rtsp", "http"])
+    assert check_stream_url(str(clip), s).is_file
+    assert check_stream_url(f"file://{clip}", s).url == str(clip)
+    assert check_stream_url("rtsp://127.0.0.1/x", s)
+    assert check_stream_url("http://169.254.169.254/x", s)
+    with pytest.raises(ServiceError, match="private"):
+        check_stream_url("rtsp://10.1.2.3/x", s)
+    with pytest.raises(ServiceError, match="no such file"):
+        check_stream_url(str(tmp_path / "missing.mp4"), s)
+
+
+def test_redact():
+    assert redact("rtsp://admin:hunter2@10.0.0.5:554/s") == "rtsp://***@10.0.0.5:554/s"
+    assert redact("rtsp://admin@10.0.0.5/s") == "rtsp://***@10.0.0.5/s"
+    assert redact("http://cam/x.mjpg?user=a&password=hunter2&fps=5") == "http://cam/x.mjpg?user=a&password=***&fps=5"
+    text = "cannot open: rtsp://u:p@h/x: Connection refused"
+    assert redact(text) == "cannot open: rtsp://***@h/x: Connection refused"
+    assert redact("rtsp://10.0.0.5/s") == "rtsp://10.0.0.5/s"
