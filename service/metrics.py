@@ -49,6 +49,11 @@ class Metrics:
                             self.stream_up, self.stream_fps, self.reconnects, self.anomaly_score, self.anomaly_active,
                             self.anomaly_events]
 
+    def add_stream(self, stream: str) -> None:
+        """Create a camera's series at zero, so rates and dashboards see it from the start."""
+        for m in self._per_stream:
+            m.labels(stream)
+
     def set_state(self, stream: str, state: str) -> None:
         for s in self.states:
             self.stream_state.labels(stream, s).set(1.0 if s == state else 0.0)

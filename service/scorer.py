@@ -62,7 +62,8 @@ class Scorer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
         with self._lock:
             for job in self.clips:
                 job.cancel()

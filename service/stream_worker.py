@@ -108,6 +108,7 @@ class StreamWorker:
         self.latest: tuple[int, np.ndarray] | None = None  # (frame index, image) of the newest frame
         self.heat: tuple[int, np.ndarray, np.ndarray] | None = None  # (index, image, heatmap) of the latest map
         self._last_heat_request = 0.0
+        metrics.add_stream(self.id)
         metrics.set_state(self.id, self.state)
 
     # --- lifecycle -------------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""One camera against a real loopback RTSP server: scores, frame numbering, drops, reconnects, watchdog."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from service.metrics import Metrics
+from service.model_host import ModelHost
+from service.schemas import StreamSpec
+from service.scorer import Scorer
+from service.stream_worker import FpsSampler, StreamState, StreamWorker, backoff
+from service.urls import StreamTarget
+from tests.service.servers import free_port, wait_for
+
+
+def test_fps_sampler_keeps_the_target_rate():
+    s = FpsSampler(10.0)
+    kept = [t / 25 for t in range(250) if s.keep(t / 25)]  # 10 s of 25 fps
+    assert 98 <= len(kept) <= 102
+    s = FpsSampler(30.0)
+    assert all(s.keep(t / 25) for t in range(50))  # slower source: everything
+    s = FpsSampler(5.0)
+    assert s.keep(0.0) and s.keep(100.0) and s.keep(3.0)  # a jump ahead, then time going back
+
+
+def test_backoff_is_capped_exponential_with_jitter():
+    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 10.0)]:
+        d = backoff(attempt, 1.0, 10.0)
+        assert full / 2 <= d <= full
+
+
+class Recorder:
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    def __call__(self, messages):
+        with self.lock:
+            self.messages.extend(messages)
+
+    def of(self, kind):
+        with self.lock:
+            return [m for m in self.messages if m["type"] == kind]
+
+    def states(self):
+        return [m["state"] for m in self.of("status")]
+
+
+@pytest.fixture
+def parts(make_settings):
+    """(settings, host, scorer, metrics); the scorer is started by the test when wanted."""
+    built = []
+
+    def make(start_scorer=True, **kw):
+        settings = make_settings(**kw)
+        host = ModelHost.load(settings)
+        metrics = Metrics([str(s) for s in StreamState])
+        scorer = Scorer(host, metrics, settings.max_batch, 0.005, settings.clip_batch)
+        if start_scorer:
+            scorer.start()
+        built.append(scorer)
+        return settings, host, scorer, metrics
+
+    yield make
+    for s in built:
+        s.stop()
+
+
+@pytest.fixture
+def workers():
+    made = []
+    yield made
+    for w in made:
+        w.stop()
+        w.join()
+
+
+def start_worker(workers, parts, url, fps=10.0, **kw):
+    settings, host, scorer, metrics = parts
+    rec = Recorder()
+    w = StreamWorker(StreamSpec(id="cam", url=url, fps=fps), StreamTarget(url, False), settings, host, scorer,
+                     metrics, rec, "test")
+    workers.append(w)
+    w.start()
+    return w, rec
+
+
+@pytest.mark.slow
+def test_every_accepted_frame_gets_exactly_one_score(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    w, rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: len(rec.of("score")) >= 24, 20, what="24 scores")
+    assert w.state is StreamState.RUNNING
+    w.stop()
+    w.join()
+    idx = [m["frame_index"] for m in rec.of("score")]
+    assert idx == list(range(len(idx)))  # in order, none twice, none missing
+    assert w.counts["scored"] == len(idx) and w.counts["dropped"] == 0
+    stamps = [m["timestamp"] for m in rec.of("score")]
+    assert stamps == sorted(stamps)
+    assert rec.states()[:1] == ["running"] and rec.states()[-1] == "stopped"
+    assert w.snapshot()[:2] == b"\xff\xd8"  # a JPEG
+    v = w.view()
+    assert v["source_size"] == [96, 64] and 5 < v["fps_measured"] < 15
+
+
+@pytest.mark.slow
+def test_frames_are_dropped_and_counted_when_scoring_falls_behind(rtsp, parts, workers):
+    server = rtsp(fps=25)
+    built = parts(start_scorer=False, max_pending_windows=1)  # a scorer that never scores
+    w, _rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam", fps=25)
+    wait_for(lambda: w.counts["dropped"] >= 10, 20, what="drops")
+    assert w.pending == 1 and built[2].windows.qsize() == 1  # bounded: one window queued, no more
+    assert w.assembler.count == 4  # frames that got a number: the first window's
+    metrics = built[3].render().decode()
+    assert 'ocrgan_frames_dropped_total{stream="cam"}' in metrics
+
+
+@pytest.mark.slow
+def test_reconnects_after_the_camera_dies_and_returns(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    w, rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > 4, 20, what="running")
+    server.kill()
+    wait_for(lambda: w.state is StreamState.RECONNECTING, 10, what="reconnecting")
+    scored = w.counts["scored"]
+    server.start()
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > scored + 4, 20, what="running again")
+    assert w.reconnects >= 1
+    states = rec.states()
+    assert states.index("reconnecting") < len(states) - 1 - states[::-1].index("running")
+    idx = [m["frame_index"] for m in rec.of("score")]
+    assert len(idx) == len(set(idx)) and idx == sorted(idx)  # numbering continues across the reconnect
+
+
+@pytest.mark.slow
+def test_watchdog_restarts_a_stalled_camera(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    w, _rec = start_worker(workers, parts(watchdog_seconds=1.5), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running")
+    os.killpg(server.proc.pid, signal.SIGSTOP)  # the socket stays open, no more packets
+    try:
+        wait_for(lambda: w.state is StreamState.RECONNECTING, 10, what="watchdog")
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+    wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running again")
+    assert w.reconnects >= 1
+
+
+def test_a_refusing_camera_fails_after_max_failures(parts, workers):
+    w, rec = start_worker(workers, parts(max_failures=2), f"rtsp://127.0.0.1:{free_port()}/none")
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert rec.states() == ["reconnecting", "failed"]
+    assert "Connection refused" in w.last_error and w.reconnects == 1
+
+
+def test_credentials_never_reach_status_or_errors(parts, workers):
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/none"
+    w, rec = start_worker(workers, parts(max_failures=1), url)
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert "hunter2" not in repr(w.view()) and "hunter2" not in repr(rec.messages)
+    assert w.view()["url"].startswith("rtsp://***@")
