@@ -25,6 +25,7 @@ class OCRGANConfig:
     temporal: str = "full"  # one of TEMPORAL_VARIANTS; "none" is the per-frame OCR-GAN
     heads: int = 4  # attention heads (reduced automatically where channels do not divide)
     objective: str = "predict"  # "predict": frame t from frames < t (causal); "reconstruct": the clip itself
+    residual: bool = True  # predict: each band is the previous frame's band plus a predicted change
     cs_reduction: int = 2  # channel selection: d = max(C / r, 32)
     # --- training losses (seed defaults) ---------------------------------------------------
     w_adv: float = 1.0

@@ -27,7 +27,8 @@ def up_block(cin: int, cout: int) -> nn.Sequential:
 
 
 class DualStreamUNet(nn.Module):
-    """(lap, res) clips (B, T, C, H, W) -> (fake_lap, fake_res) for the requested frame positions.
+    """(lap, res) clips (B, T, C, H, W) -> (fake_lap, fake_res) for the requested frame positions
+    (with cfg.residual, the predicted change of each band instead).
 
     Two per-frame encoders (Laplacian and residual); at every level a channel-selection block
     reweights both streams and their weighted sum is the skip feature, which a temporal module
@@ -67,6 +68,11 @@ class DualStreamUNet(nn.Module):
         self.up = nn.ModuleList(ups)
         last_in = self.widths[0] * (2 if depth > 1 else 1)
         self.head = nn.ConvTranspose2d(last_in, 2 * cfg.nc, 4, stride=2, padding=1)
+        self.residual = cfg.residual and cfg.objective == "predict"
+        if self.residual:  # start as "no change": the prediction begins as the previous frame
+            with torch.no_grad():
+                self.head.weight.mul_(0.01)
+                self.head.bias.zero_()
 
     def encode(self, lap: torch.Tensor, res: torch.Tensor) -> list[torch.Tensor]:
         """Skip features per level, each (B, T, C_l, H_l, W_l), after the temporal modules."""
@@ -91,6 +97,8 @@ class DualStreamUNet(nn.Module):
             u = torch.cat([up(u), flat[-2 - k]], dim=1)
         out = self.head(u).unflatten(0, (b, t))  # (B, T', 2C, H, W)
         nc = self.cfg.nc
+        if self.residual:
+            return out[:, :, :nc], out[:, :, nc:]  # changes of each band, added by the caller
         return out[:, :, :nc], torch.tanh(out[:, :, nc:])
 
     def forward(self, lap: torch.Tensor, res: torch.Tensor,

@@ -36,7 +36,9 @@ class OCRGANVideo(nn.Module):
 
     With objective "predict", the frame at position t is predicted from the frames before it (the
     generator sees the clip shifted by one frame, the first frame repeated, and every temporal
-    module is causal); with "reconstruct" the clip is reconstructed from itself, as in OCR-GAN.
+    module is causal), by default as the previous frame plus a predicted change of each band, so
+    an untrained model already scores like frame differencing and training learns normal motion;
+    with "reconstruct" the clip is reconstructed from itself, as in OCR-GAN.
     Score statistics and the threshold are buffers, so they are saved with the weights.
     """
 
@@ -63,8 +65,10 @@ class OCRGANVideo(nn.Module):
         """`generator` replaces self.generator for this call (a distributed wrapper of it, in training)."""
         lap, res = self.split(self.generator_input(clip))
         fake_lap, fake_res = (generator or self.generator)(lap, res, positions)
-        target = clip if positions is None else clip[:, positions]
-        return Generated(fake_lap + fake_res, fake_lap, fake_res, target)
+        pos = positions if positions is not None else slice(None)
+        if self.generator.residual:  # the bands of the previous frame plus their predicted change
+            fake_lap, fake_res = lap[:, pos] + fake_lap, res[:, pos] + fake_res
+        return Generated(fake_lap + fake_res, fake_lap, fake_res, clip[:, pos])
 
     def attention_maps(self) -> list[torch.Tensor]:
         """Attention probabilities recorded in the last training forward pass."""

@@ -64,3 +64,15 @@ def test_gradients_reach_every_parameter(variant):
     loss.backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().max() == 0]
     assert dead == []
+
+
+def test_residual_prediction_starts_as_the_previous_frame():
+    model = OCRGANVideo(tiny_cfg()).eval()
+    clip = torch.rand(2, 8, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        gen = model(clip)
+    assert (gen.fake[:, 1:] - clip[:, :-1]).abs().max() < 0.05  # untrained: "nothing moves"
+    assert torch.allclose(gen.fake, gen.fake_lap + gen.fake_res)
+    plain = OCRGANVideo(tiny_cfg(residual=False)).eval()
+    with torch.no_grad():
+        assert (plain(clip).fake[:, 1:] - clip[:, :-1]).abs().max() > 0.5

@@ -1,0 +1,125 @@
+"""Model speed on this machine: parameters, GFLOPs per frame, scoring frames/s (batches of 1 and 8
+windows), train-step time, and achieved FLOP/s as a fraction of a large matmul measured in the same run.
+
+    python benchmarks/model_speed.py [--threads 1 2] [--configs seed,default] [--checkpoint PATH]
+
+A "published frame" is one frame given its score: a window of T frames publishes `stride` of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from model import OCRGANConfig, OCRGANVideo, load_checkpoint
+from model import losses as L
+
+CONFIGS = {
+    "seed": dict(),  # the seed document's defaults: 64x64 RGB, ngf=ndf=64, full temporal
+    "seed-ngf32": dict(ngf=32, ndf=32),
+    "seed-ngf16": dict(ngf=16, ndf=16),
+    "seed-none": dict(temporal="none"),
+    "ped2-128x192-ngf16": dict(isize=(128, 192), nc=1, ngf=16, ndf=16),
+    "ped2-128x192-ngf16-basic": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, temporal="basic"),
+}
+
+
+def timeit(fn, min_time: float = 2.0, min_runs: int = 3) -> float:
+    """Median-free simple timer: warm up once, then run until min_time; seconds per call."""
+    fn()
+    n, t0 = 0, time.perf_counter()
+    while n < min_runs or time.perf_counter() - t0 < min_time:
+        fn()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def matmul_flops(n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / timeit(lambda: a @ b, 1.0)
+
+
+def flops_per_window(model: OCRGANVideo, clip: torch.Tensor, positions: slice) -> float:
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        model.score(clip, positions)
+    return fc.get_total_flops()
+
+
+def train_step_seconds(model: OCRGANVideo, batch: int) -> float:
+    cfg = model.cfg
+    g_opt = torch.optim.Adam(model.generator.parameters(), 2e-4)
+    d_opt = torch.optim.Adam(model.discriminator.parameters(), 2e-4)
+    clip = torch.rand(batch, cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1
+
+    def step():
+        model.train()
+        gen = model(clip)
+        logits, _, _ = model.discriminator(torch.cat([clip, gen.fake.detach(), clip]))
+        r, f, a = logits.split(batch)
+        d_opt.zero_grad()
+        L.adversarial_d(r, f, a).backward()
+        d_opt.step()
+        logits, _, att = model.discriminator(torch.cat([gen.fake, clip]))
+        loss = cfg.w_con * L.reconstruction(gen.fake, clip) + L.adversarial_g(logits[:batch])
+        loss = loss + L.feature_matching(att[batch:].detach(), att[:batch])
+        g_opt.zero_grad()
+        loss.backward()
+        g_opt.step()
+
+    return timeit(step, 3.0, 2)
+
+
+def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
+    torch.set_num_threads(threads)
+    cfg = model.cfg
+    model.eval()
+    t, s = cfg.num_frames, cfg.stride
+    pos = slice(t - s, t)
+    row = {"config": name, "threads": threads, "size": "x".join(map(str, cfg.hw)), "nc": cfg.nc, "ngf": cfg.ngf,
+           "temporal": cfg.temporal, "stride": s,
+           "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+    peak = matmul_flops()
+    row["matmul_GFLOPs"] = round(peak / 1e9, 1)
+    for b in (1, 8):
+        clip = torch.rand(b, t, cfg.nc, *cfg.hw) * 2 - 1
+        with torch.inference_mode():
+            sec = timeit(lambda clip=clip: model.score(clip, pos))
+        flops = flops_per_window(model, clip, pos)
+        row[f"fps_b{b}"] = round(b * s / sec, 1)  # published frames per second
+        row[f"GFLOP_per_frame_b{b}"] = round(flops / (b * s) / 1e9, 3)
+        row[f"achieved_vs_matmul_b{b}"] = round(flops / sec / peak, 3)
+    if train:
+        row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--configs", default="seed,seed-ngf32,seed-ngf16,ped2-128x192-ngf16")
+    ap.add_argument("--checkpoint", help="also benchmark this checkpoint's config")
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    models = {n: OCRGANVideo(OCRGANConfig(**CONFIGS[n])) for n in args.configs.split(",") if n}
+    if args.checkpoint:
+        models["checkpoint"] = load_checkpoint(args.checkpoint)[0]
+    rows = [bench(n, m, th, not args.no_train and th == max(args.threads)) for n, m in models.items()
+            for th in args.threads]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    cols = ["config", "threads", "size", "ngf", "stride", "params_M", "GFLOP_per_frame_b8", "fps_b1", "fps_b8",
+            "achieved_vs_matmul_b8", "matmul_GFLOPs", "train_step_s_b4"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
