@@ -46,6 +46,7 @@ class StreamManager:
         self.replicas = 1
         self.backend_ok = False
         self.interval = min(1.0, settings.lease_seconds / 3)
+        self.stale_after = max(3.0, settings.lease_seconds)  # a shared status older than this: owner gone
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -149,7 +150,8 @@ class StreamManager:
             shared = self.backend.get_status().get(stream_id)
         except BackendUnavailable:
             shared = None
-        if shared is not None and shared.get("state") != StreamState.STOPPED:
+        fresh = shared is not None and time.time() - shared.get("updated_at", 0) < self.stale_after
+        if fresh and shared.get("state") != StreamState.STOPPED:
             return shared
         return {"id": stream_id, "url": redact(spec["url"]), "state": str(StreamState.PENDING), "replica": None,
                 "fps": spec.get("fps") or self.settings.stream_fps, "stride": spec.get("stride") or self.host.stride,

@@ -131,6 +131,10 @@ class ManagedProcess:
         self.proc: subprocess.Popen | None = None
         self._out = None
 
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
     def start(self, timeout: float = 20.0) -> None:
         self._out = open(self.log, "ab")  # noqa: SIM115 - closed in kill()
         self.proc = subprocess.Popen(self.argv, stdout=self._out, stderr=subprocess.STDOUT,
@@ -157,13 +161,14 @@ class ManagedProcess:
         self.start()
 
 
-def redis_server(tmp: Path) -> ManagedProcess:
+def redis_server(tmp: Path, persist: bool = False) -> ManagedProcess:
+    """A private redis-server; `persist` keeps its data across a restart (append-only file)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("redis-server is not installed (scripts/system-deps.sh)")
     port = free_port()
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp)]
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *aof, "--dir", str(tmp)]
     return ManagedProcess(argv, port, lambda: _port_open(port), tmp / "redis.log")
 
 
