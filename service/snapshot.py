@@ -15,7 +15,7 @@ def render_snapshot(image: np.ndarray, heatmap: np.ndarray | None, scale: float,
         level = np.clip(heatmap.astype(np.float32) / (2.0 * max(scale, 1e-12)), 0.0, 1.0)
         level = cv2.resize(level, (w, h), interpolation=cv2.INTER_LINEAR)
         colour = cv2.applyColorMap((level * 255).astype(np.uint8), cv2.COLORMAP_JET).astype(np.float32)
-        alpha = (0.65 * level)[..., None]
+        alpha = (0.7 * np.clip((level - 0.25) / 0.75, 0.0, 1.0))[..., None]  # typical error stays clear
         bgr = (bgr.astype(np.float32) * (1 - alpha) + colour * alpha).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:

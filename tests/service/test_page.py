@@ -1,0 +1,90 @@
+"""The web page in headless Chromium: it lists the cameras, draws live scores, and uses the API key."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.service.browser import Browser, chromium_path
+from tests.service.servers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")]
+
+
+@pytest.fixture
+def browser():
+    b = Browser()
+    yield b
+    b.close()
+
+
+def test_page_lists_cameras_and_draws_scores(live, rtsp, browser):
+    server = rtsp(mounts="gate,yard")
+    app = live(api_key="k1")
+    for cam in ("gate", "yard"):
+        r = app.client.post("/streams", json={"id": cam, "url": f"rtsp://127.0.0.1:{server.port}/{cam}"},
+                            headers={"X-API-Key": "k1"})
+        assert r.status_code == 201
+    browser.goto(app.url + "/")
+    browser.evaluate("localStorage.setItem('ocrganApiKey', 'k1')")  # as if typed into the key field
+    browser.goto(app.url + "/")
+    ids = wait_for(lambda: browser.evaluate(
+        "[...document.querySelectorAll('#cameras .camera')].map(e => e.dataset.id).join(',')") == "gate,yard",
+        20, what="the camera list")
+    assert ids
+    wait_for(lambda: browser.evaluate("document.querySelector('#live').textContent") == "live", 10,
+             what="the WebSocket (with the API key)")
+    state = "document.querySelector('.camera[data-id=gate] .state').textContent"
+    wait_for(lambda: browser.evaluate(state) == "running", 20, what="the state shown")
+    points = "Number(document.querySelector('.camera[data-id=gate] canvas').dataset.points || 0)"
+    first = wait_for(lambda: browser.evaluate(points) >= 10 and browser.evaluate(points), 20, what="a drawn chart")
+    wait_for(lambda: browser.evaluate(points) > first, 10, what="the chart to grow with live scores")
+    drawn = browser.evaluate("""(() => {
+        const c = document.querySelector('.camera[data-id=gate] canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let blue = 0, red = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i + 2] > 200 && d[i] < 120) blue++;
+            if (d[i] > 200 && d[i + 1] < 120) red++;
+        }
+        return {blue, red};
+    })()""")
+    assert drawn["blue"] > 20 and drawn["red"] > 20  # the score line and the threshold line
+    wait_for(lambda: browser.evaluate(
+        "document.querySelector('.camera[data-id=gate] .snapshot').naturalWidth") == 96, 15,
+        what="the snapshot image")
+
+
+def test_page_scores_an_uploaded_clip_and_adds_a_camera(live, browser, mp4_clip):
+    app = live()
+    browser.goto(app.url + "/")
+    wait_for(lambda: browser.evaluate("document.querySelector('#model').textContent").startswith("tiny"), 10)
+    data = list(mp4_clip.read_bytes())
+    browser.evaluate(f"""(() => {{
+        const file = new File([new Uint8Array({data})], 'clip.mp4', {{type: 'video/mp4'}});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        const input = document.querySelector('#score-form input[type=file]');
+        input.files = dt.files;
+        document.querySelector('#score-form button').click();
+    }})()""")
+    text = "document.querySelector('#clip-summary').textContent"
+    summary = wait_for(lambda: "frames" in (s := browser.evaluate(text)) and s, 20, what="the clip result")
+    assert summary.startswith("30 frames, 96x64")
+    assert browser.evaluate("document.querySelector('#clip-chart').dataset.points") == "30"
+    browser.evaluate("""(() => {
+        const f = document.querySelector('#add-form');
+        f.elements.id.value = 'door';
+        f.elements.url.value = 'rtsp://10.255.255.1/x';
+        f.querySelector('button').click();
+    })()""")
+    wait_for(lambda: browser.evaluate("document.querySelectorAll('#cameras .camera').length") == 1, 10)
+    assert app.client.get("/streams/door").status_code == 200
+    browser.evaluate("""(() => {
+        const f = document.querySelector('#add-form');
+        f.elements.id.value = 'bad';
+        f.elements.url.value = 'file:///etc/passwd';
+        f.querySelector('button').click();
+    })()""")
+    msg = wait_for(lambda: browser.evaluate("document.querySelector('#message').textContent").startswith("cannot")
+                   and browser.evaluate("document.querySelector('#message').textContent"), 10)
+    assert "422" in msg and "file sources" in msg
