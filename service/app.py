@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -24,8 +24,10 @@ from service.settings import Settings
 log = logging.getLogger("ocrgan.service")
 
 
-def create_app(settings: Settings | None = None, host: ModelHost | None = None) -> FastAPI:
-    """A new app; the model is loaded at start-up (unless `host` is given) and a bad checkpoint stops it."""
+def create_app(settings: Settings | None = None, host: ModelHost | None = None,
+               on_startup: Callable[[Services], None] | None = None) -> FastAPI:
+    """A new app; the model is loaded at start-up (unless `host` is given) and a bad checkpoint stops it.
+    `on_startup` runs once the services are up (the demo registers its camera there)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None, host: ModelHost | None = None) 
         app.state.services = services
         app.state.clip_limiter = anyio.CapacityLimiter(settings.max_concurrent_clips)
         await anyio.to_thread.run_sync(services.start, asyncio.get_running_loop())
+        if on_startup is not None:
+            on_startup(services)
         try:
             yield
         finally:

@@ -14,15 +14,18 @@ def _logging(level: str) -> None:
                         stream=sys.stderr, force=True)
 
 
-def _settings(args: argparse.Namespace, **extra):
-    """Settings from the environment / .env, with the command line on top."""
+def _settings(args: argparse.Namespace, **defaults):
+    """Settings from the environment / .env, with the command line on top (`defaults` below both)."""
     from pydantic import ValidationError
 
     from service.settings import Settings
 
     given = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
     try:
-        return Settings(**given, **extra)
+        if defaults:
+            env = Settings()
+            defaults = {k: v for k, v in defaults.items() if k not in env.model_fields_set}
+        return Settings(**{**defaults, **given})
     except (ValidationError, ValueError) as e:
         raise SystemExit(f"ocrgan: invalid settings:\n{e}") from None
 
@@ -39,13 +42,13 @@ def _load(settings):
         return None
 
 
-def run_server(settings, host) -> None:
+def run_server(settings, host, on_startup=None) -> None:
     import uvicorn
 
     from service.app import create_app
 
-    uvicorn.run(create_app(settings, host), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws="websockets-sansio", access_log=settings.log_level == "debug")
+    uvicorn.run(create_app(settings, host, on_startup), host=settings.host, port=settings.port,
+                log_level=settings.log_level, ws="websockets-sansio", access_log=settings.log_level == "debug")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,58 @@
+"""`ocrgan demo`: with no Redis, GPU, dataset or network, a looping camera is scored at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from service.demo import DEMO_CLIP
+from service.settings import DEFAULT_CHECKPOINT
+from tests.service.servers import free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_clip_is_small_and_loops_at_25fps():
+    import av
+
+    assert DEMO_CLIP.stat().st_size < 2_000_000
+    with av.open(str(DEMO_CLIP)) as c:
+        s = c.streams.video[0]
+        assert float(s.average_rate) == 25 and s.frames >= 250
+
+
+def test_demo_serves_live_scores(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRGAN_")}
+    env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "OCRGAN_TORCH_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "demo", "--port", str(port)], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            def scored():
+                v = client.get("/streams/demo").json()
+                return v["state"] == "running" and v["frames_scored"] >= 20 and v
+
+            v = wait_for(scored, 60, what="the demo camera's scores")
+            assert v["calibrate"] and client.get("/readyz").json()["backend"] == "embedded"
+            assert client.get("/").status_code == 200
+            assert client.get("/streams/demo/snapshot.jpg").content[:2] == b"\xff\xd8"
+            # the built-in file camera is not persisted, and file URLs stay refused for everyone else
+            r = client.post("/streams", json={"id": "mine", "url": f"file://{DEMO_CLIP}"})
+            assert r.status_code == 422
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert f"open http://127.0.0.1:{port}/" in out
+    if not DEFAULT_CHECKPOINT.is_file():
+        assert "RANDOM-WEIGHT" in err
+        assert (tmp_path / "cache" / "ocrgan" / "demo-random-weights.safetensors").is_file()
+    registry = tmp_path / "state" / "ocrgan" / "demo-streams.json"
+    assert not registry.exists() or '"demo"' not in registry.read_text()
