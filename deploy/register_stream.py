@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id", default=env("STREAM_ID"), help="camera id (letters, digits, _ . -)")
     p.add_argument("--url", default=env("STREAM_URL"), help="camera URL, e.g. rtsp://host:8554/path")
     p.add_argument("--fps", type=float, default=float(env("STREAM_FPS")) if env("STREAM_FPS") else None)
+    p.add_argument("--calibrate", action="store_true", default=env("STREAM_CALIBRATE", "").lower() == "true",
+                   help="learn the camera's own normal score level over its first frames")
     p.add_argument("--wait", type=float, default=float(env("REGISTER_WAIT_SECONDS", "300")),
                    help="seconds to wait for the service to become ready")
     args = p.parse_args(argv)
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if not wait_ready(base, time.monotonic() + args.wait):
         print(f"register: {base} was not ready after {args.wait:.0f}s", file=sys.stderr)
         return 1
-    spec = {"id": args.id, "url": args.url, **({"fps": args.fps} if args.fps else {})}
+    spec = {"id": args.id, "url": args.url, **({"fps": args.fps} if args.fps else {}),
+            **({"calibrate": True} if args.calibrate else {})}
     status, body = register(base, spec, os.environ.get("OCRGAN_API_KEY") or None)
     if status == 201:
         print(f"register: camera {args.id!r} registered")

@@ -66,10 +66,11 @@ def test_images_are_pinned(stack: dict, gpu_stack: dict) -> None:
             assert not image.endswith(":latest"), f"{name}: {image}"
 
 
-def test_service_waits_for_redis_and_registration_waits_for_service(stack: dict) -> None:
+def test_start_up_order(stack: dict) -> None:
     s = stack["services"]
     assert s["ocrgan"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert s["demo-register"]["depends_on"]["ocrgan"]["condition"] == "service_healthy"
+    assert s["demo-publisher"]["depends_on"]["demo-register"]["condition"] == "service_completed_successfully"
     for name, svc in s.items():
         for dep, cond in svc.get("depends_on", {}).items():
             if cond["condition"] == "service_healthy":

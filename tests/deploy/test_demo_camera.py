@@ -52,13 +52,13 @@ def _register(service: Service, *args: str, key: str | None = None) -> subproces
 
 
 def test_registration_adds_the_camera_once(service: Service, clip: Path) -> None:
-    camera = ["--id", "demo", "--url", str(clip), "--fps", "5", "--wait", "20"]
+    camera = ["--id", "demo", "--url", str(clip), "--fps", "5", "--calibrate", "--wait", "20"]
     try:
         first = _register(service, *camera)
         assert first.returncode == 0, first.stderr
         assert "registered" in first.stdout
         view = service.get_json("/streams/demo")
-        assert view["fps"] == 5.0
+        assert view["fps"] == 5.0 and view["calibrate"] is True
         again = _register(service, *camera)  # the container restarting, or the stack brought up again
         assert again.returncode == 0 and "already registered" in again.stdout, again.stdout + again.stderr
     finally:
@@ -92,5 +92,10 @@ def test_demo_camera_wiring_matches_the_scripts() -> None:
     for var in ("DEMO_CLIP", "DEMO_RTSP_URL"):
         assert f"${{{var}" in script and var in publisher["environment"]
     assert publisher["environment"]["DEMO_RTSP_URL"] == register["environment"]["STREAM_URL"]
+    reads = REGISTER.read_text()
+    ours = [v for v in register["environment"] if v.startswith("STREAM_") or v == "OCRGAN_SERVICE_URL"]
+    assert len(ours) == 5, ours  # the rest comes from the service's env file (for OCRGAN_API_KEY)
+    for var in ours:
+        assert f'env("{var}"' in reads, f"register_stream.py does not read {var}"
     assert register["environment"]["STREAM_URL"].startswith("rtsp://mediamtx:8554/")
     assert register["environment"]["OCRGAN_SERVICE_URL"] == "http://ocrgan:8000"
