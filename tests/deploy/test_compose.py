@@ -58,7 +58,7 @@ def test_every_referenced_file_exists(which: str, stack: dict, gpu_stack: dict) 
 
 
 def test_images_are_pinned(stack: dict, gpu_stack: dict) -> None:
-    """No `latest` and no bare names: a pull next month must give what was tested."""
+    """No `latest` and no bare names: a pull next month must give the same release."""
     for config in (stack, gpu_stack):
         for name, svc in config["services"].items():
             image = svc["image"]
