@@ -50,8 +50,10 @@ def test_every_queried_metric_is_exported(exposition: str) -> None:
 
 
 def test_a_scored_camera_has_live_series(exposition: str) -> None:
-    """The per-camera series behind the main panels carry the camera's id as `stream`."""
+    """Every per-camera series carries the camera's id as `stream` from the start, counters of
+    events that have not happened yet included (at zero), so rate() and increase() count the first one."""
     for name in ("ocrgan_stream_up", "ocrgan_frames_decoded_total", "ocrgan_frames_scored_total",
+                 "ocrgan_frames_dropped_total", "ocrgan_stream_reconnects_total", "ocrgan_anomaly_events_total",
                  "ocrgan_anomaly_score", "ocrgan_anomaly_active"):
         assert any(f'stream="{CAMERA}"' in line for line in samples(exposition, name)), name
     assert samples(exposition, "ocrgan_anomaly_threshold")
