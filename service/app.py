@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -20,6 +21,7 @@ from service.routes import ops, page, score, streams, ws
 from service.routes.page import STATIC
 from service.services import Services
 from service.settings import Settings
+from service.urls import redact
 
 log = logging.getLogger("ocrgan.service")
 
@@ -54,6 +56,13 @@ def create_app(settings: Settings | None = None, host: ModelHost | None = None,
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming the fields, without echoing the submitted values (a stream URL may carry a password)."""
+        errors = [{"loc": list(e.get("loc", ())), "msg": redact(str(e.get("msg", ""))), "type": e.get("type")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(BackendUnavailable)
     async def backend_down(request: Request, exc: BackendUnavailable) -> JSONResponse:

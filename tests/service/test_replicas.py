@@ -99,3 +99,15 @@ def test_redis_outage_degrades_publishing_not_scoring(live, rtsp, tmp_path):
         assert "cam" in app.services.streams.workers
     finally:
         store.kill()
+
+
+def test_cameras_registered_in_redis_survive_a_restart(live, redis, make_settings):
+    settings = make_settings(**redis_settings(redis.url))
+    first = live(settings)
+    r = first.client.post("/streams", json={"id": "gate", "url": "rtsp://10.255.255.1/x", "fps": 4})
+    assert r.status_code == 201
+    first.stop()
+    again = live(settings)
+    assert [s["id"] for s in again.client.get("/streams").json()["streams"]] == ["gate"]
+    wait_for(lambda: "gate" in again.services.streams.workers, 10, what="the camera to be taken again")
+    assert again.services.streams.workers["gate"].fps == 4

@@ -84,6 +84,10 @@ def test_refused_requests(live, tmp_path):
         r = app.client.post("/streams", json=body)
         assert r.status_code == status, (body, r.text)
     assert app.client.get("/streams").json()["streams"] == []
+    for body in ({"url": "rtsp://admin:hunter2@10.0.0.1/x"}, {"id": "a b", "url": "rtsp://admin:hunter2@10.0.0.1/x"},
+                 {"id": "ok", "url": "rtsp://admin:hunter2@10.0.0.1/" + "x" * 3000}):
+        r = app.client.post("/streams", json=body)
+        assert r.status_code == 422 and "hunter2" not in r.text and r.json()["detail"][0]["loc"][0] == "body"
     assert app.client.get("/streams/nope").status_code == 404
     assert app.client.get("/streams/bad%20id").status_code == 422
     assert app.client.get("/streams/nope/scores").status_code == 404
