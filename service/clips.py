@@ -16,6 +16,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
 
 from model import OCRGANConfig, WindowScores, iter_clip_scores, preprocess
 from model.windows import postprocess
@@ -104,6 +105,7 @@ class Clip:
         """uint8 frames (H, W) luma or (H, W, 3) RGB, in decode order; timestamps recorded in meta."""
         meta, limits = self.meta, self.limits
         fmt = "gray" if self.grey else "rgb24"
+        convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
         self.stream.thread_type = "AUTO"
         n = 0
         try:
@@ -119,7 +121,7 @@ class Clip:
                 t = frame.time
                 meta.timestamps.append(round(float(t), 6) if t is not None else n / (meta.fps or 25.0))
                 n += 1
-                yield frame.to_ndarray(format=fmt)
+                yield convert.reformat(frame, format=fmt).to_ndarray()
         except av.FFmpegError as e:
             raise ServiceError(422, f"the {meta.codec} video cannot be decoded after {n} frames ({_reason(e)})") from e
         if n == 0:

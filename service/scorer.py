@@ -22,6 +22,7 @@ from service.metrics import Metrics
 from service.model_host import ModelHost
 
 log = logging.getLogger("ocrgan.scorer")
+_WAKE = object()  # put in the window queue when a clip has a batch ready, so the scorer does not sleep on it
 
 
 class ScoreSink(Protocol):
@@ -49,7 +50,7 @@ class Scorer:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clip_batch = clip_batch
-        self.windows: queue.Queue[WindowJob] = queue.Queue()  # bounded per camera by its worker
+        self.windows: queue.Queue = queue.Queue()  # WindowJobs, bounded per camera by its worker; or _WAKE
         self.clips: list[ClipJob] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -85,8 +86,11 @@ class Scorer:
             for frame in frames:
                 while not job.put(frame):
                     self._check(job)
+                if job.frames.qsize() == job.need:
+                    self.windows.put_nowait(_WAKE)
             while not job.end():
                 self._check(job)
+            self.windows.put_nowait(_WAKE)
             while not job.finished.wait(0.5):
                 self._check(job)
             if job.error is not None:
@@ -125,25 +129,26 @@ class Scorer:
                 clip.step()
 
     def _collect(self, wait: bool) -> list[WindowJob]:
-        try:
-            first = self.windows.get(timeout=0.05) if wait else self.windows.get_nowait()
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.max_wait_s
+        """Up to max_batch windows: the first (waiting up to 50 ms when `wait`), then what arrives
+        within max_wait of it."""
+        batch: list[WindowJob] = []
+        deadline = None
         while len(batch) < self.max_batch:
             try:
-                batch.append(self.windows.get_nowait())
+                if deadline is None:
+                    item = self.windows.get(timeout=0.05) if wait else self.windows.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    item = self.windows.get_nowait() if remaining <= 0 else self.windows.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is _WAKE:
+                if not batch:
+                    break  # a clip is ready: go and step it
                 continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self.windows.get(timeout=remaining))
-            except queue.Empty:
-                break
+            batch.append(item)
+            if deadline is None:
+                deadline = time.monotonic() + self.max_wait_s
         return batch
 
     def _score(self, batch: list[WindowJob]) -> None:

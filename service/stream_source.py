@@ -76,7 +76,8 @@ class FrameSource:
 
     def frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
         stream = self.container.streams.video[0]
-        stream.thread_type = "AUTO" if self.target.is_file else "SLICE"
+        w, h = self.size or (0, 0)
+        stream.thread_type = "AUTO" if w * h >= 1280 * 720 else "NONE"  # threads pay off on big frames only
         clock: tuple[float, float] | None = None  # (stream time, monotonic) of the pacing origin
         offset = 0.0  # added to timestamps after each loop of a file
         last_t = 0.0

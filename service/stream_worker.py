@@ -21,6 +21,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from model import WindowAssembler, WindowScores, preprocess
 from service.metrics import Metrics
@@ -108,6 +109,9 @@ class StreamWorker:
         self.latest: tuple[int, np.ndarray] | None = None  # (frame index, image) of the newest frame
         self.heat: tuple[int, np.ndarray, np.ndarray] | None = None  # (index, image, heatmap) of the latest map
         self._last_heat_request = 0.0
+        self._convert = VideoReformatter()  # reused: keeps its scaler context between frames
+        self._m = {name: getattr(metrics, f"frames_{name}").labels(self.id)
+                   for name in ("decoded", "skipped", "dropped", "scored")}
         metrics.add_stream(self.id)
         metrics.set_state(self.id, self.state)
 
@@ -175,10 +179,10 @@ class StreamWorker:
                 self._set_state(StreamState.RUNNING)
             self.last_frame_at = now
             self.counts["decoded"] += 1
-            self.metrics.frames_decoded.labels(self.id).inc()
+            self._m["decoded"].inc()
             if not sampler.keep(t):
                 self.counts["skipped"] += 1
-                self.metrics.frames_skipped.labels(self.id).inc()
+                self._m["skipped"].inc()
                 continue
             self._accept(frame, now)
         if not got_frame:
@@ -189,15 +193,16 @@ class StreamWorker:
         fmt = "gray" if self.host.grey else "rgb24"
         h, w = self.host.model.cfg.hw
         if self.settings.prescale and frame.width > 2 * w and frame.height > 2 * h:
-            frame = frame.reformat(width=2 * w, height=2 * h, format=fmt, interpolation="AREA")
-        return frame.to_ndarray(format=fmt)
+            return self._convert.reformat(frame, width=2 * w, height=2 * h, format=fmt,
+                                          interpolation="AREA").to_ndarray()
+        return self._convert.reformat(frame, format=fmt).to_ndarray()
 
     def _accept(self, frame: av.VideoFrame, now: float) -> None:
         with self._lock:
             busy = self.pending >= self.settings.max_pending_windows
         if busy:
             self.counts["dropped"] += 1
-            self.metrics.frames_dropped.labels(self.id).inc()
+            self._m["dropped"].inc()
             return
         image = self._image(frame)
         x = preprocess(image[None], self.host.model.cfg)[0]  # (C, h, w)
@@ -224,7 +229,7 @@ class StreamWorker:
         self._arrivals.clear()
         if lost:
             self.counts["dropped"] += lost
-            self.metrics.frames_dropped.labels(self.id).inc(lost)
+            self._m["dropped"].inc(lost)
 
     # --- scorer thread ---------------------------------------------------------------------------
     def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
@@ -242,7 +247,7 @@ class StreamWorker:
         n = len(scores.indices)
         self.counts["scored"] += n
         m = self.metrics
-        m.frames_scored.labels(self.id).inc(n)
+        self._m["scored"].inc(n)
         last = self.scoring.last
         m.anomaly_score.labels(self.id).set(last.normalised)
         m.anomaly_active.labels(self.id).set(1.0 if self.scoring.events.active else 0.0)
