@@ -1,8 +1,8 @@
 """End-to-end service throughput and latency with N simulated 25 fps cameras, against the bare model
 measured in the same run.
 
-    python benchmarks/service_e2e.py [--checkpoint PATH] [--cameras 8] [--seconds 20] [--source file|rtsp]
-                                     [--threads 1] [--max-batch 8]
+    python benchmarks/service_e2e.py [--checkpoint PATH | --random small|tiny] [--cameras 8] [--seconds 20]
+                                     [--source file|rtsp] [--threads 1] [--max-batch 8]
 
 Cameras are the bundled demo clip played in real time (file) or a loopback gst-rtsp-server (rtsp, needs
 python3-gi). Each camera is scored at its full 25 fps. The service runs in this process exactly as
@@ -18,7 +18,8 @@ ready windows, no decoding, same threads):
     of the scorer thread, which runs the model; the goal is < 10%.
   - batching gain: scored frames/s with micro-batching over batch 1 (goal >= 1.5x when saturated),
     and the model time per frame at batch 1 over that with micro-batching.
-Without --checkpoint: service/assets/default.safetensors if present, else a small random model.
+Without --checkpoint or --random: service/assets/default.safetensors if present, else the small random
+model (64x96, the demo's stand-in); "tiny" is the 32x48 model of the tests.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from service.settings import DEFAULT_CHECKPOINT, Settings
 from service.urls import StreamTarget
 
 ROOT = Path(__file__).resolve().parents[1]
+RANDOM = {"small": FALLBACK, "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
 
 
 def bare_speed(host: ModelHost, batch: int, seconds: float = 3.0) -> tuple[float, float]:
@@ -141,6 +143,7 @@ def rtsp_targets(n: int, size: str) -> tuple[subprocess.Popen, list[StreamTarget
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path)
+    p.add_argument("--random", choices=sorted(RANDOM), help="a random-weight model instead of a checkpoint")
     p.add_argument("--cameras", type=int, default=8)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--seconds", type=float, default=20.0)
@@ -152,11 +155,13 @@ def main() -> None:
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ocrgan-bench-"))
-    checkpoint = args.checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None)
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.random is None and DEFAULT_CHECKPOINT.is_file():
+        checkpoint = DEFAULT_CHECKPOINT
     if checkpoint is None:
         torch.manual_seed(0)
-        checkpoint = tmp / "small-random.safetensors"
-        save_checkpoint(OCRGANVideo(OCRGANConfig(**FALLBACK)), checkpoint)
+        checkpoint = tmp / f"{args.random or 'small'}-random.safetensors"
+        save_checkpoint(OCRGANVideo(OCRGANConfig(**RANDOM[args.random or "small"])), checkpoint)
     base = dict(checkpoint=checkpoint, device=args.device, torch_threads=args.threads, allow_loopback=True,
                 registry_path=tmp / "streams.json")
     host = ModelHost.load(Settings(_env_file=None, **base))
