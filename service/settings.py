@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator("api_key", "redis_url", "replica_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        """`OCRGAN_API_KEY=` (empty) means no key, not an empty one."""
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("allowed_schemes")
     @classmethod
     def _lower(cls, v: list[str]) -> list[str]:

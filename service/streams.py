@@ -92,15 +92,11 @@ class StreamManager:
         """Register a camera (URL already validated); 409 if the id is taken."""
         with self._lock:
             try:
-                known = self.backend.load_specs()
+                added = spec.id not in self.local and self.backend.add_spec(spec.model_dump())
             except BackendUnavailable as e:
                 raise ServiceError(503, f"backend unavailable: {e}") from e
-            if spec.id in known or spec.id in self.local:
+            if not added:
                 raise ServiceError(409, f"stream {spec.id!r} already exists")
-            try:
-                self.backend.save_spec(spec.model_dump())
-            except BackendUnavailable as e:
-                raise ServiceError(503, f"backend unavailable: {e}") from e
             log.info("stream %s added: %s", spec.id, redact(spec.url))
             self.tick()
             return self.view(spec.id) or {"id": spec.id, "state": StreamState.PENDING}

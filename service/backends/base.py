@@ -37,7 +37,8 @@ class Backend(ABC):
     def load_specs(self) -> dict[str, dict[str, Any]]: ...
 
     @abstractmethod
-    def save_spec(self, spec: dict[str, Any]) -> None: ...
+    def add_spec(self, spec: dict[str, Any]) -> bool:
+        """Register a camera; False (and nothing changed) when its id is taken."""
 
     @abstractmethod
     def delete_spec(self, stream_id: str) -> None: ...

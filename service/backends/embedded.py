@@ -34,11 +34,14 @@ class EmbeddedBackend(Backend):
         with self._lock:
             return self._read()
 
-    def save_spec(self, spec: dict[str, Any]) -> None:
+    def add_spec(self, spec: dict[str, Any]) -> bool:
         with self._lock:
             specs = self._read()
+            if spec["id"] in specs:
+                return False
             specs[spec["id"]] = spec
             self._write(specs)
+            return True
 
     def delete_spec(self, stream_id: str) -> None:
         with self._lock:

@@ -105,9 +105,9 @@ class RedisBackend(Backend):
             raw = self.r.hgetall(f"{self.p}:streams")
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
-    def save_spec(self, spec: dict[str, Any]) -> None:
+    def add_spec(self, spec: dict[str, Any]) -> bool:
         with self._guard():
-            self.r.hset(f"{self.p}:streams", spec["id"], json.dumps(spec))
+            return bool(self.r.hsetnx(f"{self.p}:streams", spec["id"], json.dumps(spec)))
 
     def delete_spec(self, stream_id: str) -> None:
         with self._guard():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -79,6 +81,7 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._stack.close()
-        self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the browser and its renderer processes
         self.proc.wait(timeout=10)
         shutil.rmtree(self.profile, ignore_errors=True)

@@ -11,8 +11,9 @@ def test_registry_file(tmp_path):
     path = tmp_path / "state" / "streams.json"
     b = EmbeddedBackend(path, 5, "r1")
     assert b.load_specs() == {}
-    b.save_spec({"id": "a", "url": "rtsp://10.0.0.1/x"})
-    b.save_spec({"id": "b", "url": "rtsp://10.0.0.2/x"})
+    assert b.add_spec({"id": "a", "url": "rtsp://10.0.0.1/x"})
+    assert b.add_spec({"id": "b", "url": "rtsp://10.0.0.2/x"})
+    assert not b.add_spec({"id": "b", "url": "rtsp://10.0.0.3/x"})
     b.delete_spec("a")
     assert json.loads(path.read_text())["streams"] == {"b": {"id": "b", "url": "rtsp://10.0.0.2/x"}}
     assert EmbeddedBackend(path, 5, "r2").load_specs() == {"b": {"id": "b", "url": "rtsp://10.0.0.2/x"}}

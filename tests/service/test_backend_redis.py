@@ -35,7 +35,8 @@ def msg(sid, t, replica="r1"):
 
 def test_registry(backends):
     a, b = backends("r1"), backends("r2")
-    a.save_spec({"id": "cam", "url": "rtsp://10.0.0.1/x"})
+    assert a.add_spec({"id": "cam", "url": "rtsp://10.0.0.1/x"})
+    assert not b.add_spec({"id": "cam", "url": "rtsp://10.0.0.9/x"})
     assert b.load_specs() == {"cam": {"id": "cam", "url": "rtsp://10.0.0.1/x"}}
     b.delete_spec("cam")
     assert a.load_specs() == {}

@@ -42,3 +42,10 @@ def test_invalid_values(monkeypatch, tmp_path):
         Settings(reconnect_base_seconds=5, reconnect_cap_seconds=1)
     with pytest.raises(ValueError):
         Settings(device="tpu")
+
+
+def test_empty_values_mean_unset(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OCRGAN_API_KEY=\nOCRGAN_REDIS_URL=\n")
+    s = Settings()
+    assert s.api_key is None and s.redis_url is None

@@ -128,3 +128,25 @@ def test_bad_cameras_never_hold_up_good_ones(live, rtsp):
         assert "Invalid data" in errors["junk"]
         assert "refused" in errors["refused"]
         assert state(app, "good") == "running"
+
+
+@pytest.mark.slow
+def test_a_killed_camera_reconnects_when_it_returns(live, rtsp):
+    server = rtsp()
+    app = live()
+    app.client.post("/streams", json={"id": "cam", "url": f"rtsp://127.0.0.1:{server.port}/cam"})
+    wait_for(lambda: scored(app, "cam") > 4, 20, what="scores")
+    server.kill()
+    wait_for(lambda: state(app, "cam") == "reconnecting", 10, what="reconnecting")
+    assert 'ocrgan_stream_up{stream="cam"} 0.0' in app.client.get("/metrics").text
+    before = scored(app, "cam")
+    server.start()
+    wait_for(lambda: state(app, "cam") == "running" and scored(app, "cam") > before, 20, what="running again")
+    v = app.client.get("/streams/cam").json()
+    assert v["reconnects"] >= 1
+    text = app.client.get("/metrics").text
+    assert 'ocrgan_stream_up{stream="cam"} 1.0' in text
+    assert 'ocrgan_stream_reconnects_total{stream="cam"} 0.0' not in text
+    statuses = [m["state"] for m in app.client.get("/streams/cam/scores", params={"events": "true"}).json()["items"]
+                if m["type"] == "status"]
+    assert "reconnecting" in statuses and statuses[-1] == "running"
