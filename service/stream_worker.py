@@ -50,7 +50,7 @@ Publish = Callable[[list[dict[str, Any]]], None]
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
-    """Capped exponential backoff with full jitter in [delay/2, delay]."""
+    """Capped exponential backoff, jittered within [delay/2, delay] so cameras do not retry in step."""
     delay = min(cap, base * 2 ** max(attempt - 1, 0))
     return delay * (0.5 + random.random() / 2)
 

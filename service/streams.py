@@ -112,6 +112,7 @@ class StreamManager:
             if stream_id in self.local:
                 del self.local[stream_id]
                 self._stop_worker(stream_id, "deleted", release=False)
+                self.metrics.remove_stream(stream_id)
                 self.backend.forget(stream_id)
                 return True
             try:
