@@ -7,6 +7,7 @@ frames are shuffled, a patch that moves too fast). Clips are (B, T, C, H, W) in 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 KINDS = ("cutpaste", "cutout", "frozen", "shuffle", "fast")
 
@@ -18,6 +19,14 @@ def _box(h: int, w: int, g: torch.Generator, lo: float = 0.12, hi: float = 0.3) 
     y = int(torch.randint(0, h - ph + 1, (), generator=g))
     x = int(torch.randint(0, w - pw + 1, (), generator=g))
     return y, x, ph, pw
+
+
+def _moving_box(clip: torch.Tensor, ph: int, pw: int) -> tuple[int, int]:
+    """Top-left corner of the ph x pw region with the most frame-to-frame change (a moving object)."""
+    change = torch.diff(clip, dim=0).abs().sum(dim=(0, 1))  # (H, W)
+    pooled = F.avg_pool2d(change[None, None], (ph, pw), stride=1)[0, 0]
+    k = int(pooled.argmax())
+    return k // pooled.shape[1], k % pooled.shape[1]
 
 
 def forge_clip(clip: torch.Tensor, kind: str, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,13 +49,17 @@ def forge_clip(clip: torch.Tensor, kind: str, g: torch.Generator) -> tuple[torch
         perm = torch.randperm(t, generator=g)
         out[:, :, y:y + ph, x:x + pw] = clip[perm][:, :, y:y + ph, x:x + pw]
         altered = perm != torch.arange(t)
-    elif kind == "fast":
+    elif kind == "fast":  # an object (the most moving region, usually) crossing too fast
+        y, x, ph, pw = _box(h, w, g, 0.08, 0.18)
+        if torch.rand((), generator=g).item() < 0.75 and t > 1:
+            y, x = _moving_box(clip, ph, pw)
         patch = clip[0, :, y:y + ph, x:x + pw]
-        speed = max(2, int(w * (0.04 + 0.06 * torch.rand((), generator=g).item())))
+        speed = max(2, int(w * (0.02 + 0.04 * torch.rand((), generator=g).item())))
         direction = 1 if torch.rand((), generator=g).item() < 0.5 else -1
-        for k in range(t):
+        for k in range(1, t):
             xk = (x + direction * speed * k) % (w - pw + 1)
             out[k, :, y:y + ph, xk:xk + pw] = patch
+        altered[0] = False
     else:
         raise ValueError(f"unknown forgery {kind!r}; one of {KINDS}")
     return out, altered

@@ -26,6 +26,8 @@ class TrainConfig(BaseModel):
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     train_stride: int = Field(4, ge=1)  # frames between training windows
     adversarial: bool = True  # train the discriminator and use the adversarial terms
+    train_positions: Literal["published", "all"] = "published"  # frames of a window the losses see: the
+    # last `stride` (those the scoring rule publishes, each with >= T - stride frames of context) or all
     val_fraction: float = Field(0.125, gt=0, lt=1)  # of the normal training sequences, held out
     val_every: int = Field(1, ge=1)  # epochs
     select_by: Literal["pseudo_auc", "val_loss"] = "pseudo_auc"

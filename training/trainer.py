@@ -207,10 +207,14 @@ class Trainer:
         cfg, m, mc = self.cfg, self.model, self.mcfg
         m.train()
         clip, forged, mask = (x.to(self.device, non_blocking=True) for x in (clip, forged, mask))
-        b = clip.shape[0]
-        sl = slice(1, None) if mc.objective == "predict" else slice(None)
+        b, t = clip.shape[:2]
+        if cfg.train_positions == "published":
+            pos = slice(t - mc.stride, t)
+        else:  # predicting frame 0 from itself teaches nothing
+            pos = slice(1 if mc.objective == "predict" else 0, t)
         with self._autocast():
-            gen = m(clip, generator=self.g_train)
+            gen = m(clip, positions=pos, generator=self.g_train)
+        clip, forged, mask = clip[:, pos], forged[:, pos], mask[:, pos]
         out: dict[str, float] = {}
         if cfg.adversarial:
             with self._autocast():
@@ -235,9 +239,9 @@ class Trainer:
                 att_fake, att_real = att.float().split(b)
                 fake, real = gen.fake.float(), clip.float()
                 terms = {
-                    "rec": L.reconstruction(fake[:, sl], real[:, sl]),
-                    "tc": L.temporal_consistency(real[:, sl], fake[:, sl], att_real[:, sl].detach(), att_fake[:, sl]),
-                    "tm": L.temporal_motion(real[:, sl], fake[:, sl]),
+                    "rec": L.reconstruction(fake, real),
+                    "tc": L.temporal_consistency(real, fake, att_real.detach(), att_fake),
+                    "tm": L.temporal_motion(real, fake),
                     "reg": L.attention_regularisation(m.attention_maps()).to(self.device),
                 }
                 loss_g = (mc.w_con * terms["rec"] + mc.w_temporal_consistency * terms["tc"]
