@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "default.safetensors"
+# OCRGAN_* variables that docker-compose.yml reads from the shell or a .env (not service settings):
+# a .env shared by Compose and `ocrgan serve` may carry them.
+COMPOSE_VARIABLES = frozenset({"env_file", "publish", "checkpoints_dir"})
 
 
 def state_dir() -> Path:
@@ -19,7 +22,8 @@ def state_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Unknown keyword arguments and unknown OCRGAN_* keys in .env are errors (other .env keys are left alone)."""
+    """Unknown keyword arguments and unknown OCRGAN_* keys in .env are errors; other .env keys (Compose's
+    own variables, other programs' settings) are left alone."""
 
     model_config = SettingsConfigDict(env_prefix="OCRGAN_", env_file=".env", extra="ignore")
 
@@ -37,7 +41,8 @@ class Settings(BaseSettings):
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         prefix = "ocrgan_"
         typos = sorted(k.upper() for k in getattr(dotenv_settings, "env_vars", {})
-                       if k.startswith(prefix) and k[len(prefix):] not in cls.model_fields)
+                       if k.startswith(prefix) and k[len(prefix):] not in cls.model_fields
+                       and k[len(prefix):] not in COMPOSE_VARIABLES)
         if typos:
             raise ValueError(f"unknown settings in .env: {', '.join(typos)}")
         return init_settings, env_settings, dotenv_settings, file_secret_settings
@@ -76,8 +81,10 @@ class Settings(BaseSettings):
     stream_fps: float = Field(10.0, gt=0, le=120)  # default sampling rate of a camera
     watchdog_seconds: float = Field(10.0, gt=0)  # no frame for this long -> reconnect
     open_timeout_seconds: float = Field(10.0, gt=0)
-    reconnect_base_seconds: float = Field(1.0, gt=0)
-    reconnect_cap_seconds: float = Field(30.0, gt=0)
+    reconnect_base_seconds: float = Field(1.0, gt=0)  # first retry after [base/2, base]
+    # longest wait between retries, jittered to [cap/2, cap]: a camera is back within about cap + the time to
+    # connect and decode a first frame of its server's return (under 5 s at the default)
+    reconnect_cap_seconds: float = Field(3.0, gt=0)
     max_failures: int = Field(0, ge=0)  # consecutive failed connects before "failed"; 0 = retry forever
     max_pending_windows: int = Field(2, ge=1)  # per camera, queued for the scorer; beyond: frames dropped
     prescale: bool = True  # let the decoder shrink big frames to 2x the model size before preprocess()

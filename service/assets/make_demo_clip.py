@@ -3,7 +3,8 @@ across a textured scene (normal), and twice per loop a fast object crossing the 
 
     python service/assets/make_demo_clip.py [--out service/assets/demo.mp4]
 
-Deterministic (fixed seed); the first 12 seconds are normal so a camera calibration warm-up sees no anomaly.
+Deterministic (fixed seed). The first 18.5 seconds are normal, so a camera's calibration warm-up (100 frames
+at 10 fps in the compose stack and `ocrgan demo`) sees no anomaly even when it starts several seconds late.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 FPS = 25
 SECONDS = 30
 HEIGHT, WIDTH = 160, 240  # the 2:3 aspect of the shipped model's input
-ANOMALIES = ((13.0, 15.0, "fast"), (22.0, 23.5, "wrong-way"))  # (start s, end s, kind)
+ANOMALIES = ((18.5, 20.5, "fast"), (25.0, 26.5, "wrong-way"))  # (start s, end s, kind)
 
 
 def scene(rng: np.random.Generator) -> np.ndarray:

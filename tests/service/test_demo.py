@@ -26,6 +26,19 @@ def test_demo_clip_is_small_and_loops_at_25fps():
         assert float(s.average_rate) == 25 and s.frames >= 250
 
 
+def test_demo_clip_is_normal_for_its_first_18_seconds():
+    """Calibration (100 frames at 10 fps) must see only normal frames, with seconds to spare: the bright
+    anomalous objects (a vehicle, a runner; walkers are darker) appear from 18 s and both appear."""
+    import av
+    import numpy as np
+
+    with av.open(str(DEMO_CLIP)) as c:
+        bright = np.array([(f.to_ndarray(format="gray") > 232).sum() for f in c.decode(video=0)])
+    anomalous = np.nonzero(bright > 40)[0] / 25.0
+    assert anomalous.min() >= 18.0
+    assert (anomalous < 22).any() and (anomalous > 24).any()  # the two anomalies of a loop
+
+
 def test_demo_serves_live_scores(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRGAN_")}

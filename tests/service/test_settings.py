@@ -49,3 +49,39 @@ def test_empty_values_mean_unset(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("OCRGAN_API_KEY=\nOCRGAN_REDIS_URL=\n")
     s = Settings()
     assert s.api_key is None and s.redis_url is None
+
+
+COMPOSE_DOTENV = ("COMPOSE_PROJECT_NAME=ocrgan\nCOMPOSE_PROFILES=\nGRAFANA_ADMIN_PASSWORD=x\n"
+                  "PROMETHEUS_PUBLISH=127.0.0.1:9090\nOCRGAN_PUBLISH=127.0.0.1:8000-8002\nOCRGAN_ENV_FILE=./deploy/ocrgan.env\n"
+                  "OCRGAN_CHECKPOINTS_DIR=./deploy/checkpoints\nexport HTTP_PROXY=http://proxy:3128\n")
+
+
+def test_a_dotenv_shared_with_compose_is_accepted(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(COMPOSE_DOTENV + "OCRGAN_MAX_BATCH=3\n")
+    assert Settings().max_batch == 3
+    (tmp_path / ".env").write_text(COMPOSE_DOTENV + "OCRGAN_MAX_BACH=3\n")
+    with pytest.raises(ValueError, match="OCRGAN_MAX_BACH"):
+        Settings()
+
+
+def test_the_cli_starts_with_a_compose_dotenv(monkeypatch, tmp_path, mp4_clip, checkpoint, capsys):
+    """`ocrgan serve` and `ocrgan score` build their settings the same way; score runs to the end."""
+    from ocrgan_cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(COMPOSE_DOTENV + f"OCRGAN_CHECKPOINT={checkpoint}\nOCRGAN_DEVICE=cpu\n")
+    assert main(["score", str(mp4_clip)]) == 0
+    assert "30 frames" in capsys.readouterr().out
+
+
+def test_compose_variables_are_exactly_those_of_the_compose_file():
+    """Every ${OCRGAN_*} of docker-compose.yml is a setting or a known Compose variable, and vice versa."""
+    import re
+    from pathlib import Path
+
+    from service.settings import COMPOSE_VARIABLES
+
+    text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
+    used = {v.lower() for v in re.findall(r"\$\{OCRGAN_([A-Z0-9_]+)", text)}
+    assert used - set(Settings.model_fields) == COMPOSE_VARIABLES
