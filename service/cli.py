@@ -70,7 +70,7 @@ def _score(args: argparse.Namespace) -> int:
     host = _load(settings)
     if host is None:
         return 2
-    limits = ClipLimits(settings.upload_max_frames, settings.upload_max_pixels, settings.upload_max_side)
+    limits = ClipLimits.from_settings(settings)
     try:
         result = score_file(Path(args.file), host, limits, host.stride, args.heatmaps, settings.heatmap_grid,
                             inline_runner(host, settings.clip_batch))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -23,8 +23,10 @@ class ClipCancelled(Exception):
 
 
 class ClipJob:
-    def __init__(self, model: OCRGANVideo, stride: int, batch: int, heatmaps: bool, amp: bool) -> None:
+    def __init__(self, model: OCRGANVideo, stride: int, batch: int, heatmaps: bool, amp: bool,
+                 reduce: Callable[[WindowScores], WindowScores] | None = None) -> None:
         self.need = batch * stride  # frames one forward pass may consume
+        self.reduce = reduce  # applied to each result as it is made
         self.frames: queue.Queue = queue.Queue(maxsize=2 * self.need)
         self.produced_all = False
         self.cancelled = threading.Event()
@@ -59,7 +61,8 @@ class ClipJob:
         try:
             if self.cancelled.is_set():
                 raise ClipCancelled()
-            self.results.append(next(self._gen))
+            scores = next(self._gen)
+            self.results.append(self.reduce(scores) if self.reduce else scores)
         except StopIteration:
             self.finished.set()
         except BaseException as e:

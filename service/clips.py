@@ -6,6 +6,7 @@ model.preprocess(); scores come from model.iter_clip_scores + the same post-proc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +24,13 @@ from model.windows import postprocess
 from service.errors import ServiceError
 from service.model_host import ModelHost
 
-ClipRunner = Callable[[Iterable[torch.Tensor], int, bool], list[WindowScores]]  # (frames, stride, heatmaps)
+Reduce = Callable[[WindowScores], WindowScores]
+ClipRunner = Callable[[Iterable[torch.Tensor], int, bool, Reduce | None], list[WindowScores]]  # frames, stride, ...
 STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gif", "tiff_pipe")
+
+
+EXPANSION_ALLOWANCE = 2**27  # decoded pixels any clip may have whatever its size (~65 frames of 1080p)
+TRUNCATION_SLACK = 0.95  # a clip decoding to less than this share of its declared frames or duration is cut short
 
 
 @dataclass
@@ -32,6 +38,15 @@ class ClipLimits:
     max_frames: int
     max_pixels: int
     max_side: int
+    max_expansion: float = 10_000.0  # decoded pixels per byte of the file, beyond EXPANSION_ALLOWANCE
+
+    @classmethod
+    def from_settings(cls, s) -> ClipLimits:
+        return cls(s.upload_max_frames, s.upload_max_pixels, s.upload_max_side, s.upload_max_expansion)
+
+    def pixel_budget(self, file_bytes: int) -> int:
+        """Decoded pixels a file of this size may expand to (a decompression bomb goes far beyond)."""
+        return max(EXPANSION_ALLOWANCE, int(self.max_expansion * file_bytes))
 
 
 @dataclass
@@ -64,6 +79,7 @@ class Clip:
     def __init__(self, path: Path, grey: bool, limits: ClipLimits) -> None:
         self.grey = grey
         self.limits = limits
+        self.file_bytes = path.stat().st_size
         try:
             self.container = av.open(str(path), metadata_errors="replace")
         except av.error.EOFError as e:
@@ -89,6 +105,9 @@ class Clip:
         if ctx.width <= 0 or ctx.height <= 0:
             raise ServiceError(422, f"the {ctx.name} video stream has no valid frame size")
         _check_size(ctx.width, ctx.height, self.limits, "the video")
+        if self.stream.frames > self.limits.max_frames:  # refused before decoding anything
+            raise ServiceError(413, f"the clip has more than {self.limits.max_frames} frames (the limit): "
+                                    f"its header declares {self.stream.frames}")
         rate = self.stream.average_rate or self.stream.guessed_rate
         return ClipMeta(fmt, ctx.name, ctx.width, ctx.height, float(rate) if rate else None)
 
@@ -107,7 +126,8 @@ class Clip:
         fmt = "gray" if self.grey else "rgb24"
         convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
         self.stream.thread_type = "AUTO"
-        n = 0
+        budget = limits.pixel_budget(self.file_bytes)
+        n = pixels = 0
         try:
             for frame in self.container.decode(self.stream):
                 if n == limits.max_frames:
@@ -118,6 +138,9 @@ class Clip:
                                                 f"the clip started at {meta.width}x{meta.height}")
                     _check_size(frame.width, frame.height, limits, "the first frame")
                     meta.width, meta.height = frame.width, frame.height
+                pixels += frame.width * frame.height
+                if pixels > budget:
+                    raise ServiceError(413, self._bomb_message(n + 1))
                 t = frame.time
                 meta.timestamps.append(round(float(t), 6) if t is not None else n / (meta.fps or 25.0))
                 n += 1
@@ -126,6 +149,36 @@ class Clip:
             raise ServiceError(422, f"the {meta.codec} video cannot be decoded after {n} frames ({_reason(e)})") from e
         if n == 0:
             raise ServiceError(422, f"no frame of the {meta.codec} video stream could be decoded")
+        self._check_complete(n)
+
+    def _bomb_message(self, n: int) -> str:
+        m = self.meta
+        return (f"the clip expands too much for its size: {n} frames of {m.width}x{m.height} from a file of "
+                f"{self.file_bytes} bytes is more than {self.limits.max_expansion:g} decoded pixels per byte "
+                "(a decompression bomb, or a clip too compressed to score; OCRGAN_UPLOAD_MAX_EXPANSION)")
+
+    def _check_complete(self, n: int) -> None:
+        """422 when the file decodes to clearly less than its header declares (a file cut short)."""
+        declared = self.stream.frames
+        if declared and n < TRUNCATION_SLACK * declared:
+            raise ServiceError(422, f"the file is cut short: its header declares {declared} frames, "
+                                    f"{n} could be decoded")
+        expected = self._declared_duration()
+        if expected and self.meta.timestamps:
+            step = 1.0 / (self.meta.fps or 25.0)
+            got = self.meta.timestamps[-1] - self.meta.timestamps[0] + step
+            if got < TRUNCATION_SLACK * expected - step:
+                raise ServiceError(422, f"the file is cut short: its header declares {expected:.2f}s of video, "
+                                        f"frames for {got:.2f}s could be decoded")
+
+    def _declared_duration(self) -> float | None:
+        """The video's declared duration in seconds: the stream's, or the file's when video is all it holds."""
+        s = self.stream
+        if s.duration and s.time_base:
+            return float(s.duration * s.time_base)
+        if self.container.duration and len(self.container.streams) == 1:
+            return self.container.duration / av.time_base
+        return None
 
 
 def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig) -> Iterator[torch.Tensor]:
@@ -134,11 +187,26 @@ def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig) -> Iterator[to
         yield preprocess(f[None], cfg)[0]
 
 
+def pool_heatmaps(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) -> (N, rows, cols) mean local error per cell; a map already that coarse is unchanged."""
+    rows, cols = min(grid[0], maps.shape[-2]), min(grid[1], maps.shape[-1])
+    return F.adaptive_avg_pool2d(maps[:, None].float(), (rows, cols))[:, 0]
+
+
+def coarse_heatmaps(grid: tuple[int, int]) -> Reduce:
+    """Pool each window's maps as it is scored: a long clip's full-size maps would not fit in memory
+    (10,000 frames of 128x192 floats are 1 GB; their 12x16 grids are 8 MB)."""
+    def reduce(scores: WindowScores) -> WindowScores:
+        if scores.heatmaps is None:
+            return scores
+        return dataclasses.replace(scores, heatmaps=pool_heatmaps(scores.heatmaps, grid))
+
+    return reduce
+
+
 def heatmap_grid(maps: torch.Tensor, grid: tuple[int, int]) -> list[list[list[float]]]:
     """(N, H, W) -> N coarse (rows, cols) grids of mean local error, rounded."""
-    rows, cols = min(grid[0], maps.shape[-2]), min(grid[1], maps.shape[-1])
-    coarse = F.adaptive_avg_pool2d(maps[:, None].float(), (rows, cols))[:, 0]
-    return [[[float(f"{v:.5g}") for v in row] for row in m] for m in coarse.tolist()]
+    return [[[float(f"{v:.5g}") for v in row] for row in m] for m in pool_heatmaps(maps, grid).tolist()]
 
 
 def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid: tuple[int, int] | None,
@@ -175,11 +243,14 @@ def score_file(path: Path, host: ModelHost, limits: ClipLimits, stride: int, hea
     """Decode, score and describe a clip; `run` executes iter_clip_scores (in the scorer thread, or inline)."""
     t0 = started if started is not None else time.perf_counter()
     with Clip(path, host.grey, limits) as clip:
-        parts = run(model_inputs(clip.frames(), host.model.cfg), stride, heatmaps)
+        parts = run(model_inputs(clip.frames(), host.model.cfg), stride, heatmaps, coarse_heatmaps(grid))
         return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0)
 
 
 def inline_runner(host: ModelHost, batch: int) -> ClipRunner:
     """Run iter_clip_scores in the calling thread (the CLI, which has no scorer thread)."""
-    return lambda frames, stride, heatmaps: list(
-        iter_clip_scores(host.model, frames, stride, batch, heatmaps=heatmaps, amp=host.amp))
+    def run(frames: Iterable[torch.Tensor], stride: int, heatmaps: bool, reduce: Reduce | None) -> list[WindowScores]:
+        scores = iter_clip_scores(host.model, frames, stride, batch, heatmaps=heatmaps, amp=host.amp)
+        return [reduce(s) if reduce else s for s in scores]
+
+    return run

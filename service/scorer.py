@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,9 +77,11 @@ class Scorer:
         self.windows.put_nowait(job)
 
     # --- clips -----------------------------------------------------------------------------------
-    def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool) -> list[WindowScores]:
-        """Score a clip's preprocessed frames via iter_clip_scores in the scorer thread; blocks the caller."""
-        job = ClipJob(self.host.model, stride, self.clip_batch, heatmaps, self.host.amp)
+    def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
+                 reduce: Callable[[WindowScores], WindowScores] | None = None) -> list[WindowScores]:
+        """Score a clip's preprocessed frames via iter_clip_scores in the scorer thread; blocks the caller.
+        `reduce` is applied to each window's scores as they come (to keep only what the answer needs)."""
+        job = ClipJob(self.host.model, stride, self.clip_batch, heatmaps, self.host.amp, reduce)
         with self._lock:
             self.clips.append(job)
         try:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     upload_max_frames: int = Field(10_000, ge=1)
     upload_max_pixels: int = Field(4096 * 2304, ge=1)  # width * height
     upload_max_side: int = Field(4096, ge=16)
+    # decoded pixels per uploaded byte (beyond the first 2**27): refuses a small file that expands into
+    # huge or countless frames; real footage stays under ~1000 even at very low bitrates
+    upload_max_expansion: float = Field(10_000.0, gt=0)
     heatmap_grid: tuple[int, int] = (12, 16)  # rows, cols of the coarse per-frame heatmaps in /score
     max_concurrent_clips: int = Field(2, ge=1)  # clips decoded and scored at once; more requests wait
     upload_dir: Path | None = None  # where uploads are spooled; None = the system temp dir

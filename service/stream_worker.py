@@ -24,6 +24,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from model import WindowAssembler, WindowScores, preprocess
+from service.errors import ServiceError
 from service.metrics import Metrics
 from service.model_host import ModelHost
 from service.schemas import StreamSpec
@@ -32,7 +33,7 @@ from service.settings import Settings
 from service.snapshot import render_snapshot
 from service.stream_scores import StreamScoring
 from service.stream_source import FrameSource, SourceError, SourceOptions
-from service.urls import StreamTarget, redact
+from service.urls import StreamTarget, check_stream_url, redact
 
 log = logging.getLogger("ocrgan.streams")
 
@@ -145,6 +146,7 @@ class StreamWorker:
         opts = SourceOptions(s.open_timeout_seconds, s.watchdog_seconds)
         while not self._stop.is_set():
             try:
+                self._recheck_url()
                 with FrameSource(self.target, opts, self._stop) as source:
                     self.source_size = source.size
                     self._consume(source)
@@ -164,6 +166,16 @@ class StreamWorker:
             self._set_state(StreamState.RECONNECTING, self.last_error)
             self._restart_windows()
             self._stop.wait(backoff(self.failures, s.reconnect_base_seconds, s.reconnect_cap_seconds))
+
+    def _recheck_url(self) -> None:
+        """The URL policy again before every connection: a host name checked at registration may resolve
+        to a refused address now (DNS rebinding onto loopback, link-local or metadata addresses)."""
+        if self.target.is_file:
+            return  # a built-in camera, or a file allowed at registration
+        try:
+            check_stream_url(self.spec.url, self.settings)
+        except ServiceError as e:
+            raise SourceError(f"refused: {e.message}") from e
 
     def _consume(self, source: FrameSource) -> None:
         sampler = FpsSampler(self.fps)

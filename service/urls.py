@@ -16,7 +16,11 @@ from service.errors import ServiceError
 from service.settings import Settings
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal"}
-METADATA_ADDRESSES = {ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("169.254.169.254")}
+METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in (
+    "169.254.169.254",  # AWS, GCP, Azure, OCI, DigitalOcean, OpenStack
+    "fd00:ec2::254",  # AWS over IPv6
+    "100.100.100.200",  # Alibaba Cloud (in the shared address space, not link-local)
+)}
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:pass(?:word)?|pwd|token|key|secret|auth|sig|signature)=)[^&\s]*")
 RESOLVE_TIMEOUT_S = 2.0
@@ -43,7 +47,7 @@ def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "loopback"
     if ip.is_multicast or ip.is_reserved:
         return "reserved"
-    if ip.is_private:
+    if ip.is_private or not ip.is_global:  # RFC 1918, ULA, and the shared space 100.64/10 (CGNAT, Tailscale)
         return "private"
     return None
 
@@ -53,7 +57,7 @@ def _resolve(host: str) -> list[str]:
     out: list[str] = []
 
     def run() -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, UnicodeError, ValueError):  # unresolvable, or not a valid name
             out.extend(ai[4][0] for ai in socket.getaddrinfo(host, None))
 
     t = threading.Thread(target=run, daemon=True)
@@ -89,7 +93,11 @@ def check_stream_url(url: str, settings: Settings) -> StreamTarget:
     url = url.strip()
     if any(c in url for c in "\r\n\t\0"):
         raise ServiceError(422, "the stream URL contains control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as e:
+        raise ServiceError(422, f"the stream URL cannot be parsed ({e})") from e
     scheme = parts.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):  # bare path, file://, C:\
         if not settings.allow_file_sources:

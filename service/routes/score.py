@@ -40,7 +40,7 @@ async def score(request: Request, svc: ServicesDep,
             await receive_upload(request, out, s.upload_max_bytes)
         if stride is not None and stride > svc.host.model.cfg.num_frames:
             raise ServiceError(422, f"stride must be in [1, {svc.host.model.cfg.num_frames}] for this model")
-        limits = ClipLimits(s.upload_max_frames, s.upload_max_pixels, s.upload_max_side)
+        limits = ClipLimits.from_settings(s)
         result = await anyio.to_thread.run_sync(
             lambda: score_file(Path(tmp), svc.host, limits, stride or svc.host.stride, heatmaps, s.heatmap_grid,
                                svc.scorer.run_clip, started),

@@ -48,3 +48,32 @@ def garbage_frames(path: Path, good: Path) -> Path:
             q.pts, q.dts, q.time_base, q.stream = p.pts, p.dts, p.time_base, out
             dst.mux(q)
     return path
+
+
+def _lavfi(path: Path, source: str, frames: int, *codec: str) -> Path:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-frames:v", str(frames), *codec,
+                    str(path)], check=True)
+    return path
+
+
+def black_h264(path: Path, size: str, frames: int, fps: int = 25) -> Path:
+    """A static black H.264 clip: a few bytes per frame, whatever the frame size."""
+    return _lavfi(path, f"color=black:s={size}:r={fps}", frames, "-c:v", "libx264", "-preset", "ultrafast",
+                  "-pix_fmt", "yuv420p")
+
+
+def huge_frames(path: Path, side: int = 8000) -> Path:
+    """Two side x side MJPEG frames in an AVI (decoded, each would be side*side*1.5 bytes)."""
+    return _lavfi(path, f"color=black:s={side}x{side}:r=25", 2, "-c:v", "mjpeg", "-pix_fmt", "yuvj420p")
+
+
+def truncated(path: Path, good: Path, keep: float) -> Path:
+    """The first `keep` share of a good file's bytes."""
+    data = good.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def random_bytes(path: Path, size: int, seed: int) -> Path:
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path

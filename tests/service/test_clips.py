@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 import torch
 
 from model import load_checkpoint, preprocess, score_clip
-from service.clips import Clip, ClipLimits, heatmap_grid, inline_runner, score_file
+from service.clips import Clip, ClipLimits, heatmap_grid, inline_runner, model_inputs, score_file
 from service.errors import ServiceError
 from service.model_host import ModelHost
 from tests.service import bad_media
@@ -113,3 +115,64 @@ def test_heatmap_grid_shape():
     grid = heatmap_grid(maps, (4, 6))
     assert len(grid) == 3 and len(grid[0]) == 4 and len(grid[0][0]) == 6
     assert grid[0][0][0] == pytest.approx(float(maps[0, :8, :8].mean()), rel=1e-3)
+
+
+def test_a_declared_frame_count_over_the_limit_is_refused_before_decoding(tmp_path):
+    limits = ClipLimits(max_frames=100, max_pixels=10**7, max_side=4096)
+    with pytest.raises(ServiceError) as e:
+        Clip(bad_media.black_h264(tmp_path / "long.mp4", "64x48", 300), True, limits)
+    assert e.value.status == 413 and "more than 100 frames" in e.value.message and "declares 300" in e.value.message
+    with pytest.raises(ServiceError) as e:  # Matroska declares no count: refused once frame 101 decodes
+        decode(bad_media.black_h264(tmp_path / "long.mkv", "64x48", 300), limits=limits)
+    assert e.value.status == 413 and "more than 100 frames" in e.value.message
+
+
+def test_a_decompression_bomb_is_refused_within_its_pixel_budget(tmp_path, mp4_clip):
+    bomb = bad_media.black_h264(tmp_path / "bomb.mp4", "4096x2304", 100)  # ~30 kB for 944 M decoded pixels
+    decoded = 0
+    with Clip(bomb, True, LIMITS) as clip, pytest.raises(ServiceError) as e:
+        for _ in clip.frames():
+            decoded += 1
+    assert e.value.status == 413 and "decompression bomb" in e.value.message
+    assert decoded * 4096 * 2304 <= LIMITS.pixel_budget(bomb.stat().st_size)
+    meta, frames = decode(mp4_clip)  # real footage expands far less than the limit
+    assert len(frames) * meta.width * meta.height / mp4_clip.stat().st_size < LIMITS.max_expansion / 10
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "mkv"])
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_file_cut_short_is_refused(tmp_path, suffix, keep):
+    good = tmp_path / f"good.{suffix}"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=25", "-frames:v", "100",
+                    "-c:v", "libx264", "-movflags", "+faststart", str(good)], check=True)
+    with pytest.raises(ServiceError) as e:
+        decode(bad_media.truncated(tmp_path / f"cut.{suffix}", good, keep))
+    assert e.value.status == 422
+    assert "cut short" in e.value.message or "cannot be decoded after" in e.value.message, e.value.message
+    assert len(decode(good)[1]) == 100
+
+
+def test_one_frame_is_a_clip(tmp_path, clip_frames, make_settings):
+    """A single frame is scored (its window repeats it, as the first frame of every clip)."""
+    host = ModelHost.load(make_settings())
+    out = score_file(write_video(tmp_path / "one.mp4", clip_frames[:1]), host, LIMITS, host.stride, False, (4, 4),
+                     inline_runner(host, 8))
+    assert out["num_frames"] == 1 and out["frames"][0]["index"] == 0
+
+
+def test_heatmaps_are_pooled_window_by_window(mp4_clip, make_settings):
+    """Only the coarse grids of a clip are kept while it is scored, and they equal pooling the full maps."""
+    host = ModelHost.load(make_settings())
+    inline = inline_runner(host, 8)
+    kept = []
+
+    def run(frames, stride, heatmaps, reduce):
+        parts = inline(frames, stride, heatmaps, reduce)
+        kept.extend(parts)
+        return parts
+
+    out = score_file(mp4_clip, host, LIMITS, host.stride, True, (4, 6), run)
+    assert kept and all(tuple(p.heatmaps.shape[1:]) == (4, 6) for p in kept)
+    with Clip(mp4_clip, True, LIMITS) as clip:
+        full = inline(model_inputs(clip.frames(), host.model.cfg), host.stride, True, None)
+    assert [f["heatmap"] for f in out["frames"]] == heatmap_grid(torch.cat([p.heatmaps for p in full]), (4, 6))

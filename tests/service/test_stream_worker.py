@@ -164,3 +164,13 @@ def test_credentials_never_reach_status_or_errors(parts, workers):
     wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
     assert "hunter2" not in repr(w.view()) and "hunter2" not in repr(rec.messages)
     assert w.view()["url"].startswith("rtsp://***@")
+
+
+@pytest.mark.slow
+def test_the_url_policy_is_checked_again_at_every_connection(rtsp, parts, workers):
+    """A host that passed at registration but resolves to a refused address later is not connected to."""
+    server = rtsp()
+    w, rec = start_worker(workers, parts(allow_loopback=False, max_failures=2), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert "refused" in w.last_error and "loopback" in w.last_error
+    assert w.counts["decoded"] == 0 and rec.states() == ["reconnecting", "failed"]

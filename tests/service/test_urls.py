@@ -16,7 +16,7 @@ def settings():
 
 @pytest.mark.parametrize("url", [
     "rtsp://10.0.0.5:554/stream1", "rtsps://192.168.1.20/live", "http://172.16.3.4/video.mjpg",
-    "https://8.8.8.8/cam.m3u8", "RTSP://10.0.0.5/x",
+    "https://8.8.8.8/cam.m3u8", "RTSP://10.0.0.5/x", "rtsp://100.64.1.2/x",  # the shared space (CGNAT, Tailscale)
 ])
 def test_allowed(settings, url):
     target = check_stream_url(url, settings)
@@ -41,6 +41,14 @@ def test_allowed(settings, url):
     ("rtsp://0.0.0.0/cam", "loopback"),
     ("rtsp:///nohost", "no host"),
     ("rtsp://10.0.0.5/x\r\nInjected: 1", "control characters"),
+    ("http://100.100.100.200/latest/meta-data", "link-local"),  # Alibaba Cloud's metadata endpoint
+    ("http://2852039166/latest/meta-data", "link-local"),  # 169.254.169.254 as one decimal number
+    ("http://0xa9fea9fe/latest/meta-data", "link-local"),  # ... and in hex
+    ("rtsp://[fe80::1%25eth0]/x", "link-local"),
+    ("rtsp://127.1/x", "loopback"),
+    ("rtsp://[::ffff:127.0.0.1]/x", "loopback"),
+    ("rtsp://[::1/x", "cannot be parsed"),
+    ("rtsp://cam.local:99999/x", "cannot be parsed"),
 ])
 def test_refused(settings, url, words):
     with pytest.raises(ServiceError) as e:
