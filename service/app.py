@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from model import CheckpointError
 from service.backends import BackendUnavailable
 from service.errors import ServiceError
+from service.logs import redact_logs
 from service.model_host import ModelHost
 from service.routes import ops, page, score, streams, ws
 from service.routes.page import STATIC
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, host: ModelHost | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact_logs()  # uvicorn has set up its handlers by now
         try:
             services = await anyio.to_thread.run_sync(Services.create, settings, host)
         except CheckpointError as e:

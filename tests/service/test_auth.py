@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -59,3 +61,45 @@ def test_open_without_a_key(live, mp4_clip):
     app = live()
     assert app.client.post("/score", content=mp4_clip.read_bytes()).status_code == 200
     assert app.client.get("/model").json()["auth"] is False
+
+
+def all_routes(routes, prefix=""):
+    """(full path, route) of every route, inside included routers too (FastAPI >= 0.16x keeps them nested)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from all_routes(inner.routes, prefix + route.include_context.prefix)
+        else:
+            yield prefix + getattr(route, "path", ""), route
+
+
+def guarded_routes(fastapi_app):
+    """(kind, method, path) of every route that changes something, found in the app itself: a new
+    mutating route or WebSocket cannot escape the test below."""
+    from starlette.routing import Mount, WebSocketRoute
+
+    out = []
+    for full, route in all_routes(fastapi_app.routes):
+        path = re.sub(r"\{[^}]+\}", "cam", full)
+        if isinstance(route, WebSocketRoute):
+            out.append(("ws", None, path))
+        elif isinstance(route, Mount):
+            assert route.name == "static", route  # static files: GET only
+        else:
+            out += [("http", m, path) for m in sorted(route.methods - {"GET", "HEAD", "OPTIONS"})]
+    return out
+
+
+def test_every_mutating_route_and_websocket_needs_the_key(app):
+    routes = guarded_routes(app.app)
+    assert {("http", "POST", "/streams"), ("http", "DELETE", "/streams/cam"), ("http", "POST", "/score"),
+            ("ws", None, "/ws/streams"), ("ws", None, "/ws/streams/cam")} <= set(routes)
+    for kind, method, path in routes:
+        if kind == "http":  # no body at all: the key is checked before anything else
+            assert app.client.request(method, path).status_code == 401, (method, path)
+            assert app.client.request(method, path, headers={"X-API-Key": "wrong"}).status_code == 403, (method, path)
+            continue
+        for query, status in (("", 401), ("?api_key=wrong", 403)):
+            with pytest.raises(InvalidStatus) as e:
+                connect(f"{app.ws_url}{path}{query}")
+            assert e.value.response.status_code == status, (path, query)

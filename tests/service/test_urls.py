@@ -78,3 +78,6 @@ def test_redact():
     text = "cannot open: rtsp://u:p@h/x: Connection refused"
     assert redact(text) == "cannot open: rtsp://***@h/x: Connection refused"
     assert redact("rtsp://10.0.0.5/s") == "rtsp://10.0.0.5/s"
+    ws = '"WebSocket /ws/streams?api_key=s3cret" [accepted]'
+    assert redact(ws) == '"WebSocket /ws/streams?api_key=***" [accepted]'
+    assert redact("https://cam/live.m3u8?access_token=abc&x=1") == "https://cam/live.m3u8?access_token=***&x=1"
