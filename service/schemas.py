@@ -12,8 +12,9 @@ class StreamSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=STREAM_ID_PATTERN, description="letters, digits, _ . - (at most 64)")
-    url: str = Field(min_length=1, max_length=2048, description="rtsp://, rtsps://, http(s):// by default")
+    id: str = Field(pattern=STREAM_ID_PATTERN, description="letters, digits, _ . - (at most 64)", examples=["gate"])
+    url: str = Field(min_length=1, max_length=2048, description="rtsp://, rtsps://, http(s):// by default",
+                     examples=["rtsp://user:pass@192.168.1.20:554/stream1"])
     fps: float | None = Field(None, gt=0, le=120, description="sampling rate; default OCRGAN_STREAM_FPS")
     stride: int | None = Field(None, ge=1, description="frames between scored windows; default the model's")
     calibrate: bool = Field(False, description="learn this camera's normal score statistics over a warm-up")

@@ -11,7 +11,7 @@ from service.errors import ServiceError
 from service.schemas import STREAM_ID_PATTERN, StreamSpec
 
 router = APIRouter(prefix="/streams", tags=["streams"])
-StreamId = Annotated[str, Path(pattern=STREAM_ID_PATTERN)]
+StreamId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, examples=["gate"])]
 
 
 def _known(svc, stream_id: str) -> None:
