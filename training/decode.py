@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from training.sequences import DataError, Sequence
 
@@ -24,12 +25,13 @@ def read_image(path: Path, grey: bool) -> np.ndarray:
 def iter_video(path: Path, grey: bool) -> Iterator[np.ndarray]:
     """Frames of a video file; luma through the decoder's own conversion, like the service."""
     fmt = "gray" if grey else "rgb24"
+    convert = VideoReformatter()  # one scaler for the whole video, as the service keeps one per clip
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format=fmt)
+                yield convert.reformat(frame, format=fmt).to_ndarray()
     except (av.FFmpegError, IndexError) as e:
         raise DataError(f"{path}: cannot decode video: {e}") from e
 
