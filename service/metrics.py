@@ -25,6 +25,9 @@ class Metrics:
         self.inference = Histogram("ocrgan_inference_seconds", "One forward pass of the scorer",
                                    buckets=INFERENCE_BUCKETS, registry=r)
         self.batch_size = Histogram("ocrgan_batch_size", "Windows per forward pass", buckets=BATCH_BUCKETS, registry=r)
+        self.scorer_queue = Gauge("ocrgan_scorer_queue_windows",
+                                  "Camera windows waiting for the scorer (at most max_pending_windows per camera)",
+                                  registry=r)
         self.latency = Histogram("ocrgan_end_to_end_latency_seconds", "Frame decoded to its score published",
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.stream_up = Gauge("ocrgan_stream_up", "1 while a camera delivers frames", s, registry=r)

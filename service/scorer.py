@@ -75,6 +75,7 @@ class Scorer:
 
     def submit(self, job: WindowJob) -> None:
         self.windows.put_nowait(job)
+        self.metrics.scorer_queue.set(self.windows.qsize())
 
     # --- clips -----------------------------------------------------------------------------------
     def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
@@ -151,6 +152,8 @@ class Scorer:
             batch.append(item)
             if deadline is None:
                 deadline = time.monotonic() + self.max_wait_s
+        if batch:
+            self.metrics.scorer_queue.set(self.windows.qsize())
         return batch
 
     def _score(self, batch: list[WindowJob]) -> None:

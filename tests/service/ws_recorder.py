@@ -12,8 +12,10 @@ from websockets.sync.client import connect
 
 
 class WsRecorder:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep: bool = True) -> None:
         self.ws = connect(url, open_timeout=10, max_size=None).__enter__()
+        self.keep = keep  # False: only count them (a long run)
+        self.count = 0
         self.messages: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="ws-recorder", daemon=True)
@@ -22,8 +24,11 @@ class WsRecorder:
     def _read(self) -> None:
         try:
             for raw in self.ws:
+                message = json.loads(raw)
                 with self._lock:
-                    self.messages.append(json.loads(raw))
+                    self.count += 1
+                    if self.keep:
+                        self.messages.append(message)
         except ConnectionClosed:
             pass
 
