@@ -5,6 +5,11 @@ Every tick the coordinator announces the replica, reads the registry, renews its
 stops that worker), takes free cameras while it holds fewer than its fair share (ceil(cameras /
 replicas)), hands one camera back when it holds more, and shares its cameras' status. With the
 embedded backend this reduces to: every registered camera runs here.
+
+While the backend is unreachable every replica keeps the cameras it runs and takes none. When it
+returns (its leases and heartbeats may have expired meanwhile), a replica only renews its own leases
+for one lease period before taking or handing over cameras, so the replicas that were scoring a
+camera all along get it back first and no camera is scored by two replicas at once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class StreamManager:
         self.local: dict[str, tuple[StreamSpec, StreamTarget]] = {}  # built-in cameras, never persisted
         self.replicas = 1
         self.backend_ok = False
+        self._outage = False  # the backend was unreachable at the last tick
+        self._settle_until = 0.0  # monotonic time before which this replica only renews its own leases
         self.interval = min(1.0, settings.lease_seconds / 3)
         self.stale_after = max(3.0, settings.lease_seconds)  # a shared status older than this: owner gone
         self._lock = threading.RLock()
@@ -177,7 +184,13 @@ class StreamManager:
                 if self.backend_ok:
                     log.warning("backend unavailable, cameras keep running: %s", e)
                 self.backend_ok = False
+                self._outage = True
                 return
+            if self._outage:
+                self._outage = False
+                self._settle_until = time.monotonic() + self.settings.lease_seconds
+                log.info("backend reachable again: renewing this replica's %d cameras before taking others",
+                         len(self._shared_workers()))
             self._reconcile()
         self._share()
 
@@ -194,6 +207,8 @@ class StreamManager:
             elif not self._claim(sid):
                 log.warning("stream %s: lease lost to another replica; stopping here", sid)
                 self._stop_worker(sid, "lease lost", release=False)
+        if time.monotonic() < self._settle_until:
+            return  # just after an outage: the others renew theirs first
         share = math.ceil(len(self.specs) / self.replicas)
         for sid in sorted(self.specs):
             if len(self._shared_workers()) >= share:
