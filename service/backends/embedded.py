@@ -25,6 +25,13 @@ class EmbeddedBackend(Backend):
         self.replica_id = replica_id
         self._lock = threading.Lock()
         self._history: dict[str, deque[Message]] = {}
+        self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        """A process killed while writing the registry leaves its temp file behind (the registry is whole)."""
+        if self.path.parent.is_dir():
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
 
     def ping(self) -> bool:
         return True

@@ -35,3 +35,11 @@ def test_history_is_bounded_and_filtered(tmp_path):
     assert [m["timestamp"] for m in b.history("a", None, 2)] == [6.0, 7.0]
     b.forget("a")
     assert b.history("a", None, 10) == []
+
+
+def test_a_temp_file_left_by_a_killed_process_is_removed(tmp_path):
+    path = tmp_path / "streams.json"
+    EmbeddedBackend(path, 5, "r").add_spec({"id": "a", "url": "rtsp://10.0.0.1/x"})
+    (tmp_path / ".streams.json.k1ll3d.tmp").write_text('{"version": 1, "str')
+    assert EmbeddedBackend(path, 5, "r").load_specs() == {"a": {"id": "a", "url": "rtsp://10.0.0.1/x"}}
+    assert [p.name for p in tmp_path.iterdir()] == ["streams.json"]
