@@ -1,0 +1,188 @@
+"""Capacity of one machine: the largest number of 25 fps cameras the service scores with no more than
+1% of their frames dropped (default settings: the checkpoint's stride, max batch 8), with end-to-end
+latency p50/p99; then POST /score throughput for 1, 2 and 4 concurrent uploads.
+
+    python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1]
+                                          [--max-cameras 12] [--seconds 20] [--source file|rtsp]
+                                          [--uploads 1,2,4] [--upload-seconds 30]
+
+Cameras: the bundled demo clip (240x160 H.264) played in real time per camera (file), or a loopback
+gst-rtsp-server (rtsp; its encoders then share the machine), scored at 25 fps by the in-process
+service (benchmarks/service_e2e.py's harness). Cameras are added one at a time until more than 1%
+of the offered frames are dropped; that count is run a second time to confirm. Uploads: a 10 s
+excerpt of the demo clip (250 frames) posted back to back by each client to `ocrgan serve` in its own
+process. Without --checkpoint or --random: service/assets/default.safetensors when present, else a
+random-weight model of its architecture ("ped2": 128x192 luma, ngf 16, stride 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import torch
+
+from model import OCRGANConfig, OCRGANVideo, save_checkpoint
+from service.demo import DEMO_CLIP, FALLBACK
+from service.model_host import ModelHost
+from service.settings import DEFAULT_CHECKPOINT, Settings
+from service.urls import StreamTarget
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+from service_e2e import rtsp_targets, run_service  # noqa: E402
+
+from tests.service.servers import AppProcess  # noqa: E402
+
+RANDOM = {"ped2": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, stride=8), "small": FALLBACK,
+          "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
+MAX_DROPPED = 0.01
+
+
+def checkpoint_for(args: argparse.Namespace, tmp: Path) -> Path:
+    if args.checkpoint is not None:
+        return args.checkpoint
+    if args.random is None and DEFAULT_CHECKPOINT.is_file():
+        return DEFAULT_CHECKPOINT
+    torch.manual_seed(0)
+    path = tmp / f"{args.random or 'ped2'}-random.safetensors"
+    save_checkpoint(OCRGANVideo(OCRGANConfig(**RANDOM[args.random or "ped2"])), path)
+    return path
+
+
+def camera_run(host: ModelHost, base: dict, targets: list[StreamTarget], args: argparse.Namespace) -> dict:
+    proc = psutil.Process()
+    c0, t0 = proc.cpu_times(), time.perf_counter()
+    r = run_service(host, Settings(_env_file=None, **base), targets, 25.0, args.warmup, args.seconds)
+    c1 = proc.cpu_times()
+    r["cpu"] = (c1.user + c1.system - c0.user - c0.system) / (time.perf_counter() - t0)
+    r["dropped_share"] = r["dropped"] / max(r["scored"] + r["dropped"], 1e-9)
+    return r
+
+
+def find_capacity(host: ModelHost, base: dict, all_targets: list[StreamTarget], args) -> tuple[int, list]:
+    rows, best = [], 0
+    for n in range(1, len(all_targets) + 1):
+        r = camera_run(host, base, all_targets[:n], args)
+        rows.append((n, r))
+        print(f"  {n} cameras: dropped {100 * r['dropped_share']:.2f}%, p50 {r['p50'] * 1000:.0f} ms, "
+              f"p99 {r['p99'] * 1000:.0f} ms", flush=True)
+        if r["dropped_share"] <= MAX_DROPPED:
+            best = n
+            continue
+        again = camera_run(host, base, all_targets[:n], args)  # confirm: one noisy run is not the limit
+        rows.append((n, again))
+        print(f"  {n} cameras again: dropped {100 * again['dropped_share']:.2f}%", flush=True)
+        if again["dropped_share"] <= MAX_DROPPED:
+            best = n
+            continue
+        break
+    return best, rows
+
+
+class Uploader(threading.Thread):
+    def __init__(self, url: str, data: bytes, until: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.data, self.until = url, data, until
+        self.done: list[tuple[float, int]] = []  # (seconds, frames)
+        self.failed = 0
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=600) as client:
+            while time.monotonic() < self.until:
+                t0 = time.monotonic()
+                r = client.post("/score", files={"file": ("clip.mp4", self.data, "video/mp4")})
+                if r.status_code == 200:
+                    self.done.append((time.monotonic() - t0, r.json()["num_frames"]))
+                else:
+                    self.failed += 1
+
+
+def upload_runs(checkpoint: Path, threads: int, levels: list[int], seconds: float, tmp: Path) -> list[tuple]:
+    clip = tmp / "excerpt.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(DEMO_CLIP), "-t", "10", "-c", "copy", str(clip)],
+                   check=True)
+    data = clip.read_bytes()
+    app = AppProcess({"OCRGAN_CHECKPOINT": str(checkpoint), "OCRGAN_TORCH_THREADS": str(threads),
+                      "OCRGAN_DEVICE": "cpu", "OCRGAN_REGISTRY_PATH": str(tmp / "streams.json"),
+                      "OCRGAN_UPLOAD_DIR": str(tmp), "OCRGAN_LOG_LEVEL": "warning"}, tmp / "service.log")
+    rows = []
+    try:
+        app.client.post("/score", content=data)  # warm-up
+        for n in levels:
+            t0 = time.monotonic()
+            clients = [Uploader(app.url, data, t0 + seconds) for _ in range(n)]
+            for c in clients:
+                c.start()
+            for c in clients:
+                c.join()
+            wall = time.monotonic() - t0
+            done = [d for c in clients for d in c.done]
+            rows.append((n, len(done) / wall, sum(f for _, f in done) / wall,
+                         statistics.median([s for s, _ in done]) if done else float("nan"),
+                         max((s for s, _ in done), default=float("nan")), sum(c.failed for c in clients)))
+            print(f"  {n} concurrent uploads: {rows[-1][1]:.2f} clips/s", flush=True)
+    finally:
+        app.stop()
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path)
+    p.add_argument("--random", choices=sorted(RANDOM))
+    p.add_argument("--threads", type=int, default=1, help="OCRGAN_TORCH_THREADS (default 1, the service's)")
+    p.add_argument("--max-cameras", type=int, default=12)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--warmup", type=float, default=6.0)
+    p.add_argument("--source", choices=["file", "rtsp"], default="file")
+    p.add_argument("--uploads", default="1,2,4", help="concurrency levels for POST /score ('' to skip)")
+    p.add_argument("--upload-seconds", type=float, default=30.0)
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ocrgan-capacity-"))
+    checkpoint = checkpoint_for(args, tmp)
+    base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, allow_loopback=True,
+                registry_path=tmp / "streams.json")
+    host = ModelHost.load(Settings(_env_file=None, **base))
+    cfg = host.model.cfg
+    print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "
+          f"{args.threads} torch thread(s), {psutil.cpu_count()} CPUs, cameras from {args.source}", flush=True)
+    server = None
+    if args.source == "rtsp":
+        server, targets = rtsp_targets(args.max_cameras, "240x160")
+    else:
+        targets = [StreamTarget(str(DEMO_CLIP), True)] * args.max_cameras
+    try:
+        best, rows = find_capacity(host, base, targets, args)
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+    print("\n| cameras at 25 fps | offered f/s | scored f/s | dropped | latency p50 / p99 | mean batch | CPU (cores) |")
+    print("|---|---|---|---|---|---|---|")
+    for n, r in rows:
+        print(f"| {n} | {r['offered']:.0f} | {r['scored']:.1f} | {100 * r['dropped_share']:.2f}% | "
+              f"{r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} ms | {r['batch']:.2f} | {r['cpu']:.2f} |")
+    limit = "at least " if best == len(targets) else ""
+    print(f"\ncapacity: {limit}{best} camera(s) at 25 fps with <= {100 * MAX_DROPPED:g}% dropped")
+    levels = [int(x) for x in args.uploads.split(",") if x]
+    if levels:
+        rows = upload_runs(checkpoint, args.threads, levels, args.upload_seconds, tmp)
+        print("\n| concurrent uploads (250-frame clip) | clips/s | frames/s | latency median / max | failed |")
+        print("|---|---|---|---|---|")
+        for n, clips, fps, med, worst, failed in rows:
+            print(f"| {n} | {clips:.2f} | {fps:.0f} | {med:.1f} / {worst:.1f} s | {failed} |")
+    print(f"load average: {', '.join(f'{x:.2f}' for x in psutil.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
