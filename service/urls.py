@@ -21,7 +21,8 @@ METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in (
     "fd00:ec2::254",  # AWS over IPv6
     "100.100.100.200",  # Alibaba Cloud (in the shared address space, not link-local)
 )}
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+# user:pass@ up to the last "@" before the path: a password may hold a raw "@" (FFmpeg reads it so too)
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&][\w.-]*?(?:pass(?:word)?|pwd|token|key|secret|auth|sig|signature)=)[^&\s\"']*")
 RESOLVE_TIMEOUT_S = 2.0
 
