@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, host: ModelHost | None = None,
             raise
         app.state.services = services
         app.state.clip_limiter = anyio.CapacityLimiter(settings.max_concurrent_clips)
+        app.state.upload_slots = threading.BoundedSemaphore(settings.max_concurrent_uploads)
         await anyio.to_thread.run_sync(services.start, asyncio.get_running_loop())
         if on_startup is not None:
             on_startup(services)

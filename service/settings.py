@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     upload_max_expansion: float = Field(10_000.0, gt=0)
     heatmap_grid: tuple[int, int] = (12, 16)  # rows, cols of the coarse per-frame heatmaps in /score
     max_concurrent_clips: int = Field(2, ge=1)  # clips decoded and scored at once; more requests wait
+    max_concurrent_uploads: int = Field(8, ge=1)  # uploads received, waiting or scored at once; more get 429
+    upload_idle_timeout_seconds: float = Field(30.0, gt=0)  # an upload that sends nothing this long gets 408
     upload_dir: Path | None = None  # where uploads are spooled; None = the system temp dir
     # --- camera streams --------------------------------------------------------------------------
     stream_fps: float = Field(10.0, gt=0, le=120)  # default sampling rate of a camera

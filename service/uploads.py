@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import BinaryIO
 
+import anyio
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -63,8 +65,23 @@ class _FilePart:
             self.sink.write(data[start:end])
 
 
-async def receive_upload(request: Request, out: BinaryIO, max_bytes: int) -> int:
-    """Write the clip to `out`; returns its size. Raises UploadError (413 too big, 400/422 malformed)."""
+async def _chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 when the client sends nothing for `idle_timeout` seconds."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                chunk = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError as e:
+            raise UploadError(408, f"the upload sent nothing for {idle_timeout:g} s") from e
+        yield chunk
+
+
+async def receive_upload(request: Request, out: BinaryIO, max_bytes: int, idle_timeout: float = 30.0) -> int:
+    """Write the clip to `out`; returns its size. Raises UploadError (413 too big, 408 stalled,
+    400/422 malformed)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     multipart = ctype == b"multipart/form-data"
     limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
@@ -80,7 +97,7 @@ async def receive_upload(request: Request, out: BinaryIO, max_bytes: int) -> int
             raise UploadError(400, "multipart body without a boundary")
         parser = MultipartParser(params[b"boundary"], part.callbacks())
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, idle_timeout):
             body.write(chunk)
             if parser is not None:
                 parser.write(chunk)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from service.clips import ClipLimits, score_file
 from service.deps import ApiKey, ServicesDep
 from service.errors import ServiceError
+from service.services import Services
 from service.uploads import receive_upload
 
 router = APIRouter(tags=["clips"])
@@ -34,10 +35,24 @@ async def score(request: Request, svc: ServicesDep,
     """Decode the clip with PyAV and score every frame the way `ocrgan eval` does."""
     started = time.perf_counter()
     s = svc.settings
+    slots = request.app.state.upload_slots
+    if not slots.acquire(blocking=False):
+        svc.metrics.score_requests.labels("429").inc()
+        return JSONResponse({"detail": f"{s.max_concurrent_uploads} uploads are already in progress "
+                                       "(OCRGAN_MAX_CONCURRENT_UPLOADS); retry later"},
+                            status_code=429, headers={"Retry-After": "5"})
+    try:
+        return await _score(request, svc, heatmaps, stride, started)
+    finally:
+        slots.release()
+
+
+async def _score(request: Request, svc: Services, heatmaps: bool, stride: int | None, started: float) -> JSONResponse:
+    s = svc.settings
     fd, tmp = tempfile.mkstemp(prefix="ocrgan-upload-", suffix=".bin", dir=s.upload_dir)
     try:
         with os.fdopen(fd, "wb") as out:
-            await receive_upload(request, out, s.upload_max_bytes)
+            await receive_upload(request, out, s.upload_max_bytes, s.upload_idle_timeout_seconds)
         if stride is not None and stride > svc.host.model.cfg.num_frames:
             raise ServiceError(422, f"stride must be in [1, {svc.host.model.cfg.num_frames}] for this model")
         limits = ClipLimits.from_settings(s)

@@ -8,6 +8,7 @@ import torch
 
 from model import load_checkpoint, preprocess, score_clip
 from tests.service import bad_media
+from tests.service.servers import wait_for
 from tests.synthetic import write_video
 from training.decode import iter_video
 
@@ -115,3 +116,41 @@ def test_declared_length_over_limit_is_refused_early(app):
 def test_bad_stride(app, mp4_clip):
     assert app.client.post("/score?stride=9", content=mp4_clip.read_bytes()).status_code == 422
     assert app.client.post("/score?stride=0", content=mp4_clip.read_bytes()).status_code == 422
+
+
+def held_upload(port: int, size: int = 100_000):
+    """A raw-body upload that announces `size` bytes, sends a few and then nothing (a slow client)."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+              b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + b"x" * 1000)
+    return s
+
+
+def test_uploads_beyond_the_limit_are_turned_away(live, mp4_clip):
+    app = live(max_concurrent_uploads=2, upload_idle_timeout_seconds=30)
+    held = [held_upload(app.port) for _ in range(2)]
+    try:
+        wait_for(lambda: leftovers(app) and len(leftovers(app)) == 2, 10, what="two uploads in progress")
+        r = app.client.post("/score", content=mp4_clip.read_bytes())
+        assert r.status_code == 429 and "2 uploads are already in progress" in r.json()["detail"]
+        assert r.headers["retry-after"] == "5"
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: app.client.post("/score", content=mp4_clip.read_bytes()).status_code == 200, 10,
+             what="a slot to be free again")
+    assert leftovers(app) == []
+
+
+def test_a_stalled_upload_is_ended(live):
+    app = live(upload_idle_timeout_seconds=1)
+    s = held_upload(app.port)
+    try:
+        s.settimeout(10)
+        head = s.recv(4096).decode()
+    finally:
+        s.close()
+    assert head.startswith("HTTP/1.1 408") and "sent nothing for 1 s" in head
+    assert leftovers(app) == []
