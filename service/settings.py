@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     event_start_frames: int = Field(3, ge=1)  # consecutive anomalous frames that open an event
     event_end_frames: int = Field(10, ge=1)  # consecutive normal frames that close it
     ws_queue: int = Field(1000, ge=10)  # messages buffered per WebSocket client before dropping
+    max_ws_clients: int = Field(100, ge=1)  # WebSocket clients at once; more are refused (503)
     # --- server ----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

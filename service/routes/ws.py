@@ -28,6 +28,10 @@ async def _serve(ws: WebSocket, stream_id: str | None) -> None:
         await _refuse(ws, *problem)
         return
     svc = ws.app.state.services
+    if len(svc.hub.clients) >= svc.settings.max_ws_clients:
+        await _refuse(ws, 503, f"{svc.settings.max_ws_clients} WebSocket clients are connected "
+                               "(OCRGAN_MAX_WS_CLIENTS); retry later")
+        return
     if stream_id is not None and not re.fullmatch(STREAM_ID_PATTERN, stream_id):
         await _refuse(ws, 422, "invalid stream id")
         return

@@ -11,6 +11,7 @@ from websockets.sync.client import connect
 
 from service.hub import Hub
 from service.metrics import Metrics
+from tests.service.servers import wait_for
 
 
 def receive_until(ws, predicate, timeout=20.0):
@@ -103,3 +104,17 @@ def test_a_slow_client_loses_its_oldest_messages_and_delays_nobody():
         assert hub.clients == set()
 
     asyncio.run(run())
+
+
+def test_clients_beyond_the_limit_are_refused(live):
+    from websockets.exceptions import InvalidStatus
+
+    app = live(max_ws_clients=2)
+    with connect(f"{app.ws_url}/ws/streams") as one, connect(f"{app.ws_url}/ws/streams") as two:
+        assert json.loads(one.recv(timeout=10))["type"] == json.loads(two.recv(timeout=10))["type"] == "hello"
+        with pytest.raises(InvalidStatus) as e:
+            connect(f"{app.ws_url}/ws/streams")
+        assert e.value.response.status_code == 503
+    wait_for(lambda: not app.services.hub.clients, 10, what="the others to leave")
+    with connect(f"{app.ws_url}/ws/streams") as again:
+        assert json.loads(again.recv(timeout=10))["type"] == "hello"
