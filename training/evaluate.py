@@ -66,7 +66,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     cfg = info.config
     stride = stride or cfg.stride
     seqs = find_sequences(data, "test")
-    store = FrameStore(seqs, cfg, workers, desc="decoding test")
+    store = FrameStore(seqs, cfg, workers, desc="decoding test", dtype=torch.float32)
     masks = load_masks(data) if pixel else None
     grid = (cfg.hw[0] // PIXEL_DOWNSCALE, cfg.hw[1] // PIXEL_DOWNSCALE)
     raw, online, normalised, labels = {}, {}, {}, {}

@@ -18,11 +18,12 @@ CHUNK = 32  # frames per decoding task for image sequences
 
 
 class _Chunks(Dataset):
-    """Decoding tasks: (sequence, start, count) -> preprocessed float16 frames."""
+    """Decoding tasks: (sequence, start, count) -> preprocessed frames of the store's dtype."""
 
-    def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig) -> None:
+    def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, dtype: torch.dtype) -> None:
         self.seqs = seqs
         self.cfg = cfg
+        self.dtype = dtype
         self.tasks = []
         for i, s in enumerate(seqs):
             step = s.length if s.video is not None else CHUNK  # videos decode front to back in one task
@@ -37,16 +38,18 @@ class _Chunks(Dataset):
             frames = np.stack(list(iter_frames(self.seqs[i], self.cfg.nc == 1, start, count)))
         except DataError as e:
             return i, start, str(e)
-        return i, start, preprocess(frames, self.cfg).half()
+        return i, start, preprocess(frames, self.cfg).to(self.dtype)
 
 
 class FrameStore:
-    """frames: (N, C, H, W) float16 in [-1, 1], sequences back to back; bad sequences raise or are skipped."""
+    """frames: (N, C, H, W) in [-1, 1], sequences back to back; bad sequences raise or are skipped.
+    float16 halves the memory of training data; evaluation keeps float32, exactly what a caller of
+    preprocess() (the service) scores."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, workers: int = 2, skip_bad: bool = False,
-                 desc: str = "decoding") -> None:
+                 desc: str = "decoding", dtype: torch.dtype = torch.float16) -> None:
         self.cfg = cfg
-        chunks = _Chunks(seqs, cfg)
+        chunks = _Chunks(seqs, cfg, dtype)
         parts: dict[int, list[tuple[int, torch.Tensor]]] = {i: [] for i in range(len(seqs))}
         bad: dict[int, str] = {}
         loader = DataLoader(chunks, batch_size=None, num_workers=workers, shuffle=False)
@@ -74,7 +77,7 @@ class FrameStore:
         self.offsets = np.cumsum([0] + [s.length for s in self.sequences])
 
     def sequence(self, i: int) -> torch.Tensor:
-        """(N_i, C, H, W) float16 frames of sequence i."""
+        """(N_i, C, H, W) frames of sequence i."""
         return self.frames[self.offsets[i]: self.offsets[i + 1]]
 
     def window(self, i: int, end: int, num_frames: int) -> torch.Tensor:

@@ -102,7 +102,8 @@ class Trainer:
         log.info("training on %d sequences, validating on %d (%s)", len(train_seqs), len(val_seqs),
                  ", ".join(s.name for s in val_seqs))
         self.train_store = FrameStore(train_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding train")
-        self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val")
+        self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val",
+                                    dtype=torch.float32)  # calibration sees what the service will
         ends = window_ends(self.train_store, self.mcfg.num_frames, cfg.train_stride)
         if not ends:
             raise DataError(f"{data}: no training windows (sequences too short)")
