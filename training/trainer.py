@@ -27,7 +27,7 @@ from training.discover import find_sequences
 from training.frame_store import FrameStore
 from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
-from training.validation import build_validation_set, pseudo_anomaly_auc, validation_loss
+from training.validation import VALIDATION_VERSION, build_validation_set, pseudo_anomaly_auc, validation_loss
 from training.window_dataset import WindowDataset, window_ends
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class Progress:
     d_reinits: int = 0
     skipped_steps: int = 0
     consecutive_skips: int = 0
+    validation_version: int = VALIDATION_VERSION
     history: list[dict] = field(default_factory=list)
 
 
@@ -172,7 +173,13 @@ class Trainer:
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
-        self.progress = Progress(**state["progress"], history=json.loads(state["history"]))
+        saved = {"validation_version": 1, **state["progress"]}
+        self.progress = Progress(**saved, history=json.loads(state["history"]))
+        if self.progress.validation_version != VALIDATION_VERSION:
+            log.warning("validation changed since the last checkpoint (version %d -> %d): model selection restarts",
+                        self.progress.validation_version, VALIDATION_VERSION)
+            self.progress.best, self.progress.best_epoch = -math.inf, -1
+            self.progress.validation_version = VALIDATION_VERSION
         set_rng_state(state["rng"])
 
     def elapsed(self) -> float:

@@ -16,19 +16,22 @@ from training.frame_store import FrameStore
 
 @dataclass
 class ValidationSet:
-    """Fixed windows of the validation clips and one fixed forgery of each."""
+    """Windows of the validation clips (each frame published once, as the scoring rule does) and
+    fixed forgeries of them."""
 
     windows: list[Window]
     forged: list[Window]
-    masks: list[torch.Tensor]  # (stride,) which published positions of the forged window were altered
+    masks: list[torch.Tensor]  # (stride,) which published positions of each forged window were altered
 
 
 VALIDATION_KINDS = ("fast",)  # selection asks: is an object moving too fast seen?
+VALIDATION_VERSION = 2  # bumped whenever the set or its score changes: selection scores are then incomparable
 
 
 def build_validation_set(store: FrameStore, num_frames: int, stride: int, seed: int = 1234,
-                         max_windows: int = 64, kinds: tuple[str, ...] = VALIDATION_KINDS) -> ValidationSet:
-    ends = [(i, e) for i, s in enumerate(store.sequences) for e in range(num_frames - 1, s.length, num_frames)]
+                         max_windows: int = 128, forgeries_per_window: int = 3,
+                         kinds: tuple[str, ...] = VALIDATION_KINDS) -> ValidationSet:
+    ends = [(i, e) for i, s in enumerate(store.sequences) for e in range(stride - 1, s.length, stride)]
     if len(ends) > max_windows:
         pick = np.linspace(0, len(ends) - 1, max_windows).round().astype(int)
         ends = [ends[k] for k in pick]
@@ -36,11 +39,12 @@ def build_validation_set(store: FrameStore, num_frames: int, stride: int, seed: 
     windows, forged, masks = [], [], []
     for k, (i, e) in enumerate(ends):
         clip = store.window(i, e, num_frames)
-        f, m = forge_clip(clip, kinds[k % len(kinds)], g)
         idx = list(range(e - stride + 1, e + 1))
         windows.append(Window(clip, idx))
-        forged.append(Window(f, idx))
-        masks.append(m[-stride:])
+        for r in range(forgeries_per_window):
+            f, m = forge_clip(clip, kinds[(k + r) % len(kinds)], g)
+            forged.append(Window(f, idx))
+            masks.append(m[-stride:])
     return ValidationSet(windows, forged, masks)
 
 
