@@ -2,7 +2,8 @@
 
 Loading never unpickles anything: the file is a safetensors container whose metadata holds the
 format version, model config, input spec, score statistics and training notes, and a SHA-256 of
-the tensors so a corrupted or edited file is refused.
+the tensors and of that header, so a corrupted file, or one whose weights or header were edited, is
+refused.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from model.ocrgan import OCRGANVideo
 from model.preprocess import input_spec
 
 FORMAT = "ocrgan-video"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the SHA-256 covers the header as well as the tensors
 
 
 class CheckpointError(ValueError):
@@ -53,6 +54,14 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def checkpoint_digest(tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> str:
+    """SHA-256 over the tensors (`tensors_digest`) and the canonical JSON of the header without its digest."""
+    fields = {k: v for k, v in header.items() if k != "sha256"}
+    h = hashlib.sha256(tensors_digest(tensors).encode())
+    h.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
 def _atomic_replace(write, path: Path) -> None:
     """Write through `write(tmp_path)` next to `path`, fsync, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +86,6 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
         if half and t.is_floating_point() and t.numel() > 1:
             t = t.half()
         tensors[name] = t.clone()
-    digest = tensors_digest(tensors)
     score = {k: float(getattr(model, k)) for k in ("rec_scale", "feat_scale", "score_mean", "score_std", "threshold")}
     header = {
         "format": FORMAT,
@@ -87,8 +95,8 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
         "score": score,
         "training": training or {},
         "half": half,
-        "sha256": digest,
     }
+    header["sha256"] = digest = checkpoint_digest(tensors, header)
     meta = {"ocrgan": json.dumps(header)}
     _atomic_replace(lambda tmp: save_file(tensors, tmp, metadata=meta), Path(path))
     return digest
@@ -137,8 +145,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {p} has an invalid model config: {e}") from e
     tensors = _load_tensors(p)
-    if tensors_digest(tensors) != header.get("sha256"):
-        raise CheckpointError(f"checkpoint {p}: weights do not match the recorded SHA-256 (corrupted or edited)")
     model = OCRGANVideo(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -150,6 +156,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
             f"wrong shape {shapes[:5]}{'...' if len(shapes) > 5 else ''}"
         )
+    if checkpoint_digest(tensors, header) != header.get("sha256"):
+        raise CheckpointError(f"checkpoint {p}: weights or header do not match the recorded SHA-256 "
+                              "(corrupted or edited)")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     model.to(device).eval()
     info = CheckpointInfo(

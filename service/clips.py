@@ -31,6 +31,7 @@ STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe
 
 EXPANSION_ALLOWANCE = 2**27  # decoded pixels any clip may have whatever its size (~65 frames of 1080p)
 TRUNCATION_SLACK = 0.95  # a clip decoding to less than this share of its declared frames or duration is cut short
+DECODER_THREADS = 2  # per upload being decoded; uploads in parallel use the other cores
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Clip:
         fmt = "gray" if self.grey else "rgb24"
         convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
         self.stream.thread_type = "AUTO"
+        self.stream.thread_count = DECODER_THREADS  # FFmpeg's own default is one per core, per upload
         budget = limits.pixel_budget(self.file_bytes)
         n = pixels = 0
         try:

@@ -119,6 +119,18 @@ def test_tampered_weights(saved):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("edit", [
+    lambda m: m["config"].update(stride=2),
+    lambda m: m["score"].update(threshold=99.0),
+    lambda m: m.update(half=not m["half"]),
+])
+def test_header_edits_that_keep_the_shapes_are_refused(saved, edit):
+    _, path = saved
+    _rewrite_header(path, edit)
+    with pytest.raises(CheckpointError, match="header do not match the recorded SHA-256"):
+        load_checkpoint(path)
+
+
 def test_save_is_atomic(tmp_path, saved, monkeypatch):
     model, path = saved
     before = path.read_bytes()

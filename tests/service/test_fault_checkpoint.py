@@ -75,13 +75,12 @@ def test_serve_exits_on_an_edited_checkpoint(checkpoint, tmp_path):
     assert "cannot start" in proc.stderr and "do not match the recorded SHA-256" in proc.stderr
 
 
-
-@pytest.mark.xfail(strict=True, reason="the checkpoint's SHA-256 covers its tensors only: a header edit that keeps "
-                                       "every tensor shape (stride, smoothing, objective) is not detected")
-def test_a_config_edit_that_keeps_the_shapes_is_refused(checkpoint, make_settings, tmp_path):
+def test_a_config_edit_that_keeps_the_shapes_is_refused(checkpoint, make_settings, tmp_path, caplog):
+    """Stride, smoothing or the threshold change what is published without changing a tensor's shape."""
     bad = tmp_path / "model.safetensors"
     (n,) = struct.unpack("<Q", checkpoint.read_bytes()[:8])
     config = json.loads(json.loads(checkpoint.read_bytes()[8: 8 + n])["__metadata__"]["ocrgan"])["config"]
     edit_header(checkpoint, bad, config={**config, "stride": 2, "score_smoothing": 0.5})
-    with pytest.raises(RuntimeError):
+    with caplog.at_level(logging.ERROR, logger="ocrgan.service"), pytest.raises(RuntimeError):
         LiveApp(create_app(make_settings(checkpoint=bad)))
+    assert any("header do not match the recorded SHA-256" in r.getMessage() for r in caplog.records)
