@@ -111,18 +111,12 @@ def test_service_images_carry_the_web_page(tmp: Path) -> None:
             assert static <= set(z.namelist()), f"{path.name}: {static - set(z.namelist())}"
 
 
-def _default_checkpoint() -> Path:
-    from service.settings import DEFAULT_CHECKPOINT
-
-    return DEFAULT_CHECKPOINT
-
-
-@pytest.mark.xfail(not _default_checkpoint().is_file(), strict=True,
-                   reason="service/assets/default.safetensors is not shipped yet: the images cannot start "
-                          "without OCRGAN_CHECKPOINT until it is")
 def test_service_images_carry_the_default_checkpoint(tmp: Path) -> None:
     """With OCRGAN_CHECKPOINT unset, the service loads the checkpoint shipped as package data."""
-    default = _default_checkpoint().relative_to(ROOT).as_posix()
+    from service.settings import DEFAULT_CHECKPOINT
+
+    assert DEFAULT_CHECKPOINT.is_file(), "service/assets/default.safetensors is missing"
+    default = DEFAULT_CHECKPOINT.relative_to(ROOT).as_posix()
     for path, stage, _ in TARGETS:
         if stage.name == "train":
             continue
