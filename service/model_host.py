@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from model import CheckpointInfo, OCRGANVideo, load_checkpoint
+from service.batch_size import GPU_BATCH, measure_batch
 from service.settings import Settings
 
 log = logging.getLogger("ocrgan.service")
@@ -29,6 +30,7 @@ class ModelHost:
     info: CheckpointInfo
     device: torch.device
     stride: int  # the default stride for clips and cameras
+    _batch: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, settings: Settings) -> ModelHost:
@@ -42,6 +44,21 @@ class ModelHost:
             raise ValueError(f"OCRGAN_STRIDE={stride} must be in [1, {model.cfg.num_frames}] for this checkpoint")
         log.info("model %s (%s) on %s, stride %d", Path(info.path).name, info.sha256[:12], device, stride)
         return cls(model, info, device, stride)
+
+    def batch_for(self, setting: int | None) -> int:
+        """The batch setting when given, else `best_batch()`."""
+        return setting or self.best_batch()
+
+    def best_batch(self) -> int:
+        """Windows per forward pass when the settings leave it open: GPU_BATCH on a GPU, measured on a CPU."""
+        if self._batch is None:
+            if self.device.type != "cpu":
+                self._batch = GPU_BATCH
+            else:
+                self._batch, rates = measure_batch(self.model, self.stride)
+                log.info("batch of %d window(s) per forward pass, measured (windows/s: %s)", self._batch,
+                         ", ".join(f"{b}: {r:.1f}" for b, r in rates.items()))
+        return self._batch
 
     @property
     def amp(self) -> bool:

@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU; 0 = leave torch's default
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's
-    max_batch: int = Field(8, ge=1)  # windows per forward pass, across cameras
+    max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
+    # measured at start-up on a CPU (1, 2, 4 or 8: whichever scores most frames/s with this model)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
-    clip_batch: int = Field(8, ge=1)  # windows per forward pass for uploaded clips
+    clip_batch: int | None = Field(None, ge=1)  # windows per forward pass for uploaded clips; None = as max_batch
     # --- backend ---------------------------------------------------------------------------------
     redis_url: str | None = None  # None = embedded backend (in-process bus, registry file)
     redis_prefix: str = "ocrgan"  # key and channel prefix in Redis

@@ -59,7 +59,8 @@ def parts(make_settings):
         settings = make_settings(**kw)
         host = ModelHost.load(settings)
         metrics = Metrics([str(s) for s in StreamState])
-        scorer = Scorer(host, metrics, settings.max_batch, 0.005, settings.clip_batch)
+        scorer = Scorer(host, metrics, host.batch_for(settings.max_batch), 0.005,
+                        host.batch_for(settings.clip_batch))
         if start_scorer:
             scorer.start()
         built.append(scorer)
