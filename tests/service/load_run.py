@@ -146,7 +146,7 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
             r = app.client.post("/streams", json=spec)
             assert r.status_code == 201, r.text
         with WsRecorder(f"ws://127.0.0.1:{app.port}/ws/streams", keep=False) as reader, \
-                connect(f"ws://127.0.0.1:{app.port}/ws/streams", max_queue=1):  # never read
+                connect(f"ws://127.0.0.1:{app.port}/ws/streams", max_queue=1, ping_interval=None):  # never reads
             wait_for(lambda: all(v["state"] == "running" for v in app.client.get("/streams").json()["streams"]),
                      60, what="every camera running")
             uploaders = Uploaders(app.url, cfg.clip, cfg.uploaders)

@@ -44,12 +44,12 @@ def scored(apps) -> dict[str, int]:
 
 def test_redis_killed_and_restarted_under_two_replicas(live, rtsp, tmp_path):
     store = redis_server(tmp_path, persist=True)
-    store.start()
-    server = rtsp(mounts=",".join(CAMS), size="64x48", fps=10)
-    apps = [live(redis_url=store.url, lease_seconds=LEASE) for _ in range(2)]
-    a, b = apps
     watch = None
-    try:
+    try:  # the private Redis is killed whatever fails, including the fixtures started here
+        store.start()
+        server = rtsp(mounts=",".join(CAMS), size="64x48", fps=10)
+        apps = [live(redis_url=store.url, lease_seconds=LEASE) for _ in range(2)]
+        a, b = apps
         for cam in CAMS:
             r = a.client.post("/streams", json={"id": cam, "url": f"rtsp://127.0.0.1:{server.port}/{cam}"})
             assert r.status_code == 201

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.service.browser import Browser, chromium_path
@@ -15,6 +17,16 @@ def browser():
     b = Browser()
     yield b
     b.close()
+
+
+def add_camera(browser, stream_id: str, url: str) -> None:
+    """Fill in and submit the page's add-a-camera form."""
+    browser.evaluate(f"""(() => {{
+        const f = document.querySelector('#add-form');
+        f.elements.id.value = {json.dumps(stream_id)};
+        f.elements.url.value = {json.dumps(url)};
+        f.querySelector('button').click();
+    }})()""")
 
 
 def test_page_lists_cameras_and_draws_scores(live, rtsp, browser):
@@ -71,20 +83,10 @@ def test_page_scores_an_uploaded_clip_and_adds_a_camera(live, browser, mp4_clip)
     summary = wait_for(lambda: "frames" in (s := browser.evaluate(text)) and s, 20, what="the clip result")
     assert summary.startswith("30 frames, 96x64")
     assert browser.evaluate("document.querySelector('#clip-chart').dataset.points") == "30"
-    browser.evaluate("""(() => {
-        const f = document.querySelector('#add-form');
-        f.elements.id.value = 'door';
-        f.elements.url.value = 'rtsp://10.255.255.1/x';
-        f.querySelector('button').click();
-    })()""")
+    add_camera(browser, 'door', 'rtsp://10.255.255.1/x')
     wait_for(lambda: browser.evaluate("document.querySelectorAll('#cameras .camera').length") == 1, 10)
     assert app.client.get("/streams/door").status_code == 200
-    browser.evaluate("""(() => {
-        const f = document.querySelector('#add-form');
-        f.elements.id.value = 'bad';
-        f.elements.url.value = 'file:///etc/passwd';
-        f.querySelector('button').click();
-    })()""")
+    add_camera(browser, 'bad', 'file:///etc/passwd')
     msg = wait_for(lambda: browser.evaluate("document.querySelector('#message').textContent").startswith("cannot")
                    and browser.evaluate("document.querySelector('#message').textContent"), 10)
     assert "422" in msg and "file sources" in msg
