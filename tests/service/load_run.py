@@ -43,7 +43,7 @@ class LoadReport:
     cameras: int
     rss_mb: tuple[float, float, float]  # start, end, max after the warm-up (medians of the first/last 10%)
     threads: tuple[int, int]  # min, max after the warm-up
-    thread_peaks: tuple[int, int]  # the most threads in the first and in the last third of the measured period
+    thread_floors: tuple[int, int]  # the fewest threads in the first and in the last third of the measured period
     fds: tuple[int, int]
     warmup_threads: int
     warmup_fds: int
@@ -66,8 +66,8 @@ class LoadReport:
         return [
             f"{self.cameras} cameras, {self.seconds:.0f} s measured after the warm-up",
             f"RSS MB: start {self.rss_mb[0]:.0f}, end {self.rss_mb[1]:.0f}, max {self.rss_mb[2]:.0f}",
-            f"threads: {self.threads[0]}-{self.threads[1]} (warm-up end {self.warmup_threads}; most in the first "
-            f"third {self.thread_peaks[0]}, in the last {self.thread_peaks[1]}); "
+            f"threads: {self.threads[0]}-{self.threads[1]} (warm-up end {self.warmup_threads}; fewest in the first "
+            f"third {self.thread_floors[0]}, in the last {self.thread_floors[1]}); "
             f"fds: {self.fds[0]}-{self.fds[1]} (warm-up end {self.warmup_fds})",
             f"frames: decoded {self.decoded}, scored {self.scored} ({self.scored / self.seconds:.1f}/s), "
             f"dropped {self.dropped} ({100 * self.dropped / max(self.scored + self.dropped, 1):.2f}%), "
@@ -176,8 +176,8 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
         seconds=seconds, cameras=cfg.cameras,
         rss_mb=tuple(v / MB for v in _flat(series, "rss")),
         threads=(min(s.threads for s in series), max(s.threads for s in series)),
-        thread_peaks=(max(s.threads for s in series[:max(len(series) // 3, 1)]),
-                      max(s.threads for s in series[-max(len(series) // 3, 1):])),
+        thread_floors=(min(s.threads for s in series[:max(len(series) // 3, 1)]),
+                       min(s.threads for s in series[-max(len(series) // 3, 1):])),
         fds=(min(s.fds for s in series), max(s.fds for s in series)),
         warmup_threads=warm.threads, warmup_fds=warm.fds,
         decoded=accepted["decoded"], scored=accepted["scored"], dropped=accepted["dropped"],
