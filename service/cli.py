@@ -73,7 +73,7 @@ def _score(args: argparse.Namespace) -> int:
     limits = ClipLimits.from_settings(settings)
     try:
         result = score_file(Path(args.file), host, limits, host.stride, args.heatmaps, settings.heatmap_grid,
-                            inline_runner(host, host.batch_for(settings.clip_batch or settings.max_batch)))
+                            inline_runner(host, host.batch_sizes(settings)[1]))
     except ServiceError as e:
         print(f"ocrgan score: {args.file}: {e.message}", file=sys.stderr)
         return 2

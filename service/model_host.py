@@ -45,9 +45,11 @@ class ModelHost:
         log.info("model %s (%s) on %s, stride %d", Path(info.path).name, info.sha256[:12], device, stride)
         return cls(model, info, device, stride)
 
-    def batch_for(self, setting: int | None) -> int:
-        """The batch setting when given, else `best_batch()`."""
-        return setting or self.best_batch()
+    def batch_sizes(self, settings: Settings) -> tuple[int, int]:
+        """Windows per forward pass for cameras and for uploaded clips: the settings where given (clips
+        follow OCRGAN_MAX_BATCH when OCRGAN_CLIP_BATCH is unset), else `best_batch()`."""
+        cameras = settings.max_batch or self.best_batch()
+        return cameras, settings.clip_batch or cameras
 
     def best_batch(self) -> int:
         """Windows per forward pass when the settings leave it open: GPU_BATCH on a GPU, measured on a CPU."""

@@ -34,8 +34,8 @@ class Services:
         self.hub = Hub(self.metrics, settings.ws_queue)
         self.replica_id = settings.replica_id or default_replica_id()
         self.backend: Backend = make_backend(settings, self.metrics, self.replica_id)
-        self.scorer = Scorer(host, self.metrics, host.batch_for(settings.max_batch), settings.max_batch_wait_ms / 1000,
-                             host.batch_for(settings.clip_batch or settings.max_batch))
+        max_batch, clip_batch = host.batch_sizes(settings)
+        self.scorer = Scorer(host, self.metrics, max_batch, settings.max_batch_wait_ms / 1000, clip_batch)
         self.streams = StreamManager(settings, host, self.scorer, self.backend, self.metrics, self.publish)
 
     @classmethod

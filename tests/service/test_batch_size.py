@@ -8,6 +8,7 @@ import torch
 from model import OCRGANConfig, OCRGANVideo
 from service.batch_size import CANDIDATES, GPU_BATCH, measure_batch
 from service.model_host import ModelHost
+from service.settings import Settings
 
 
 def tiny() -> OCRGANVideo:
@@ -62,8 +63,10 @@ def test_the_host_measures_once_on_a_cpu_and_settings_win(checkpoint):
 
     model, info = load_checkpoint(checkpoint)
     host = ModelHost(model, info, torch.device("cpu"), model.cfg.stride)
-    assert host.batch_for(3) == 3
+    assert host.batch_sizes(Settings(_env_file=None, max_batch=3)) == (3, 3)
+    assert host.batch_sizes(Settings(_env_file=None, max_batch=3, clip_batch=5)) == (3, 5)
     first = host.best_batch()
-    assert first in CANDIDATES and host.batch_for(None) == first == host.best_batch()
+    assert first in CANDIDATES and host.batch_sizes(Settings(_env_file=None)) == (first, first)
+    assert host.best_batch() == first
     gpu = ModelHost(model, info, torch.device("meta"), model.cfg.stride)  # any device but the CPU
     assert gpu.best_batch() == GPU_BATCH

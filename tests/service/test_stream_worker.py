@@ -59,8 +59,7 @@ def parts(make_settings):
         settings = make_settings(**kw)
         host = ModelHost.load(settings)
         metrics = Metrics([str(s) for s in StreamState])
-        scorer = Scorer(host, metrics, host.batch_for(settings.max_batch), 0.005,
-                        host.batch_for(settings.clip_batch))
+        scorer = Scorer(host, metrics, host.batch_sizes(settings)[0], 0.005, host.batch_sizes(settings)[1])
         if start_scorer:
             scorer.start()
         built.append(scorer)
