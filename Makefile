@@ -18,9 +18,10 @@ demo: $(STAMP)
 system-deps:
 	./scripts/system-deps.sh
 
+# the suite runs in a network namespace of its own where only loopback is up
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	./scripts/loopback-only.sh $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

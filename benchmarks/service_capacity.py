@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from service_e2e import rtsp_targets, run_service  # noqa: E402
 
-from tests.service.servers import AppProcess  # noqa: E402
+from tests.service.servers import LOOPBACK_ONLY, AppProcess  # noqa: E402
 
 RANDOM = {"ped2": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, stride=8), "small": FALLBACK,
           "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
@@ -150,8 +150,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ocrgan-capacity-"))
     checkpoint = checkpoint_for(args, tmp)
-    base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, allow_loopback=True,
-                registry_path=tmp / "streams.json")
+    base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, registry_path=tmp / "streams.json",
+                **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ from service.settings import DEFAULT_CHECKPOINT, Settings
 from service.urls import StreamTarget
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.service.servers import LOOPBACK_ONLY  # noqa: E402
+
 RANDOM = {"small": FALLBACK, "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
 
 
@@ -162,8 +166,8 @@ def main() -> None:
         torch.manual_seed(0)
         checkpoint = tmp / f"{args.random or 'small'}-random.safetensors"
         save_checkpoint(OCRGANVideo(OCRGANConfig(**RANDOM[args.random or "small"])), checkpoint)
-    base = dict(checkpoint=checkpoint, device=args.device, torch_threads=args.threads, allow_loopback=True,
-                registry_path=tmp / "streams.json")
+    base = dict(checkpoint=checkpoint, device=args.device, torch_threads=args.threads,
+                registry_path=tmp / "streams.json", **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "

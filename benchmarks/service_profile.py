@@ -120,7 +120,7 @@ def main() -> None:
         time.sleep(args.warmup)
         before = {v["id"]: v for v in app.client.get("/streams").json()["streams"]}
         t0 = time.monotonic()
-        subprocess.run(["py-spy", "record", "--pid", str(app.proc.pid), "--duration", str(int(args.seconds)),
+        subprocess.run(["py-spy", "record", "--pid", str(app.pid), "--duration", str(int(args.seconds)),
                         "--rate", "100", "--format", "raw", "--output", str(raw), "--nonblocking",
                         *(["--native"] if args.native else [])], check=True, capture_output=True)
         after = {v["id"]: v for v in app.client.get("/streams").json()["streams"]}

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     allowed_schemes: list[str] = ["rtsp", "rtsps", "http", "https"]  # stream URL schemes
     allow_file_sources: bool = False  # file:// URLs and local paths as streams
     allow_private_addresses: bool = True  # RFC 1918 / ULA hosts (where LAN cameras live)
+    allow_public_addresses: bool = True  # hosts on the internet; false keeps cameras on the LAN
     allow_loopback: bool = False  # 127.0.0.0/8, ::1, localhost
     allow_link_local: bool = False  # 169.254.0.0/16, fe80::/10 and cloud metadata endpoints
     # --- uploads (POST /score) -------------------------------------------------------------------

@@ -38,8 +38,8 @@ class StreamTarget:
     is_file: bool
 
 
-def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """The address class that needs a permission, or None for ordinary public addresses."""
+def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The address class, each with its own permission."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip in METADATA_ADDRESSES or ip.is_link_local:
@@ -50,7 +50,7 @@ def _classify(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "reserved"
     if ip.is_private or not ip.is_global:  # RFC 1918, ULA, and the shared space 100.64/10 (CGNAT, Tailscale)
         return "private"
-    return None
+    return "public"
 
 
 def _resolve(host: str) -> list[str]:
@@ -79,12 +79,14 @@ def _check_host(host: str, settings: Settings) -> None:
         except ValueError:
             addresses = _resolve(name)
     allowed = {"link-local": settings.allow_link_local, "loopback": settings.allow_loopback,
-               "private": settings.allow_private_addresses, "reserved": False}
+               "private": settings.allow_private_addresses, "public": settings.allow_public_addresses,
+               "reserved": False}
     setting = {"link-local": "OCRGAN_ALLOW_LINK_LOCAL", "loopback": "OCRGAN_ALLOW_LOOPBACK",
-               "private": "OCRGAN_ALLOW_PRIVATE_ADDRESSES", "reserved": None}
+               "private": "OCRGAN_ALLOW_PRIVATE_ADDRESSES", "public": "OCRGAN_ALLOW_PUBLIC_ADDRESSES",
+               "reserved": None}
     for a in addresses:
         kind = _classify(ipaddress.ip_address(a.split("%")[0]))
-        if kind is not None and not allowed[kind]:
+        if not allowed[kind]:
             how = f" (set {setting[kind]}=true to allow)" if setting[kind] else ""
             raise ServiceError(422, f"host {host} is a {kind} address ({a}); refused{how}")
 

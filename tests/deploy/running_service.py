@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.deploy.tools import free_port, tool, wait_for
+from tests.service.servers import loopback_only_env
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,
@@ -122,6 +123,7 @@ def start_service(workdir: Path, checkpoint: Path, redis_url: str, api_key: str,
         "OCRGAN_TORCH_THREADS": "1",
         "XDG_STATE_HOME": str(workdir / "state"),
         **{f"OCRGAN_{k.upper()}": v for k, v in settings.items()},
+        **loopback_only_env(),
     })
     log = workdir / "service.log"
     with log.open("wb") as out:

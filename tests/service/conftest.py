@@ -10,7 +10,7 @@ import pytest
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
 from service.app import create_app
 from service.settings import Settings
-from tests.service.servers import LiveApp, redis_server, rtsp_server
+from tests.service.servers import LOOPBACK_ONLY, LiveApp, redis_server, rtsp_server
 from tests.synthetic import moving_shapes, write_video
 
 TINY = dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)
@@ -44,8 +44,8 @@ def mp4_clip(tmp_path_factory, clip_frames) -> Path:
 def make_settings(tmp_path, checkpoint):
     def make(**kw) -> Settings:
         base = dict(checkpoint=checkpoint, registry_path=tmp_path / "streams.json", device="cpu", torch_threads=1,
-                    max_batch_wait_ms=5, allow_loopback=True, watchdog_seconds=3, open_timeout_seconds=5,
-                    reconnect_base_seconds=0.2, reconnect_cap_seconds=1.0, upload_dir=tmp_path)
+                    max_batch_wait_ms=5, watchdog_seconds=3, open_timeout_seconds=5,
+                    reconnect_base_seconds=0.2, reconnect_cap_seconds=1.0, upload_dir=tmp_path, **LOOPBACK_ONLY)
         base.update(kw)
         return Settings(_env_file=None, **base)
 

@@ -137,7 +137,7 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
     env = {"OCRGAN_CHECKPOINT": str(cfg.checkpoint), "OCRGAN_ALLOW_LOOPBACK": "true", "OCRGAN_DEVICE": "cpu",
            "OCRGAN_REGISTRY_PATH": str(tmp / "streams.json"), "OCRGAN_UPLOAD_DIR": str(tmp), **cfg.env}
     app = AppProcess(env, tmp / "service.log")
-    sampler = ProcessSampler(app.proc.pid, interval=0.25)
+    sampler = ProcessSampler(app.pid, interval=0.25)
     uploaders = None
     queue_max = 0.0
     try:

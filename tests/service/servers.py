@@ -20,6 +20,26 @@ import uvicorn
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The camera URL policy of every service a test or benchmark starts: loopback hosts only, so no URL it is
+# given (a schema's example, a fuzzed one, a typo) is ever connected to beyond this machine.
+LOOPBACK_ONLY = {"allow_loopback": True, "allow_private_addresses": False, "allow_public_addresses": False,
+                 "allow_link_local": False}
+
+
+# a camera that is never there: port 9 (discard) on loopback, where nothing listens
+NOWHERE = "rtsp://127.0.0.1:9/x"
+
+
+def loopback_only_env() -> dict[str, str]:
+    """LOOPBACK_ONLY as the OCRGAN_* environment of an `ocrgan serve` process."""
+    return {f"OCRGAN_{k.upper()}": str(v).lower() for k, v in LOOPBACK_ONLY.items()}
+
+
+def require_loopback_only(settings) -> None:
+    """Refuse to start a test service whose URL policy lets cameras beyond loopback through."""
+    wider = [k for k, v in LOOPBACK_ONLY.items() if k != "allow_loopback" and getattr(settings, k) != v]
+    if wider:
+        raise AssertionError(f"a test service must allow loopback cameras only; {wider} would let others through")
 
 
 def free_port() -> int:
@@ -54,6 +74,7 @@ class LiveApp:
     """The app under a real uvicorn server in a background thread, on a free port."""
 
     def __init__(self, app) -> None:
+        require_loopback_only(app.state.settings)
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio",
                                 lifespan="on")
@@ -86,35 +107,53 @@ class LiveApp:
 
 
 class AppProcess:
-    """`ocrgan serve` as a subprocess (a replica that can be killed outright)."""
+    """`ocrgan serve` as a subprocess (a replica that can be killed outright); with `trace_connects`, run
+    under strace, which writes every connect() the service makes to that file."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, trace_connects: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        full = {**os.environ, **env, "OCRGAN_PORT": str(self.port), "OCRGAN_HOST": "127.0.0.1"}
+        full = {**os.environ, **env, **loopback_only_env(), "OCRGAN_PORT": str(self.port), "OCRGAN_HOST": "127.0.0.1"}
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "serve"], env=full, stdout=self._out,
-                                     stderr=subprocess.STDOUT, cwd=HERE.parent.parent)
+        argv = [sys.executable, "-m", "ocrgan_cli", "serve"]
+        if trace_connects is not None:
+            from tests.service.connect_trace import traced
+
+            argv = traced(argv, trace_connects)
+        self.proc = subprocess.Popen(argv, env=full, stdout=self._out, stderr=subprocess.STDOUT,
+                                     cwd=HERE.parent.parent)
+        self.pid = self.proc.pid if trace_connects is None else self._child_of(self.proc.pid)
         self.client = httpx.Client(base_url=self.url, timeout=30)
         wait_for(lambda: self.proc.poll() is not None or self._ready(), 60, what="ocrgan serve start-up")
         if self.proc.poll() is not None:
             raise RuntimeError(f"ocrgan serve exited: {log.read_text()[-2000:]}")
+
+    @staticmethod
+    def _child_of(pid: int) -> int:
+        """The service started by the tracer `pid`."""
+        import psutil
+
+        return wait_for(lambda: [c.pid for c in psutil.Process(pid).children()], 10, what="the traced service")[0]
 
     def _ready(self) -> bool:
         with contextlib.suppress(httpx.HTTPError):
             return self.client.get("/healthz").status_code == 200
         return False
 
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, leases are left to expire."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            self._signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

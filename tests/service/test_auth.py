@@ -8,6 +8,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.service.servers import NOWHERE
+
 KEY = "s3cret-key"
 
 
@@ -18,7 +20,7 @@ def app(live):
 
 def mutations(mp4):
     return [
-        ("POST", "/streams", {"json": {"id": "cam", "url": "rtsp://10.255.255.1/x"}}),
+        ("POST", "/streams", {"json": {"id": "cam", "url": NOWHERE}}),
         ("DELETE", "/streams/cam", {}),
         ("POST", "/score", {"content": mp4.read_bytes()}),
     ]
@@ -44,7 +46,7 @@ def test_reads_stay_open(app):
 
 @pytest.mark.parametrize("path", ["/ws/streams", "/ws/streams/cam"])
 def test_websockets_need_the_key(app, path):
-    app.client.post("/streams", json={"id": "cam", "url": "rtsp://10.255.255.1/x"}, headers={"X-API-Key": KEY})
+    app.client.post("/streams", json={"id": "cam", "url": NOWHERE}, headers={"X-API-Key": KEY})
     with pytest.raises(InvalidStatus) as e:
         connect(f"{app.ws_url}{path}")
     assert e.value.response.status_code == 401

@@ -12,7 +12,7 @@ import pytest
 
 from service.demo import DEMO_CLIP
 from service.settings import DEFAULT_CHECKPOINT
-from tests.service.servers import free_port, wait_for
+from tests.service.servers import free_port, loopback_only_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_demo_serves_live_scores(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRGAN_")}
     env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
-            "OCRGAN_TORCH_THREADS": "1"}
+            "OCRGAN_TORCH_THREADS": "1", **loopback_only_env()}
     proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "demo", "--port", str(port)], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.service.servers import AppProcess, wait_for
+from tests.service.servers import NOWHERE, AppProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_sigkill_and_restart(rtsp, checkpoint, tmp_path):
                 if stop.is_set():
                     return
                 try:
-                    r = client.post("/streams", json={"id": f"x{i}", "url": f"rtsp://10.255.255.{i + 1}/x"})
+                    r = client.post("/streams", json={"id": f"x{i}", "url": f"{NOWHERE}{i}"})
                 except httpx.HTTPError:
                     return
                 if r.status_code == 201:

@@ -30,7 +30,7 @@ def test_the_bad_video_corpus(rtsp, checkpoint, mp4_clip, tmp_path):
                       "OCRGAN_TORCH_THREADS": "1", "OCRGAN_REGISTRY_PATH": str(tmp_path / "streams.json"),
                       "OCRGAN_UPLOAD_DIR": str(uploads), "OCRGAN_UPLOAD_MAX_FRAMES": str(hostile_corpus.MAX_FRAMES),
                       "OCRGAN_UPLOAD_MAX_BYTES": str(hostile_corpus.MAX_BYTES)}, tmp_path / "service.log")
-    sampler = ProcessSampler(app.proc.pid)
+    sampler = ProcessSampler(app.pid)
     try:
         app.client.post("/streams", json={"id": "cam", "url": f"rtsp://127.0.0.1:{server.port}/cam"})
         wait_for(lambda: camera(app).get("frames_scored", 0) > 8, 30, what="the camera scoring")

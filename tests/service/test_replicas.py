@@ -8,7 +8,7 @@ import json
 import pytest
 from websockets.sync.client import connect
 
-from tests.service.servers import AppProcess, redis_server, wait_for
+from tests.service.servers import NOWHERE, AppProcess, redis_server, wait_for
 
 pytestmark = pytest.mark.slow
 LEASE = 2.0
@@ -88,7 +88,7 @@ def test_redis_outage_degrades_publishing_not_scoring(live, rtsp, tmp_path):
         wait_for(lambda: worker.counts["scored"] > scored + 10, 20, what="scoring to go on without Redis")
         assert app.client.get("/readyz").status_code == 503
         assert app.client.get("/streams/cam").json()["state"] == "running"
-        assert app.client.post("/streams", json={"id": "x", "url": "rtsp://10.0.0.1/x"}).status_code == 503
+        assert app.client.post("/streams", json={"id": "x", "url": NOWHERE}).status_code == 503
         text = app.client.get("/metrics").text
         assert 'ocrgan_publish_errors_total{backend="redis"}' in text
         store.start()
@@ -104,7 +104,7 @@ def test_redis_outage_degrades_publishing_not_scoring(live, rtsp, tmp_path):
 def test_cameras_registered_in_redis_survive_a_restart(live, redis, make_settings):
     settings = make_settings(**redis_settings(redis.url))
     first = live(settings)
-    r = first.client.post("/streams", json={"id": "gate", "url": "rtsp://10.255.255.1/x", "fps": 4})
+    r = first.client.post("/streams", json={"id": "gate", "url": NOWHERE, "fps": 4})
     assert r.status_code == 201
     first.stop()
     again = live(settings)

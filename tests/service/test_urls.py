@@ -71,6 +71,19 @@ def test_permissions(tmp_path):
         check_stream_url(str(tmp_path / "missing.mp4"), s)
 
 
+def test_cameras_can_be_kept_off_the_internet():
+    lan = Settings(_env_file=None, allow_public_addresses=False)
+    assert check_stream_url("rtsp://10.0.0.5/x", lan)
+    with pytest.raises(ServiceError, match=r"public address.*OCRGAN_ALLOW_PUBLIC_ADDRESSES"):
+        check_stream_url("rtsp://8.8.8.8/x", lan)
+    loopback = Settings(_env_file=None, allow_loopback=True, allow_private_addresses=False,
+                        allow_public_addresses=False)
+    assert check_stream_url("rtsp://127.0.0.1:8554/x", loopback)
+    for url in ("rtsp://8.8.8.8/x", "rtsp://192.168.1.20:554/stream1", "rtsp://[2001:4860::8888]/x"):
+        with pytest.raises(ServiceError, match="refused"):
+            check_stream_url(url, loopback)
+
+
 def test_redact():
     assert redact("rtsp://admin:hunter2@10.0.0.5:554/s") == "rtsp://***@10.0.0.5:554/s"
     assert redact("rtsp://admin@10.0.0.5/s") == "rtsp://***@10.0.0.5/s"
