@@ -3,7 +3,7 @@
 from model.checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, read_header, save_checkpoint
 from model.config import OCRGANConfig
 from model.ocrgan import OCRGANVideo
-from model.preprocess import input_spec, preprocess
+from model.preprocess import SequencePreprocessor, input_spec, preprocess, preprocess_sequence
 from model.windows import (
     ClipScores,
     ScorePostprocessor,
@@ -22,6 +22,7 @@ __all__ = [
     "OCRGANConfig",
     "OCRGANVideo",
     "ScorePostprocessor",
+    "SequencePreprocessor",
     "Window",
     "WindowAssembler",
     "WindowScores",
@@ -29,6 +30,7 @@ __all__ = [
     "iter_clip_scores",
     "load_checkpoint",
     "preprocess",
+    "preprocess_sequence",
     "read_header",
     "save_checkpoint",
     "score_clip",

@@ -15,7 +15,8 @@ class OCRGANConfig:
     # --- input -----------------------------------------------------------------------------
     num_frames: int = 16  # T: frames per window
     isize: int | tuple[int, int] = 64  # working size: an int (square) or (height, width)
-    nc: int = 3  # channels the model sees: 3 (RGB) or 1 (luma)
+    nc: int = 3  # appearance channels: 3 (RGB) or 1 (luma)
+    motion: bool = False  # the motion band: optical flow from the previous frame as 2 more input channels
     # --- widths ----------------------------------------------------------------------------
     nz: int = 100  # discriminator feature size per frame
     ngf: int = 64  # generator base width
@@ -71,6 +72,11 @@ class OCRGANConfig:
             return (self.isize, self.isize)
         h, w = self.isize
         return (int(h), int(w))
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of an input frame: appearance, then the flow (dx, dy) with the motion band."""
+        return self.nc + (2 if self.motion else 0)
 
     @property
     def unet_depth(self) -> int:

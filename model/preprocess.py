@@ -1,51 +1,101 @@
-"""Frames in (uint8, any size, grey or colour) -> model input. Defined once, used by every caller."""
+"""Frames in (uint8, any size, grey or colour) -> model input. Defined once, used by every caller.
+
+A frame is shrunk to the working size by area averaging (uint8), converted to luma or RGB in [-1, 1];
+a model with the motion band also gets the optical flow of the frame from the one before it, in
+pixels per frame at the working size (`model.motion`), so input frames are (nc + 2, h, w).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from model.config import OCRGANConfig
+from model.motion import FLOW_FINEST_SCALE, FLOW_PRESET, FlowEstimator, luma, resize_area
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the luma every decoder produces
 
 
 def input_spec(cfg: OCRGANConfig) -> dict:
-    """What preprocess() does, stored with the weights so a caller can check it."""
+    """What preprocessing does, stored with the weights so a caller can check it."""
     h, w = cfg.hw
-    return {
+    spec = {
         "height": h,
         "width": w,
-        "channels": cfg.nc,
+        "channels": cfg.in_channels,
         "colour": "luma" if cfg.nc == 1 else "rgb",
         "input": "uint8 frames (T, H, W) grey or (T, H, W, 3) RGB, any size",
-        "resize": "bilinear, antialiased",
+        "resize": "area averaging (OpenCV INTER_AREA) to the working size, in uint8",
         "range": [-1.0, 1.0],
     }
+    if cfg.motion:
+        spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
+                                  "from the previous frame of the sequence (zero for its first frame)",
+                          "unit": "pixels per frame at the working size", "channels": ["dx", "dy"]}
+    return spec
+
+
+def working_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
+    """uint8 (H, W) grey or (H, W, 1|3) RGB -> uint8 (h, w) luma or (h, w, 3) RGB at the working size."""
+    if frame.dtype != np.uint8:
+        raise TypeError(f"frames must be uint8, got {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[-1] == 1:
+        frame = frame[..., 0]
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[-1] != 3):
+        raise ValueError(f"a frame must be (H, W) or (H, W, 1|3), got {frame.shape}")
+    if cfg.nc == 1:
+        frame = luma(frame)
+    elif frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=-1)
+    return resize_area(np.ascontiguousarray(frame), cfg.hw)
+
+
+def appearance(frames: np.ndarray) -> torch.Tensor:
+    """uint8 working-size frames (T, h, w) or (T, h, w, 3) -> float (T, nc, h, w) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames))
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return x.float().div_(127.5).sub_(1.0)
 
 
 def preprocess(frames: np.ndarray | torch.Tensor, cfg: OCRGANConfig,
                device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 frames (T, H, W) grey or (T, H, W, 1|3) -> float (T, nc, h, w) in [-1, 1].
+    """uint8 frames (T, H, W) grey or (T, H, W, 1|3) -> float (T, nc, h, w) in [-1, 1]: the appearance
+    channels only (a model with the motion band takes frames of a sequence through `SequencePreprocessor`)."""
+    arr = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"frames must be uint8, got {arr.dtype}")
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"frames must be (T, H, W) or (T, H, W, 1|3), got {arr.shape}")
+    out = appearance(np.stack([working_frame(f, cfg) for f in arr]) if len(arr) else
+                     np.zeros((0, *cfg.hw) if cfg.nc == 1 else (0, *cfg.hw, 3), np.uint8))
+    return out.to(device) if device is not None else out
 
-    Colour frames are RGB. A grey input given to a colour model is replicated; a colour input given
-    to a luma model is converted with BT.601 weights.
-    """
-    x = torch.as_tensor(np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames)
-    if x.dtype != torch.uint8:
-        raise TypeError(f"frames must be uint8, got {x.dtype}")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"frames must be (T, H, W) or (T, H, W, 1|3), got {tuple(x.shape)}")
-    x = x.to(device=device).permute(0, 3, 1, 2).float()  # (T, C, H, W)
-    if cfg.nc == 1 and x.shape[1] == 3:
-        weights = torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)
-        x = (x * weights).sum(1, keepdim=True)
-    elif cfg.nc == 3 and x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if tuple(x.shape[-2:]) != cfg.hw:
-        x = F.interpolate(x, size=cfg.hw, mode="bilinear", antialias=True, align_corners=False)
-    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
 
+class SequencePreprocessor:
+    """The frames of one sequence, in order -> model input frames (nc [+ 2], h, w). It holds the previous
+    frame for the motion band; `reset()` after a discontinuity (a reconnect) starts a new sequence."""
+
+    def __init__(self, cfg: OCRGANConfig) -> None:
+        self.cfg = cfg
+        self.flow = FlowEstimator() if cfg.motion else None
+
+    def reset(self) -> None:
+        if self.flow is not None:
+            self.flow.reset()
+
+    def __call__(self, frame: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w)."""
+        small = working_frame(frame, self.cfg)
+        x = appearance(small[None])[0]
+        if self.flow is None:
+            return x
+        f = torch.from_numpy(self.flow(luma(small))).permute(2, 0, 1)  # (2, h, w)
+        return torch.cat([x, f])
+
+
+def preprocess_sequence(frames: np.ndarray, cfg: OCRGANConfig) -> torch.Tensor:
+    """uint8 frames (T, ...) of one sequence -> (T, in_channels, h, w)."""
+    prep = SequencePreprocessor(cfg)
+    if not len(frames):
+        return torch.zeros(0, cfg.in_channels, *cfg.hw)
+    return torch.stack([prep(f) for f in frames])

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
-from model import OCRGANConfig, WindowScores, iter_clip_scores, preprocess
+from model import OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
 from model.windows import postprocess
 from service.errors import ServiceError
 from service.model_host import ModelHost
@@ -184,9 +184,10 @@ class Clip:
 
 
 def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig) -> Iterator[torch.Tensor]:
-    """Decoded frames -> preprocessed frames (C, h, w), one at a time (bounded memory)."""
+    """Decoded frames -> model input frames (in_channels, h, w), one at a time (bounded memory)."""
+    prep = SequencePreprocessor(cfg)
     for f in frames:
-        yield preprocess(f[None], cfg)[0]
+        yield prep(f)
 
 
 def pool_heatmaps(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

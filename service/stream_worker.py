@@ -23,7 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from model import WindowAssembler, WindowScores, preprocess
+from model import SequencePreprocessor, WindowAssembler, WindowScores
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.model_host import ModelHost
@@ -97,6 +97,7 @@ class StreamWorker:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"ocrgan-stream-{spec.id}", daemon=True)
         self.assembler = WindowAssembler(host.model.cfg.num_frames, self.stride)
+        self.prep = SequencePreprocessor(host.model.cfg)  # holds the previous frame for the motion band
         self._arrivals: deque[tuple[float, float]] = deque()  # (monotonic, wall) of frames awaiting a window
         self._accepted: deque[float] = deque(maxlen=256)  # monotonic times, for the measured fps
         self.pending = 0  # windows queued at the scorer
@@ -217,7 +218,7 @@ class StreamWorker:
             self._m["dropped"].inc()
             return
         image = self._image(frame)
-        x = preprocess(image[None], self.host.model.cfg)[0]  # (C, h, w)
+        x = self.prep(image)  # (in_channels, h, w)
         self._accepted.append(now)
         self._arrivals.append((now, time.time()))
         window = self.assembler.push(x)
@@ -238,6 +239,7 @@ class StreamWorker:
         """After a discontinuity: frames still waiting for their window are dropped with the buffer."""
         lost = len(self._arrivals)
         self.assembler.restart()
+        self.prep.reset()
         self._arrivals.clear()
         if lost:
             self.counts["dropped"] += lost

@@ -1,30 +1,60 @@
-"""Trivial detectors on the very frames the model sees: frame difference and distance to the mean
-training frame, pooled like the model's score and as a plain frame mean."""
+"""Detectors that learn nothing, on the very frames the model sees (uint8, shrunk to the working size by
+area averaging): frame difference, distance to the mean training frame, and optical-flow speed. Each is
+pooled like the model's score (the largest mean over half-overlapping patches) and, for the first
+two, also as a plain frame mean."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from model.motion import resize_area, sequence_flow
 from model.scoring import pooled_error
 
+FLOW_HEIGHT = 128  # flow speed runs on frames this high (aspect kept): the recipe whose figures are known
+FLOW_PATCH = 16  # flow magnitude averaged over 16x16 patches (stride 8), max per frame
 
-def frame_difference(frames: torch.Tensor, patch: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N,) pooled |x_t - x_{t-1}|^2; the first frame is compared with itself, as the
+
+def _float(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N, h, w[, 3]) -> float (N, C, h, w) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1
+    return x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+
+def frame_difference(frames: np.ndarray, patch: int) -> torch.Tensor:
+    """uint8 (N, h, w[, 3]) -> (N,) pooled |x_t - x_{t-1}|^2; the first frame is compared with itself, as the
     scoring rule repeats it before the start."""
-    prev = torch.cat([frames[:1], frames[:-1]])
-    err = (frames.float() - prev.float()).pow(2).mean(1)  # (N, H, W)
-    return pooled_error(err[None], patch)[0]
+    x = _float(frames)
+    prev = torch.cat([x[:1], x[:-1]])
+    return pooled_error((x - prev).pow(2).mean(1)[None], patch)[0]
 
 
-def mean_frame_distance(frames: torch.Tensor, mean_frame: torch.Tensor, patch: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N,) pooled |x_t - mean|^2."""
-    err = (frames.float() - mean_frame.float()).pow(2).mean(1)
-    return pooled_error(err[None], patch)[0]
+def mean_frame_distance(frames: np.ndarray, mean_frame: torch.Tensor, patch: int) -> torch.Tensor:
+    """uint8 (N, h, w[, 3]) -> (N,) pooled |x_t - mean|^2; `mean_frame` (C, h, w) in [-1, 1]."""
+    return pooled_error((_float(frames) - mean_frame).pow(2).mean(1)[None], patch)[0]
 
 
-def baseline_scores(frames: torch.Tensor, mean_frame: torch.Tensor | None, patch: int) -> dict[str, torch.Tensor]:
-    """Each baseline's per-frame scores; the mean-frame ones only when a mean training frame is known."""
-    out = {"frame_difference": frame_difference(frames, patch), "frame_difference_mean": frame_difference(frames, 0)}
+def flow_size(hw: tuple[int, int]) -> tuple[int, int]:
+    """FLOW_HEIGHT high, the width keeping the aspect (even)."""
+    h, w = hw
+    return FLOW_HEIGHT, max(2, round(w * FLOW_HEIGHT / h / 2) * 2)
+
+
+def flow_speed(grey: np.ndarray) -> torch.Tensor:
+    """uint8 (N, h, w) luma -> (N,): DIS flow (fast preset, finest scale 0) from the previous frame on frames
+    resized to FLOW_HEIGHT high, its magnitude averaged over 16x16 patches (stride 8), the largest per frame."""
+    size = flow_size(grey.shape[1:3])
+    small = np.stack([resize_area(f, size) for f in grey]) if len(grey) else grey
+    speed = np.linalg.norm(sequence_flow(small), axis=-1)  # (N, H, W) pixels per frame
+    return pooled_error(torch.from_numpy(speed)[None], FLOW_PATCH)[0]
+
+
+def baseline_scores(frames: np.ndarray, mean_frame: torch.Tensor | None, patch: int) -> dict[str, torch.Tensor]:
+    """Each baseline's per-frame scores of one sequence of uint8 working-size frames (N, h, w[, 3]); the
+    mean-frame ones only when a mean training frame is known."""
+    grey = frames if frames.ndim == 3 else np.round(frames @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    out = {"flow_speed": flow_speed(grey), "frame_difference": frame_difference(frames, patch),
+           "frame_difference_mean": frame_difference(frames, 0)}
     if mean_frame is not None:
         out["mean_frame"] = mean_frame_distance(frames, mean_frame, patch)
         out["mean_frame_mean"] = mean_frame_distance(frames, mean_frame, 0)

@@ -54,8 +54,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import torch
-
     from model import CheckpointError, load_checkpoint, save_checkpoint
     from training.calibrate import calibrate
     from training.discover import find_sequences
@@ -65,9 +63,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     _logging()
     try:
         model, info = load_checkpoint(args.checkpoint, args.device)
-        store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding",
-                           dtype=torch.float32)
-        stats = calibrate(model, (store.sequence(i).float() for i in range(len(store.sequences))), args.quantile)
+        store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
+        stats = calibrate(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
         return 2

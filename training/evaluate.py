@@ -1,8 +1,9 @@
-"""`ocrgan eval`: frame-level AUC under both protocols, trivial baselines on the same frames,
-pixel-level AUC where masks exist, ROC and timeline pictures."""
+"""`ocrgan eval`: frame-level AUC under both protocols, the no-learning baselines on the same frames,
+pixel-level AUC where masks exist, ROC and timeline pictures, and every frame's scores (scores.csv)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from model.windows import postprocess
 from training.baselines import baseline_scores
 from training.discover import find_sequences
 from training.frame_store import FrameStore
-from training.metrics import DUMMY_RULE, auc_report, protocols, roc_points, threshold_report
+from training.metrics import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
 from training.metrics import pixel_auc as pixel_auc_of
 from training.plots import plot_roc, plot_timeline
 from training.sequences import DataError
@@ -41,8 +42,25 @@ def mean_training_frame(data: str, cfg, workers: int) -> torch.Tensor | None:
     except DataError as e:
         log.warning("no training split for the mean-frame baseline: %s", e)
         return None
-    store = FrameStore(train, cfg, workers, desc="decoding train (baseline)")
-    return store.frames.float().mean(0)
+    return FrameStore(train, cfg.replace(motion=False), workers, desc="decoding train (baseline)").mean_frame()
+
+
+def write_scores(path: Path, labels: dict[str, np.ndarray], raw: dict[str, np.ndarray],
+                 online: dict[str, np.ndarray], normalised: dict[str, np.ndarray], threshold: float,
+                 baselines: dict[str, dict[str, np.ndarray]]) -> None:
+    """One row per test frame: its label; the model's raw, smoothed (online) and normalised scores, its
+    anomaly flag and its per-clip min-max (offline) score; each baseline's raw and offline score."""
+    names = sorted(baselines)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip", "frame", "label", "model_raw", "model_online", "model_normalised", "model_anomaly",
+                    "model_offline", *[f"{n}_{k}" for n in names for k in ("raw", "offline")]])
+        for clip in sorted(labels):
+            cols = [raw[clip], online[clip], normalised[clip], normalised[clip] > threshold, minmax(raw[clip])]
+            for n in names:
+                cols += [baselines[n][clip], minmax(baselines[n][clip])]
+            for k, y in enumerate(labels[clip]):
+                w.writerow([clip, k, int(y), *[int(c[k]) if c.dtype == bool else f"{c[k]:.6g}" for c in cols]])
 
 
 def load_masks(data: str) -> dict[str, np.ndarray] | None:
@@ -66,7 +84,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     cfg = info.config
     stride = stride or cfg.stride
     seqs = find_sequences(data, "test")
-    store = FrameStore(seqs, cfg, workers, desc="decoding test", dtype=torch.float32)
+    store = FrameStore(seqs, cfg, workers, desc="decoding test")
     masks = load_masks(data) if pixel else None
     grid = (cfg.hw[0] // PIXEL_DOWNSCALE, cfg.hw[1] // PIXEL_DOWNSCALE)
     raw, online, normalised, labels = {}, {}, {}, {}
@@ -76,7 +94,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
         if seq.labels is None or len(seq.labels) != seq.length:
             raise DataError(f"{seq.source()}: {0 if seq.labels is None else len(seq.labels)} labels "
                             f"for {seq.length} decoded frames")
-        frames = store.sequence(i).float()
+        frames = store.sequence(i)
         want_maps = masks is not None and seq.name in masks
         parts = list(iter_clip_scores(model, frames, stride, batch, heatmaps=want_maps))
         r = torch.cat([p.raw for p in parts])
@@ -94,13 +112,12 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     mean_frame = mean_training_frame(data, cfg, workers)
     baselines = {}
     base_scores: dict[str, dict[str, np.ndarray]] = {}
-    for i, seq in enumerate(store.sequences):
-        for name, s in baseline_scores(store.sequence(i), mean_frame, cfg.score_patch).items():
+    for i, seq in enumerate(tqdm(store.sequences, desc="baselines", unit="clip")):
+        for name, s in baseline_scores(store.raw_sequence(i), mean_frame, cfg.score_patch).items():
             base_scores.setdefault(name, {})[seq.name] = s.numpy()
     for name, sc in base_scores.items():
         b = protocols(sc, sc, labels, sigma)
-        baselines[name] = {k: {m: v[m] for m in ("micro_auc", "macro_auc", "macro_auc_mixed_clips")}
-                           for k, v in b.items()}
+        baselines[name] = {k: {m: v[m] for m in ("micro_auc", "macro_auc", "macro_auc_dummy")} for k, v in b.items()}
 
     metrics = {
         "checkpoint": {"path": str(checkpoint), "sha256": info.sha256, "config": cfg.to_dict(),
@@ -117,7 +134,14 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
                        "carved from the training split"),
             "offline": "per-clip min-max normalisation of raw scores (uses the whole clip, as the literature does)",
             "offline_gaussian": f"offline plus centred Gaussian smoothing, sigma {sigma} frames",
-            "macro_dummy_rule": DUMMY_RULE,
+            "macro": "macro_auc is the mean AUC of the clips that hold both classes; macro_auc_dummy averages "
+                     "every clip, " + DUMMY_RULE,
+            "baselines": "no learning, on the model's frames (uint8, area-resized to the working size): "
+                         "flow_speed is OpenCV DIS (fast preset, finest scale 0) between consecutive frames resized "
+                         "to 128 px high, its magnitude averaged over 16x16 patches (stride 8), the largest per "
+                         "frame; frame differences and distances to the mean training frame are squared errors "
+                         f"pooled over {cfg.score_patch}x{cfg.score_patch} patches (or the frame mean, *_mean); "
+                         "baselines learn no statistics, so their online protocol is their raw score",
             "auc": "sklearn.metrics.roc_auc_score",
         },
         **report,
@@ -130,10 +154,11 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
         metrics["pixel"] = {"auc": pixel_auc_of(np.concatenate(maps), np.concatenate(mask_grid)),
                             "grid": list(grid), "clips": len(maps)}
     curves = {"model, online": (*roc_points(online, labels), report["online"]["micro_auc"])}
-    if "frame_difference" in base_scores:
-        fd = base_scores["frame_difference"]
-        curves["frame difference"] = (*roc_points(fd, labels), auc_report(fd, labels)["micro_auc"])
+    for name in ("flow_speed", "frame_difference"):
+        curves[name.replace("_", " ")] = (*roc_points(base_scores[name], labels),
+                                          auc_report(base_scores[name], labels)["micro_auc"])
     plot_roc(curves, out / "roc.png")
+    write_scores(out / "scores.csv", labels, raw, online, normalised, threshold, base_scores)
     for name in sorted(labels):
         plot_timeline(name, normalised[name], labels[name], threshold, out / "timelines" / f"{name}.png")
     metrics["elapsed_s"] = round(time.time() - t0, 1)

@@ -1,4 +1,6 @@
-"""All frames of the training sequences, decoded once by parallel workers and kept preprocessed."""
+"""All frames of a set of sequences, decoded once by parallel workers: uint8 frames at the working size
+(what the baselines see) and, for a model with the motion band, their optical flow; model input
+frames are assembled from them exactly as the service's preprocessing makes them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from model import OCRGANConfig, preprocess
+from model import OCRGANConfig
+from model.motion import FlowEstimator, luma, sequence_flow
+from model.preprocess import appearance, working_frame
 from training.decode import iter_frames
 from training.sequences import DataError, Sequence
 
@@ -18,12 +22,12 @@ CHUNK = 32  # frames per decoding task for image sequences
 
 
 class _Chunks(Dataset):
-    """Decoding tasks: (sequence, start, count) -> preprocessed frames of the store's dtype."""
+    """Decoding tasks: (sequence, start, count) -> uint8 working-size frames and, with the motion band,
+    float16 flow (count, 2, h, w); a chunk decodes the frame before it too, for the flow of its first."""
 
-    def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, dtype: torch.dtype) -> None:
+    def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig) -> None:
         self.seqs = seqs
         self.cfg = cfg
-        self.dtype = dtype
         self.tasks = []
         for i, s in enumerate(seqs):
             step = s.length if s.video is not None else CHUNK  # videos decode front to back in one task
@@ -32,25 +36,31 @@ class _Chunks(Dataset):
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def __getitem__(self, k: int) -> tuple[int, int, torch.Tensor | str]:
+    def __getitem__(self, k: int) -> tuple[int, int, tuple[np.ndarray, torch.Tensor | None] | str]:
         i, start, count = self.tasks[k]
+        lead = 1 if start > 0 and self.cfg.motion else 0
         try:
-            frames = np.stack(list(iter_frames(self.seqs[i], self.cfg.nc == 1, start, count)))
+            frames = np.stack([working_frame(f, self.cfg)
+                               for f in iter_frames(self.seqs[i], self.cfg.nc == 1, start - lead, count + lead)])
         except DataError as e:
             return i, start, str(e)
-        return i, start, preprocess(frames, self.cfg).to(self.dtype)
+        flow = None
+        if self.cfg.motion:
+            est = FlowEstimator()
+            flows = [est(luma(f)) for f in frames][lead:]
+            flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).half()
+        return i, start, (frames[lead:], flow)
 
 
 class FrameStore:
-    """frames: (N, C, H, W) in [-1, 1], sequences back to back; bad sequences raise or are skipped.
-    float16 halves the memory of training data; evaluation keeps float32, exactly what a caller of
-    preprocess() (the service) scores."""
+    """raw: uint8 (N, h, w) or (N, h, w, 3) frames, sequences back to back; flow: (N, 2, h, w) float16 with
+    the motion band, else None. Bad sequences raise, or are skipped with `skip_bad`."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, workers: int = 2, skip_bad: bool = False,
-                 desc: str = "decoding", dtype: torch.dtype = torch.float16) -> None:
+                 desc: str = "decoding") -> None:
         self.cfg = cfg
-        chunks = _Chunks(seqs, cfg, dtype)
-        parts: dict[int, list[tuple[int, torch.Tensor]]] = {i: [] for i in range(len(seqs))}
+        chunks = _Chunks(seqs, cfg)
+        parts: dict[int, list[tuple[int, np.ndarray, torch.Tensor | None]]] = {i: [] for i in range(len(seqs))}
         bad: dict[int, str] = {}
         loader = DataLoader(chunks, batch_size=None, num_workers=workers, shuffle=False)
         for i, start, out in tqdm(loader, total=len(chunks), desc=desc, unit="chunk", leave=False):
@@ -59,28 +69,72 @@ class FrameStore:
                     raise DataError(out)
                 bad.setdefault(i, out)
             else:
-                parts[i].append((start, out))
+                parts[i].append((start, *out))
         for i, why in bad.items():
             log.warning("skipping sequence %s: %s", seqs[i].name, why)
         self.sequences: list[Sequence] = []
-        tensors = []
+        raws, flows = [], []
         for i, seq in enumerate(seqs):
             if i in bad:
                 continue
-            frames = torch.cat([t for _, t in sorted(parts[i], key=lambda p: p[0])])
-            seq.length = len(frames)  # a video's packet count is only an estimate
+            ordered = sorted(parts[i], key=lambda p: p[0])
+            raws.append(np.concatenate([p[1] for p in ordered]))
+            if cfg.motion:
+                flows.append(torch.cat([p[2] for p in ordered]))
+            seq.length = len(raws[-1])  # a video's packet count is only an estimate
             self.sequences.append(seq)
-            tensors.append(frames)
-        if not tensors:
+        if not raws:
             raise DataError("no usable sequences: " + "; ".join(bad.values()))
-        self.frames = torch.cat(tensors).share_memory_()
-        self.offsets = np.cumsum([0] + [s.length for s in self.sequences])
+        self._assemble(raws, flows)
+
+    def _assemble(self, raws: list[np.ndarray], flows: list[torch.Tensor]) -> None:
+        self.raw = np.concatenate(raws)
+        self.flow = torch.cat(flows).share_memory_() if self.cfg.motion else None
+        self.offsets = np.cumsum([0] + [len(r) for r in raws])
+
+    @classmethod
+    def from_frames(cls, cfg: OCRGANConfig, clips: list[np.ndarray], names: list[str] | None = None) -> FrameStore:
+        """A store over frames already in memory: uint8 (N, H, W) or (N, H, W, 3) per sequence, any size."""
+        store = cls.__new__(cls)
+        store.cfg = cfg
+        raws = [np.stack([working_frame(f, cfg) for f in c]) for c in clips]
+        flows = [torch.from_numpy(sequence_flow(np.stack([luma(f) for f in r]))).permute(0, 3, 1, 2).half()
+                 for r in raws] if cfg.motion else []
+        store.sequences = [Sequence(n, length=len(r)) for n, r in zip(names or [f"c{i}" for i in range(len(raws))],
+                                                                       raws, strict=True)]
+        store._assemble(raws, flows)
+        return store
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def frames(self, idx: np.ndarray | torch.Tensor | slice) -> torch.Tensor:
+        """Model input frames (n, in_channels, h, w) float32 at positions `idx` of the store."""
+        x = appearance(self.raw[idx])
+        if self.flow is None:
+            return x
+        return torch.cat([x, self.flow[idx].float()], dim=1)
 
     def sequence(self, i: int) -> torch.Tensor:
-        """(N_i, C, H, W) frames of sequence i."""
-        return self.frames[self.offsets[i]: self.offsets[i + 1]]
+        """(N_i, in_channels, h, w) model input frames of sequence i."""
+        return self.frames(slice(int(self.offsets[i]), int(self.offsets[i + 1])))
+
+    def raw_sequence(self, i: int) -> np.ndarray:
+        """uint8 working-size frames of sequence i."""
+        return self.raw[self.offsets[i]: self.offsets[i + 1]]
 
     def window(self, i: int, end: int, num_frames: int) -> torch.Tensor:
-        """(T, C, H, W) float32: frames end-T+1 .. end of sequence i, frame 0 repeated before the start."""
-        idx = torch.arange(end - num_frames + 1, end + 1).clamp(min=0) + int(self.offsets[i])
-        return self.frames[idx].float()
+        """(T, in_channels, H, W) float32: frames end-T+1 .. end of sequence i, frame 0 repeated before the
+        start (with zero flow: a repeated frame has not moved)."""
+        pos = torch.arange(end - num_frames + 1, end + 1)
+        idx = (pos.clamp(min=0) + int(self.offsets[i])).numpy()
+        x = self.frames(idx)
+        if self.flow is not None:
+            x[pos < 0, -2:] = 0.0
+        return x
+
+    def mean_frame(self) -> torch.Tensor:
+        """(nc, h, w) the mean appearance of every frame, in [-1, 1]."""
+        mean = torch.from_numpy(self.raw.mean(0, dtype=np.float64)).float()  # (h, w) or (h, w, 3)
+        mean = mean[None] if mean.ndim == 2 else mean.permute(2, 0, 1)
+        return mean / 127.5 - 1.0

@@ -30,18 +30,19 @@ def clip_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def auc_report(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
-    """micro (one ROC over all frames), macro (mean per-clip AUC, dummy rule) and macro over clips
-    that hold both classes."""
+    """micro (one ROC over all frames); macro, the mean AUC of the clips that hold both classes (the
+    headline); and macro_dummy, the mean over every clip with the dummy rule for one-class clips."""
     names = sorted(scores)
     y = np.concatenate([labels[n] for n in names])
     s = np.concatenate([scores[n] for n in names])
-    per_clip = {n: clip_auc(scores[n], labels[n]) for n in names}
-    mixed = [per_clip[n] for n in names if labels[n].min() != labels[n].max()]
+    every = {n: clip_auc(scores[n], labels[n]) for n in names}
+    mixed = {n: v for n, v in every.items() if labels[n].min() != labels[n].max()}
     return {
         "micro_auc": float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else None,
-        "macro_auc": float(np.mean(list(per_clip.values()))),
-        "macro_auc_mixed_clips": float(np.mean(mixed)) if mixed else None,
-        "per_clip": per_clip,
+        "macro_auc": float(np.mean(list(mixed.values()))) if mixed else None,
+        "macro_auc_dummy": float(np.mean(list(every.values()))),
+        "per_clip": mixed,
+        "per_clip_dummy": every,
     }
 
 

@@ -103,8 +103,7 @@ class Trainer:
         log.info("training on %d sequences, validating on %d (%s)", len(train_seqs), len(val_seqs),
                  ", ".join(s.name for s in val_seqs))
         self.train_store = FrameStore(train_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding train")
-        self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val",
-                                    dtype=torch.float32)  # calibration sees what the service will
+        self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val")
         ends = window_ends(self.train_store, self.mcfg.num_frames, cfg.train_stride)
         if not ends:
             raise DataError(f"{data}: no training windows (sequences too short)")
@@ -384,7 +383,7 @@ class Trainer:
         from model import load_checkpoint
 
         model, info = load_checkpoint(best, self.device)
-        stats = calibrate(model, (self.val_store.sequence(i).float() for i in range(len(self.val_store.sequences))),
+        stats = calibrate(model, (self.val_store.sequence(i) for i in range(len(self.val_store.sequences))),
                           self.cfg.threshold_quantile)
         p = self.progress
         training = {

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import OCRGANConfig, input_spec, preprocess
+from model import OCRGANConfig, SequencePreprocessor, input_spec, preprocess, preprocess_sequence
 
 
 def test_grey_frames_to_a_colour_model():
@@ -19,7 +19,7 @@ def test_colour_frames_to_a_luma_model_use_bt601():
     frames[..., 1] = 255  # pure green
     x = preprocess(frames, cfg)
     assert x.shape == (1, 1, 16, 16)
-    assert torch.allclose(x, torch.full_like(x, 0.587 * 255 / 127.5 - 1), atol=1e-5)
+    assert torch.allclose(x, torch.full_like(x, round(0.587 * 255) / 127.5 - 1))  # uint8 luma, as decoders give
 
 
 def test_range_and_resizing():
@@ -29,6 +29,14 @@ def test_range_and_resizing():
     assert x.shape == (2, 1, 64, 64) and x.min() >= -1 and x.max() <= 1
     black = preprocess(np.zeros((1, 8, 8), np.uint8), OCRGANConfig(isize=8, nc=1))
     assert torch.equal(black, -torch.ones(1, 1, 8, 8))
+
+
+def test_shrinking_averages_areas():
+    """Area averaging: each working pixel is the mean of the block it covers (no aliasing of fine detail)."""
+    stripes = np.zeros((1, 16, 16), np.uint8)
+    stripes[:, :, ::2] = 200  # one-pixel stripes: a point sampler would see all 200 or all 0
+    x = preprocess(stripes, OCRGANConfig(isize=8, nc=1))
+    assert torch.allclose(x, torch.full_like(x, 100 / 127.5 - 1))
 
 
 def test_same_size_input_is_not_resampled():
@@ -47,3 +55,28 @@ def test_bad_inputs(bad):
 def test_spec_describes_the_input():
     spec = input_spec(OCRGANConfig(isize=(120, 180), nc=1, depth=2))
     assert spec["height"] == 120 and spec["width"] == 180 and spec["colour"] == "luma"
+
+
+def test_the_motion_band_is_the_flow_from_the_previous_frame():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True)
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    texture = np.kron(texture, np.ones((4, 4), np.uint8))  # blobs DIS can follow
+    frames = np.stack([texture[20:84, 20 + 2 * k:116 + 2 * k] for k in range(4)])  # moves 2 px left per frame
+    x = preprocess_sequence(frames, cfg)
+    assert x.shape == (4, 3, 32, 48)
+    assert torch.equal(x[:, :1], preprocess(frames, cfg))  # appearance as for a model without the band
+    assert torch.equal(x[0, 1:], torch.zeros(2, 32, 48))  # the first frame has not moved
+    dx, dy = x[1:, 1, 8:-8, 8:-8], x[1:, 2, 8:-8, 8:-8]
+    assert dx.median() == pytest.approx(-1.0, abs=0.15) and dy.abs().median() < 0.15  # 2 px at full size = 1 px
+    prep = SequencePreprocessor(cfg)
+    assert torch.equal(prep(frames[0])[1:], torch.zeros(2, 32, 48))
+    assert prep(frames[1])[1:].abs().sum() > 0
+    prep.reset()  # a new sequence: nothing moved yet
+    assert torch.equal(prep(frames[2])[1:], torch.zeros(2, 32, 48))
+
+
+def test_spec_describes_the_motion_band():
+    assert "motion" not in input_spec(OCRGANConfig(isize=8, nc=1))
+    spec = input_spec(OCRGANConfig(isize=8, nc=1, motion=True, depth=1))
+    assert spec["channels"] == 3 and spec["motion"]["unit"] == "pixels per frame at the working size"
