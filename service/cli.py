@@ -62,18 +62,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from service.calibration import CheckpointScale, OpeningScale
     from service.clips import ClipLimits, inline_runner, score_file
     from service.errors import ServiceError
 
+    if args.calibrate_seconds is not None and not 0 < args.calibrate_seconds < float("inf"):
+        print(f"ocrgan score: --calibrate-seconds must be a positive number, not {args.calibrate_seconds:g}",
+              file=sys.stderr)
+        return 2
     settings = _settings(args)
     _logging("warning" if args.json else settings.log_level)
     host = _load(settings)
     if host is None:
         return 2
     limits = ClipLimits.from_settings(settings)
+    scale = CheckpointScale() if args.calibrate_seconds is None else OpeningScale(args.calibrate_seconds)
     try:
         result = score_file(Path(args.file), host, limits, host.stride, args.heatmaps, settings.heatmap_grid,
-                            inline_runner(host, host.batch_sizes(settings)[1]))
+                            inline_runner(host, host.batch_sizes(settings)[1]), scale=scale)
     except ServiceError as e:
         print(f"ocrgan score: {args.file}: {e.message}", file=sys.stderr)
         return 2
@@ -83,12 +89,21 @@ def _score(args: argparse.Namespace) -> int:
         return 0
     frames = result["frames"]
     flagged = [f["index"] for f in frames if f["anomaly"]]
-    peak = max(frames, key=lambda f: f["normalised"])
+    peak = max((f for f in frames if not f["calibrating"]), key=lambda f: f["normalised"])
     print(f"{args.file}: {result['num_frames']} frames, {result['width']}x{result['height']}, "
           f"{result['fps'] or 0:.2f} fps, scored in {result['elapsed_ms'] / 1000:.2f}s")
+    print(_scale_line(result["calibration"]))
     print(f"threshold {host.threshold:.3f} (normalised); peak {peak['normalised']:.3f} at frame {peak['index']}")
     print(f"anomalous frames: {len(flagged)}" + (f" ({_ranges(flagged)})" if flagged else ""))
     return 0
+
+
+def _scale_line(calibration: str | dict) -> str:
+    if calibration == "checkpoint":
+        return "scale: the checkpoint's statistics"
+    c = calibration
+    return (f"scale: calibrated on the first {c['seconds']:g} s ({c['frames']} frames, not flagged): "
+            f"mean {c['mean']:.4g}, std {c['std']:.4g}")
 
 
 def _ranges(indices: list[int]) -> str:
@@ -125,6 +140,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--stride", type=int)
     c.add_argument("--json", action="store_true", help="print the full JSON result")
     c.add_argument("--heatmaps", action="store_true", help="add coarse per-frame anomaly maps (with --json)")
+    c.add_argument("--calibrate-seconds", dest="calibrate_seconds", type=float, metavar="N",
+                   help="take the first N seconds as normal footage of the scene: their mean/std normalise the "
+                        "clip, as POST /score?calibrate_seconds=N (default: the checkpoint's statistics)")
     c.set_defaults(func=_score)
 
     d = sub.add_parser("demo", help="serve the shipped model on a bundled looping camera; open the printed URL")

@@ -1,7 +1,8 @@
 """Uploaded clips: open and check a video file, decode it frame by frame, shape the per-frame results.
 
 Frames are decoded as training decodes videos (luma for nc == 1, else RGB, at full size) and go through
-model.preprocess(); scores come from model.iter_clip_scores + the same post-processing as evaluation.
+model.preprocess(); scores come from model.iter_clip_scores + the same post-processing as evaluation, normalised
+by the checkpoint's statistics or by a calibration (the clip's opening seconds, or a camera's).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
-from model import OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
+from model import ClipScores, OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
 from model.windows import postprocess
+from service.calibration import CheckpointScale, ClipScale, Scale
 from service.errors import ServiceError
 from service.model_host import ModelHost
 
@@ -212,19 +214,31 @@ def heatmap_grid(maps: torch.Tensor, grid: tuple[int, int]) -> list[list[list[fl
     return [[[float(f"{v:.5g}") for v in row] for row in m] for m in pool_heatmaps(maps, grid).tolist()]
 
 
+def normalised_frames(post: ClipScores, timestamps: list[float], scale: Scale,
+                      threshold: float) -> list[dict[str, Any]]:
+    """Per-frame results on `scale`: the checkpoint's is post-processing's own normalisation (the evaluator's);
+    another is (score - mean) / std, its calibrating opening frames never anomalous."""
+    scores = post.score.tolist()
+    if scale.source == "checkpoint":
+        normalised, anomaly = post.normalised.tolist(), post.anomaly.tolist()
+    else:
+        normalised = [(x - scale.mean) / scale.std for x in scores]
+        anomaly = [i >= scale.opening and z > threshold for i, z in enumerate(normalised)]
+    return [{"index": i, "timestamp": timestamps[i], "score": scores[i], "normalised": normalised[i],
+             "anomaly": bool(anomaly[i]), "calibrating": i < scale.opening} for i in range(len(scores))]
+
+
 def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid: tuple[int, int] | None,
-                elapsed_s: float) -> dict[str, Any]:
-    """The JSON document of POST /score and `ocrgan score`."""
+                elapsed_s: float, scale: ClipScale | None = None) -> dict[str, Any]:
+    """The JSON document of POST /score and `ocrgan score`; `scale` defaults to the checkpoint's statistics."""
     raw = torch.cat([p.raw for p in parts]) if parts else torch.zeros(0)
     post = postprocess(host.model, raw)
-    frames = [
-        {"index": i, "timestamp": meta.timestamps[i], "score": float(post.score[i]),
-         "normalised": float(post.normalised[i]), "anomaly": bool(post.anomaly[i])}
-        for i in range(len(raw))
-    ]
+    resolved = (scale or CheckpointScale()).resolve(host.model, post.score.tolist(), meta.timestamps)
+    frames = normalised_frames(post, meta.timestamps, resolved, host.threshold)
     out: dict[str, Any] = {
         "frames": frames,
         "num_frames": len(frames),
+        "calibration": resolved.describe(),
         "fps": meta.fps,
         "width": meta.width,
         "height": meta.height,
@@ -242,12 +256,14 @@ def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid
 
 
 def score_file(path: Path, host: ModelHost, limits: ClipLimits, stride: int, heatmaps: bool,
-               grid: tuple[int, int], run: ClipRunner, started: float | None = None) -> dict[str, Any]:
-    """Decode, score and describe a clip; `run` executes iter_clip_scores (in the scorer thread, or inline)."""
+               grid: tuple[int, int], run: ClipRunner, started: float | None = None,
+               scale: ClipScale | None = None) -> dict[str, Any]:
+    """Decode, score and describe a clip; `run` executes iter_clip_scores (in the scorer thread, or inline);
+    `scale` is what normalises the scores (service/calibration.py; the checkpoint's by default)."""
     t0 = started if started is not None else time.perf_counter()
     with Clip(path, host.grey, limits) as clip:
         parts = run(model_inputs(clip.frames(), host.model.cfg), stride, heatmaps, coarse_heatmaps(grid))
-        return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0)
+        return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0, scale)
 
 
 def inline_runner(host: ModelHost, batch: int) -> ClipRunner:

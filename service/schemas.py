@@ -17,4 +17,5 @@ class StreamSpec(BaseModel):
                      examples=["rtsp://user:pass@192.168.1.20:554/stream1"])
     fps: float | None = Field(None, gt=0, le=120, description="sampling rate; default OCRGAN_STREAM_FPS")
     stride: int | None = Field(None, ge=1, description="frames between scored windows; default the model's")
-    calibrate: bool = Field(False, description="learn this camera's normal score statistics over a warm-up")
+    calibrate: bool = Field(True, description="learn this camera's normal score statistics over a warm-up of "
+                                              "OCRGAN_CALIBRATION_FRAMES frames (false: the checkpoint's)")

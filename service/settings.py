@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from service.calibration import MIN_FRAMES as MIN_CALIBRATION_FRAMES
+
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "default.safetensors"
 # OCRGAN_* variables that docker-compose.yml reads from the shell or a .env (not service settings):
@@ -96,7 +98,7 @@ class Settings(BaseSettings):
     max_pending_windows: int = Field(2, ge=1)  # per camera, queued for the scorer; beyond: frames dropped
     prescale: bool = True  # let the decoder shrink big frames to 2x the model size before preprocess()
     snapshot_interval_seconds: float = Field(1.0, gt=0)  # how often a window also computes its heatmap
-    calibration_frames: int = Field(250, ge=10)  # warm-up of a camera's own score statistics
+    calibration_frames: int = Field(250, ge=MIN_CALIBRATION_FRAMES)  # warm-up of a camera's own score statistics
     event_start_frames: int = Field(3, ge=1)  # consecutive anomalous frames that open an event
     event_end_frames: int = Field(10, ge=1)  # consecutive normal frames that close it
     ws_queue: int = Field(1000, ge=10)  # messages buffered per WebSocket client before dropping

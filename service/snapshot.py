@@ -7,8 +7,9 @@ import numpy as np
 
 
 def render_snapshot(image: np.ndarray, heatmap: np.ndarray | None, scale: float, quality: int = 85) -> bytes:
-    """image: (H, W) grey or (H, W, 3) RGB uint8; heatmap: (h, w) local error, shown relative to `scale`
-    (the model's typical error on normal data), transparent where the error is small."""
+    """image: (H, W) grey or (H, W, 3) RGB uint8; heatmap: (h, w) local error, shown relative to `scale` (the
+    typical peak error on normal footage: the camera's own once calibrated, else the checkpoint's rec_scale):
+    transparent up to half of it, full colour from twice it."""
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if heatmap is not None:
         h, w = bgr.shape[:2]

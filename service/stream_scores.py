@@ -1,50 +1,15 @@
-"""A camera's published scores: the checkpoint's smoothing/normalisation (ScorePostprocessor), optional
-calibration to the camera's own normal statistics, and anomaly events with hysteresis."""
+"""A camera's published scores: the checkpoint's smoothing/normalisation (ScorePostprocessor), calibration to
+the camera's own normal statistics (service/calibration.py, on by default), and anomaly events with hysteresis."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from model import ScorePostprocessor, WindowScores
+from service.calibration import Calibration, CalibrationState
 from service.model_host import ModelHost
-
-
-class CalibrationState(StrEnum):
-    OFF = "off"  # the checkpoint's statistics
-    WARMING = "warming"  # collecting the camera's first frames; anomaly flags held back
-    DONE = "done"  # normalising with the camera's own mean/std
-
-
-class Calibration:
-    """Learn the mean/std of a camera's smoothed scores over its first `frames` frames (Welford)."""
-
-    def __init__(self, frames: int) -> None:
-        self.target = frames
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.state = CalibrationState.WARMING
-
-    def add(self, x: float) -> bool:
-        """Take one smoothed score; True when the warm-up has just completed."""
-        self.n += 1
-        d = x - self.mean
-        self.mean += d / self.n
-        self.m2 += d * (x - self.mean)
-        if self.n >= self.target:
-            self.state = CalibrationState.DONE
-            return True
-        return False
-
-    @property
-    def std(self) -> float:
-        """Sample std, floored at 5% of the mean so a static scene does not turn noise into anomalies."""
-        std = math.sqrt(self.m2 / max(self.n - 1, 1))
-        return max(std, 0.05 * abs(self.mean), 1e-8)
 
 
 class EventTracker:
@@ -85,6 +50,7 @@ class StreamScoring:
                  event_start: int, event_end: int) -> None:
         self.stream_id = stream_id
         self.post = ScorePostprocessor.for_model(host.model)
+        self.rec_scale = float(host.model.rec_scale)
         self.calibration = Calibration(calibration_frames) if calibrate else None
         self.events = EventTracker(event_start, event_end)
         self.last: LastScore | None = None
@@ -93,11 +59,12 @@ class StreamScoring:
     def consume(self, scores: WindowScores, timestamps: list[float]) -> list[dict[str, Any]]:
         """One window's published frames -> score messages (and event messages), in frame order."""
         out: list[dict[str, Any]] = []
-        for index, raw, ts in zip(scores.indices, scores.raw.tolist(), timestamps, strict=True):
+        for index, raw, rec, ts in zip(scores.indices, scores.raw.tolist(), scores.rec.tolist(), timestamps,
+                                       strict=True):
             score, normalised, anomaly = self.post(raw)
             if self.calibration is not None and self.calibration.state is CalibrationState.WARMING:
                 anomaly = False
-                if self.calibration.add(score):
+                if self.calibration.add(score, rec):
                     self.post.mean, self.post.std = self.calibration.mean, self.calibration.std
             self.last = LastScore(index, ts, score, normalised, anomaly)
             out.append({"type": "score", "stream_id": self.stream_id, "frame_index": index, "timestamp": ts,
@@ -110,6 +77,15 @@ class StreamScoring:
                             "peak": self.events.peak, "at": time.time()})
         return out
 
+    @property
+    def heatmap_scale(self) -> float:
+        """What the snapshot heatmap is drawn relative to: the camera's own typical heatmap peak once it has
+        calibrated (Calibration.heatmap_scale), the checkpoint's rec_scale before that or without calibration."""
+        c = self.calibration
+        if c is not None and c.state is CalibrationState.DONE and c.heatmap_scale is not None:
+            return c.heatmap_scale
+        return self.rec_scale
+
     def describe(self) -> dict[str, Any]:
         c = self.calibration
         return {
@@ -121,5 +97,6 @@ class StreamScoring:
                 "calibration": CalibrationState.OFF if c is None else c.state,
                 "calibration_frames": None if c is None else min(c.n, c.target),
                 "calibration_target": None if c is None else c.target,
+                "heatmap_scale": self.heatmap_scale,
             },
         }

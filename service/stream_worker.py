@@ -277,10 +277,11 @@ class StreamWorker:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def snapshot(self) -> bytes | None:
-        """JPEG of the newest frame with the latest anomaly map blended over it (None before any frame)."""
+        """JPEG of the newest frame with the latest anomaly map blended over it (None before any frame), the map
+        drawn relative to the camera's own typical level once it has calibrated (StreamScoring.heatmap_scale)."""
         if self.heat is not None:
             _, image, heat = self.heat
-            return render_snapshot(image, heat, float(self.host.model.rec_scale))
+            return render_snapshot(image, heat, self.scoring.heatmap_scale)
         if self.latest is not None:
             return render_snapshot(self.latest[1], None, 1.0)
         return None

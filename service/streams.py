@@ -159,7 +159,7 @@ class StreamManager:
             return shared
         return {"id": stream_id, "url": redact(spec["url"]), "state": str(StreamState.PENDING), "replica": None,
                 "fps": spec.get("fps") or self.settings.stream_fps, "stride": spec.get("stride") or self.host.stride,
-                "calibrate": spec.get("calibrate", False)}
+                "calibrate": spec.get("calibrate", StreamSpec.model_fields["calibrate"].default)}
 
     def views(self) -> list[dict[str, Any]]:
         return [v for sid in self.ids() if (v := self.view(sid)) is not None]

@@ -1,10 +1,12 @@
-"""POST /score: per-frame anomaly scores of an uploaded clip (multipart field `file`, or the raw body)."""
+"""POST /score: per-frame anomaly scores of an uploaded clip (multipart field `file`, or the raw body), on the
+checkpoint's scale, calibrated on the clip's opening seconds, or with a camera's calibration."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +14,11 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from service.calibration import CameraScale, CheckpointScale, ClipScale, OpeningScale
 from service.clips import ClipLimits, score_file
 from service.deps import ApiKey, ServicesDep
 from service.errors import ServiceError
+from service.schemas import STREAM_ID_PATTERN
 from service.services import Services
 from service.uploads import receive_upload
 
@@ -27,14 +31,33 @@ UPLOAD_DOC = {"requestBody": {"content": {
 }}}
 
 
+@dataclass(frozen=True)
+class ScoreOptions:
+    heatmaps: bool
+    stride: int | None
+    calibrate_seconds: float | None
+    camera: str | None
+
+
 @router.post("/score", dependencies=[ApiKey], openapi_extra=UPLOAD_DOC)
 async def score(request: Request, svc: ServicesDep,
                 heatmaps: Annotated[bool, Query(description="add a coarse anomaly map per frame")] = False,
-                stride: Annotated[int | None, Query(ge=1, description="default: the service's stride")] = None
+                stride: Annotated[int | None, Query(ge=1, description="default: the service's stride")] = None,
+                calibrate_seconds: Annotated[float | None, Query(
+                    gt=0, allow_inf_nan=False,
+                    description="take the clip's first N seconds as normal footage of its scene: their mean/std "
+                                "normalise the clip (default: the checkpoint's statistics)")] = None,
+                camera: Annotated[str | None, Query(
+                    pattern=STREAM_ID_PATTERN,
+                    description="normalise with this camera's learned calibration (a clip of its scene)")] = None,
                 ) -> JSONResponse:
     """Decode the clip with PyAV and score every frame the way `ocrgan eval` does."""
     started = time.perf_counter()
     s = svc.settings
+    if calibrate_seconds is not None and camera is not None:
+        svc.metrics.score_requests.labels("422").inc()
+        return JSONResponse({"detail": "give calibrate_seconds or camera, not both: a clip is normalised by its own "
+                                       "opening seconds or by a camera's calibration"}, status_code=422)
     slots = request.app.state.upload_slots
     if not slots.acquire(blocking=False):
         svc.metrics.score_requests.labels("429").inc()
@@ -42,23 +65,32 @@ async def score(request: Request, svc: ServicesDep,
                                        "(OCRGAN_MAX_CONCURRENT_UPLOADS); retry later"},
                             status_code=429, headers={"Retry-After": "5"})
     try:
-        return await _score(request, svc, heatmaps, stride, started)
+        return await _score(request, svc, ScoreOptions(heatmaps, stride, calibrate_seconds, camera), started)
     finally:
         slots.release()
 
 
-async def _score(request: Request, svc: Services, heatmaps: bool, stride: int | None, started: float) -> JSONResponse:
+def _scale(svc: Services, opts: ScoreOptions) -> ClipScale:
+    """What normalises the clip; a camera's calibration is read when the upload has arrived (404, 409)."""
+    if opts.camera is not None:
+        return CameraScale.of(opts.camera, svc.streams.view(opts.camera))
+    if opts.calibrate_seconds is not None:
+        return OpeningScale(opts.calibrate_seconds)
+    return CheckpointScale()
+
+
+async def _score(request: Request, svc: Services, opts: ScoreOptions, started: float) -> JSONResponse:
     s = svc.settings
     fd, tmp = tempfile.mkstemp(prefix="ocrgan-upload-", suffix=".bin", dir=s.upload_dir)
     try:
         with os.fdopen(fd, "wb") as out:
             await receive_upload(request, out, s.upload_max_bytes, s.upload_idle_timeout_seconds)
-        if stride is not None and stride > svc.host.model.cfg.num_frames:
+        if opts.stride is not None and opts.stride > svc.host.model.cfg.num_frames:
             raise ServiceError(422, f"stride must be in [1, {svc.host.model.cfg.num_frames}] for this model")
         limits = ClipLimits.from_settings(s)
         result = await anyio.to_thread.run_sync(
-            lambda: score_file(Path(tmp), svc.host, limits, stride or svc.host.stride, heatmaps, s.heatmap_grid,
-                               svc.scorer.run_clip, started),
+            lambda: score_file(Path(tmp), svc.host, limits, opts.stride or svc.host.stride, opts.heatmaps,
+                               s.heatmap_grid, svc.scorer.run_clip, started, _scale(svc, opts)),
             limiter=request.app.state.clip_limiter,
         )
     except ServiceError as e:

@@ -71,6 +71,15 @@ function stat(dl, name, value) {
   dl.append(dt, dd);
 }
 
+// What a camera's scores are normalised by: "calibrating 37/250" during its warm-up.
+function calibrationText(v) {
+  const n = v.normalisation;
+  if (v.calibrate === false || (n && n.calibration === "off")) return "checkpoint scale";
+  if (!n) return "not calibrated yet";
+  if (n.calibration === "warming") return `calibrating ${n.calibration_frames}/${n.calibration_target}`;
+  return `calibrated on ${n.calibration_target} frames`;
+}
+
 function renderView(cam, v) {
   cam.view = v;
   const s = $(".state", cam.el);
@@ -86,8 +95,11 @@ function renderView(cam, v) {
   stat(dl, "scored", v.frames_scored ?? "–");
   stat(dl, "dropped", v.frames_dropped ?? "–");
   stat(dl, "reconnects", v.reconnects ?? "–");
-  const cal = v.normalisation && v.normalisation.calibration;
-  if (cal && cal !== "off") stat(dl, "calibration", `${cal} ${v.normalisation.calibration_frames}/${v.normalisation.calibration_target}`);
+  const cal = $(".calibration", cam.el);
+  cal.textContent = calibrationText(v);
+  cal.className = `calibration pill ${(v.normalisation && v.normalisation.calibration) || ""}`;
+  const n = v.normalisation;
+  cal.title = n && n.calibration === "done" ? `mean ${n.mean.toPrecision(4)}, std ${n.std.toPrecision(4)}` : "";
   if (v.replica) stat(dl, "replica", v.replica);
   if (v.last_error && v.state !== "running") stat(dl, "error", v.last_error);
 }
@@ -106,11 +118,24 @@ async function refreshCameras() {
         state.cams.delete(id);
       }
     }
+    cameraChoices(streams);
     $("#no-cameras").hidden = streams.length > 0;
     $("#camera-count").textContent = streams.length ? `(${streams.length})` : "";
   } catch (e) {
     say(`cannot list cameras: ${e.message}`, true);
   }
+}
+
+// The clip form's list of cameras whose calibration a clip may use (the choice is kept across refreshes).
+function cameraChoices(streams) {
+  const select = $("#score-form select[name=camera]");
+  const options = streams.map((v) => new Option(`${v.id} (${calibrationText(v)})`, v.id));
+  if (!options.length) options.push(new Option("(none registered)", ""));
+  const texts = (list) => [...list].map((o) => o.textContent).join("\n");
+  if (texts(options) === texts(select.options)) return; // unchanged: leave an open list alone
+  const chosen = select.value;
+  select.replaceChildren(...options);
+  if (streams.some((v) => v.id === chosen)) select.value = chosen;
 }
 
 function refreshSnapshots() {
@@ -187,19 +212,40 @@ async function addCamera(ev) {
   }
 }
 
+// The query that picks the clip's scale: the checkpoint's, its own first N seconds, or a camera's calibration.
+function scaleQuery(f) {
+  const q = new URLSearchParams();
+  const scale = f.scale.value;
+  if (scale === "clip") q.set("calibrate_seconds", f.calibrate_seconds.value);
+  if (scale === "camera") {
+    if (!f.camera.value) throw new Error("no camera to take the calibration from");
+    q.set("camera", f.camera.value);
+  }
+  return q.toString() ? `?${q}` : "";
+}
+
+function scaleText(c) {
+  if (c === "checkpoint") return "on the checkpoint's scale";
+  if (c.source === "clip") return `calibrated on the first ${c.seconds} s (${c.frames} frames)`;
+  return `with camera ${c.camera}'s calibration`;
+}
+
 async function scoreClip(ev) {
   ev.preventDefault();
-  const form = new FormData(ev.target);
+  const f = ev.target.elements;
+  const form = new FormData();
+  form.append("file", f.file.files[0]);
   const summary = $("#clip-summary");
   summary.textContent = "scoring…";
   try {
-    const r = await api("/score", { method: "POST", body: form });
-    const values = r.frames.map((f) => f.normalised);
-    const flags = r.frames.map((f) => f.anomaly);
+    const r = await api(`/score${scaleQuery(f)}`, { method: "POST", body: form });
+    const values = r.frames.map((x) => x.normalised);
+    const flags = r.frames.map((x) => x.anomaly);
+    const opening = r.frames.filter((x) => x.calibrating).length;
     const n = flags.filter(Boolean).length;
     summary.textContent = `${r.num_frames} frames, ${r.width}x${r.height} @ ${(r.fps || 0).toFixed(1)} fps; ` +
-      `${n} anomalous; ${(r.elapsed_ms / 1000).toFixed(2)} s`;
-    drawChart($("#clip-chart"), values, flags, r.model.threshold);
+      `${n} anomalous; ${(r.elapsed_ms / 1000).toFixed(2)} s; ${scaleText(r.calibration)}`;
+    drawChart($("#clip-chart"), values, flags, r.model.threshold, opening);
   } catch (e) {
     summary.textContent = "";
     say(`cannot score the clip: ${e.message}`, true);

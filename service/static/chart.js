@@ -1,8 +1,9 @@
 // A small score chart on a canvas: normalised scores over time, the threshold as a dashed line,
-// anomalous frames in red. No library; used for live cameras and uploaded clips.
+// anomalous frames in red, the first `opening` frames (a clip's calibration) shaded. No library; used
+// for live cameras and uploaded clips.
 "use strict";
 
-function drawChart(canvas, values, anomalies, threshold) {
+function drawChart(canvas, values, anomalies, threshold, opening = 0) {
   const ctx = canvas.getContext("2d");
   const ratio = window.devicePixelRatio || 1;
   const cssW = canvas.clientWidth || canvas.width;
@@ -24,6 +25,12 @@ function drawChart(canvas, values, anomalies, threshold) {
   const span = hi - lo || 1;
   const x = (i) => pad.l + (values.length <= 1 ? 0 : (i / (values.length - 1)) * (w - pad.l - pad.r));
   const y = (v) => pad.t + (1 - (v - lo) / span) * (h - pad.t - pad.b);
+
+  // calibration frames
+  if (opening > 0) {
+    ctx.fillStyle = "#262d38";
+    ctx.fillRect(pad.l, pad.t, x(Math.min(opening, values.length - 1)) - pad.l, h - pad.t - pad.b);
+  }
 
   // axis labels
   ctx.fillStyle = "#7d8794";
@@ -55,4 +62,5 @@ function drawChart(canvas, values, anomalies, threshold) {
     if (anomalies[i]) ctx.fillRect(x(i) - 1.5, y(v) - 1.5, 3, 3);
   });
   canvas.dataset.points = String(values.length);
+  canvas.dataset.calibrating = String(opening);
 }

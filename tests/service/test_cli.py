@@ -45,10 +45,32 @@ def test_score_summary_and_bad_file(mp4_clip, checkpoint, capsys, tmp_path, monk
     assert main(["score", str(mp4_clip), "--checkpoint", str(checkpoint)]) == 0
     text = capsys.readouterr().out
     assert "30 frames, 96x64" in text and "anomalous frames:" in text
+    assert "scale: the checkpoint's statistics" in text
     bad = tmp_path / "x.mp4"
     bad.write_text("nope")
     assert main(["score", str(bad), "--checkpoint", str(checkpoint)]) == 2
     assert "not a video file" in capsys.readouterr().err
+
+
+def test_score_calibrate_seconds_is_post_score_calibrate_seconds(mp4_clip, checkpoint, capsys, monkeypatch, live):
+    """`ocrgan score --calibrate-seconds` answers what POST /score?calibrate_seconds= answers (one code path)."""
+    monkeypatch.chdir(mp4_clip.parent)
+    argv = ["score", str(mp4_clip), "--checkpoint", str(checkpoint), "--device", "cpu", "--calibrate-seconds", "0.4"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration"]["source"] == "clip" and out["calibration"]["frames"] == 10
+    assert [f["calibrating"] for f in out["frames"]] == [i < 10 for i in range(30)]
+    served = live().client.post("/score", params={"calibrate_seconds": 0.4}, content=mp4_clip.read_bytes()).json()
+    assert out["calibration"] == pytest.approx(served["calibration"])
+    for key in ("score", "normalised", "anomaly", "calibrating"):
+        assert [f[key] for f in out["frames"]] == pytest.approx([f[key] for f in served["frames"]], abs=1e-5), key
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "calibrated on the first 0.4 s (10 frames, not flagged)" in text and "anomalous frames:" in text
+    assert main([*argv[:-1], "5"]) == 2
+    assert "cover all 30 frames" in capsys.readouterr().err
+    assert main([*argv[:-1], "0"]) == 2
+    assert "must be a positive number" in capsys.readouterr().err
 
 
 def test_score_refuses_a_truncated_checkpoint(mp4_clip, truncated, caplog, tmp_path, monkeypatch):

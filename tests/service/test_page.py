@@ -1,4 +1,5 @@
-"""The web page in headless Chromium: it lists the cameras, draws live scores, and uses the API key."""
+"""The web page in headless Chromium: it lists the cameras, draws live scores, uses the API key, and scores
+clips on the scale chosen (the checkpoint's, the clip's opening seconds, a camera's calibration)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ def add_camera(browser, stream_id: str, url: str) -> None:
         f.elements.url.value = {json.dumps(url)};
         f.querySelector('button').click();
     }})()""")
+
+
+def upload_clip(browser, clip, scale: str = "checkpoint", seconds: float | None = None, camera: str | None = None):
+    """Pick the clip, the scale and its parameter in the page's score-a-clip form, and submit it."""
+    data = list(clip.read_bytes())
+    browser.evaluate(f"""(() => {{
+        const form = document.querySelector('#score-form');
+        const file = new File([new Uint8Array({data})], 'clip.mp4', {{type: 'video/mp4'}});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        form.querySelector('input[type=file]').files = dt.files;
+        form.querySelector('#clip-summary').textContent = '';
+        form.elements.scale.value = {json.dumps(scale)};
+        if ({json.dumps(seconds)} !== null) form.elements.calibrate_seconds.value = {json.dumps(seconds)};
+        if ({json.dumps(camera)} !== null) form.elements.camera.value = {json.dumps(camera)};
+        form.querySelector('button').click();
+    }})()""")
+
+
+def clip_summary(browser) -> str:
+    text = "document.querySelector('#clip-summary').textContent"
+    return wait_for(lambda: "frames" in (s := browser.evaluate(text)) and s, 20, what="the clip result")
 
 
 def test_page_lists_cameras_and_draws_scores(live, rtsp, browser):
@@ -90,3 +113,29 @@ def test_page_scores_an_uploaded_clip_and_adds_a_camera(live, browser, mp4_clip)
     msg = wait_for(lambda: browser.evaluate("document.querySelector('#message').textContent").startswith("cannot")
                    and browser.evaluate("document.querySelector('#message').textContent"), 10)
     assert "422" in msg and "file sources" in msg
+    assert app.client.get("/streams/door").json()["calibrate"] is True  # the form's calibrate box starts ticked
+
+
+def test_page_scores_a_clip_on_the_scale_chosen(live, rtsp, browser, mp4_clip):
+    server = rtsp()
+    app = live(calibration_frames=10)
+    assert app.client.post("/streams", json={"id": "door", "url": NOWHERE}).status_code == 201
+    browser.goto(app.url + "/")
+    calibration = "document.querySelector('.camera[data-id=door] .calibration').textContent"
+    wait_for(lambda: browser.evaluate(calibration) == "calibrating 0/10", 10, what="the warm-up on the card")
+    upload_clip(browser, mp4_clip)
+    assert clip_summary(browser).endswith("on the checkpoint's scale")
+    assert browser.evaluate("document.querySelector('#clip-chart').dataset.calibrating") == "0"
+    upload_clip(browser, mp4_clip, "clip", seconds=0.4)
+    assert clip_summary(browser).endswith("calibrated on the first 0.4 s (10 frames)")
+    assert browser.evaluate("document.querySelector('#clip-chart').dataset.calibrating") == "10"
+    upload_clip(browser, mp4_clip, "camera", camera="door")
+    message = "document.querySelector('#message').textContent"
+    msg = wait_for(lambda: (m := browser.evaluate(message)).startswith("cannot score") and m, 20, what="the refusal")
+    assert "409" in msg and "still calibrating (0/10 frames)" in msg
+    r = app.client.post("/streams", json={"id": "gate", "url": f"rtsp://127.0.0.1:{server.port}/cam"})
+    assert r.status_code == 201
+    options = "[...document.querySelectorAll('#score-form select[name=camera] option')].map(o => o.textContent)"
+    wait_for(lambda: "gate (calibrated on 10 frames)" in browser.evaluate(options), 30, what="gate to calibrate")
+    upload_clip(browser, mp4_clip, "camera", camera="gate")
+    assert clip_summary(browser).endswith("with camera gate's calibration")

@@ -1,6 +1,9 @@
-"""POST /score over real HTTP: the evaluator's scores, every bad input with its status, no leftovers."""
+"""POST /score over real HTTP: the evaluator's scores, calibrated scores (the clip's opening seconds, a camera's
+calibration), every bad input with its status, no leftovers."""
 
 from __future__ import annotations
+
+import subprocess
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ import torch
 
 from model import load_checkpoint, preprocess, score_clip
 from tests.service import bad_media
-from tests.service.servers import wait_for
+from tests.service.servers import NOWHERE, wait_for
 from tests.synthetic import write_video
 from training.decode import iter_video
 
@@ -41,6 +44,87 @@ def test_scores_agree_with_the_evaluator(app, mp4_clip, checkpoint):
     assert [f["anomaly"] for f in got] == ref.anomaly.tolist()
     assert got[1]["timestamp"] == pytest.approx(0.04, abs=1e-3)
     assert leftovers(app) == []
+
+
+def upload(app, clip, **params):
+    r = app.client.post("/score", params=params, content=clip.read_bytes())
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_scores_are_on_the_checkpoints_scale_unless_calibrated(app, mp4_clip):
+    body = upload(app, mp4_clip)
+    assert body["calibration"] == "checkpoint"
+    assert not any(f["calibrating"] for f in body["frames"])
+
+
+def test_a_calibrated_upload_is_normalised_by_its_opening_seconds(app, mp4_clip, tmp_path):
+    """Normal walkers for 18 frames, then a blob crossing too fast: the first 0.4 s (10 frames at 25 fps) are
+    taken as the scene's normal footage and normalise every frame; the anomaly stands out against them."""
+    plain = upload(app, mp4_clip)
+    body = upload(app, mp4_clip, calibrate_seconds=0.4)
+    frames = body["frames"]
+    score = np.array([f["score"] for f in frames])
+    assert score.tolist() == [f["score"] for f in plain["frames"]]  # calibrating changes the scale only
+    opening = score[:10]
+    mean, std = opening.mean(), max(opening.std(ddof=1), 0.05 * opening.mean())
+    assert body["calibration"] == {"source": "clip", "seconds": 0.4, "frames": 10,
+                                   "mean": pytest.approx(mean), "std": pytest.approx(std)}
+    assert [f["normalised"] for f in frames] == pytest.approx(((score - mean) / std).tolist(), rel=1e-6, abs=1e-9)
+    assert [f["calibrating"] for f in frames] == [i < 10 for i in range(30)]
+    threshold = body["model"]["threshold"]
+    assert [f["anomaly"] for f in frames] == [i >= 10 and f["normalised"] > threshold for i, f in enumerate(frames)]
+    flagged = [f["index"] for f in frames if f["anomaly"]]
+    assert flagged and min(flagged) >= 18 and len(flagged) >= 10, flagged  # the fast blob, and nothing before it
+    # the seconds run from the first frame's own timestamp: an MPEG-TS copy starts at 1.4 s
+    ts = tmp_path / "clip.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp4_clip), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    shifted = upload(app, ts, calibrate_seconds=0.4)
+    assert shifted["frames"][0]["timestamp"] > 1.0
+    assert [f["calibrating"] for f in shifted["frames"]] == [i < 10 for i in range(30)]
+    assert shifted["calibration"] == body["calibration"]
+    assert leftovers(app) == []
+
+
+def test_calibration_requests_that_cannot_be_met_are_refused(app, mp4_clip):
+    data = mp4_clip.read_bytes()
+    for params, status, words in [
+        ({"calibrate_seconds": 1.2}, 422, "cover all 30 frames"),  # the clip lasts 1.2 s
+        ({"calibrate_seconds": 0.2}, 422, "hold 5 frame(s); calibrating needs at least 10"),
+        ({"calibrate_seconds": 0.4, "camera": "door"}, 422, "not both"),
+        ({"camera": "nope"}, 404, "no camera 'nope'"),
+    ]:
+        r = app.client.post("/score", params=params, content=data)
+        assert r.status_code == status and words in r.json()["detail"], (params, r.text)
+    for params in ({"calibrate_seconds": 0}, {"calibrate_seconds": "nan"}, {"camera": "a b"}):
+        assert app.client.post("/score", params=params, content=data).status_code == 422, params
+    assert app.client.post("/streams", json={"id": "door", "url": NOWHERE}).status_code == 201
+    assert app.client.post("/streams", json={"id": "flat", "url": NOWHERE, "calibrate": False}).status_code == 201
+    r = app.client.post("/score", params={"camera": "door"}, content=data)
+    assert r.status_code == 409 and "door' is still calibrating (0/250 frames)" in r.json()["detail"], r.text
+    r = app.client.post("/score", params={"camera": "flat"}, content=data)
+    assert r.status_code == 409 and '"calibrate": false' in r.json()["detail"], r.text
+    assert leftovers(app) == []
+
+
+@pytest.mark.slow
+def test_a_cameras_calibration_normalises_a_clip_of_its_scene(live, rtsp, mp4_clip):
+    server = rtsp(fps=10)
+    app = live(calibration_frames=10)
+    r = app.client.post("/streams", json={"id": "gate", "url": f"rtsp://127.0.0.1:{server.port}/cam"})
+    assert r.status_code == 201 and r.json()["calibrate"] is True  # cameras calibrate by default
+    view = wait_for(lambda: (v := app.client.get("/streams/gate").json())["normalisation"]["calibration"] == "done"
+                    and v, 30, what="the camera to calibrate")
+    norm = view["normalisation"]
+    body = upload(app, mp4_clip, camera="gate")
+    assert body["calibration"] == {"source": "camera", "camera": "gate", "frames": 10,
+                                   "mean": norm["mean"], "std": norm["std"]}
+    frames = body["frames"]
+    score = np.array([f["score"] for f in frames])
+    assert [f["normalised"] for f in frames] == pytest.approx(((score - norm["mean"]) / norm["std"]).tolist())
+    assert not any(f["calibrating"] for f in frames)
+    threshold = body["model"]["threshold"]
+    assert [f["anomaly"] for f in frames] == [f["normalised"] > threshold for f in frames]
 
 
 def test_raw_body_and_heatmaps(app, mp4_clip):

@@ -1,4 +1,4 @@
-"""Per-camera post-processing: calibration warm-up and anomaly events with hysteresis."""
+"""Per-camera post-processing: calibration warm-up, the heatmap scale, anomaly events with hysteresis."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model import WindowScores
-from service.stream_scores import Calibration, CalibrationState, EventTracker, StreamScoring
+from service.stream_scores import EventTracker, StreamScoring
 
 
 def test_events_need_k_anomalous_frames_to_start_and_m_normal_to_end():
@@ -17,22 +17,6 @@ def test_events_need_k_anomalous_frames_to_start_and_m_normal_to_end():
     assert ev.started_at == 5.0 and ev.peak == 5.0
 
 
-def test_calibration_learns_mean_and_std():
-    cal = Calibration(frames=100)
-    xs = torch.randn(100, generator=torch.Generator().manual_seed(0)) * 0.2 + 2.0
-    done = [cal.add(float(x)) for x in xs]
-    assert done[-1] and not any(done[:-1]) and cal.state is CalibrationState.DONE
-    assert cal.mean == pytest.approx(float(xs.mean()), abs=1e-6)
-    assert cal.std == pytest.approx(float(xs.std()), rel=1e-4)
-
-
-def test_static_scene_std_is_floored():
-    cal = Calibration(frames=10)
-    for _ in range(10):
-        cal.add(1.0)
-    assert cal.std == pytest.approx(0.05)
-
-
 class _Host:
     def __init__(self, mean=0.0, std=1.0, threshold=3.0):
         from model import OCRGANConfig, OCRGANVideo
@@ -41,9 +25,9 @@ class _Host:
         self.model.set_score_statistics(mean, std, threshold)
 
 
-def scores(indices, values):
+def scores(indices, values, rec=None):
     t = torch.tensor(values)
-    return WindowScores(indices, t, None, t, t)
+    return WindowScores(indices, t, None, t if rec is None else torch.tensor(rec), t)
 
 
 def test_stream_scoring_messages_and_calibration():
@@ -60,3 +44,21 @@ def test_stream_scoring_messages_and_calibration():
     assert kinds == [("score", None), ("score", None), ("score", None), ("event", "start")]
     assert msgs[1]["anomaly"] and not msgs[0]["anomaly"]
     assert s.describe()["anomaly_active"] and s.events_started == 1
+
+
+def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
+    """Before and without calibration the snapshot uses the checkpoint's rec_scale; after, the mean rec of the
+    camera's warm-up frames (its typical heatmap peak)."""
+    host = _Host()
+    host.model.rec_scale.fill_(0.5)
+    s = StreamScoring("cam", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    s.consume(scores([0, 1], [1.0, 1.0], rec=[0.01, 0.03]), [0.0, 0.1])
+    assert s.heatmap_scale == pytest.approx(0.5)  # still warming
+    s.consume(scores([2, 3], [1.0, 1.0], rec=[0.02, 0.04]), [0.2, 0.3])
+    assert s.heatmap_scale == pytest.approx(0.025)
+    s.consume(scores([4, 5], [1.0, 1.0], rec=[9.0, 9.0]), [0.4, 0.5])  # later frames do not move it
+    assert s.describe()["normalisation"]["heatmap_scale"] == pytest.approx(0.025)
+    off = StreamScoring("cam", host, calibrate=False, calibration_frames=4, event_start=2, event_end=2)
+    off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5, rec=[0.01] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
+    assert off.heatmap_scale == pytest.approx(0.5)
+    assert off.describe()["normalisation"]["calibration"] == "off"

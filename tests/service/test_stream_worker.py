@@ -1,4 +1,5 @@
-"""One camera against a real loopback RTSP server: scores, frame numbering, drops, reconnects, watchdog."""
+"""One camera against a real loopback RTSP server: scores, frame numbering, drops, reconnects, watchdog,
+calibration by default and the snapshot drawn on the camera's own scale."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from service.metrics import Metrics
 from service.model_host import ModelHost
 from service.schemas import StreamSpec
 from service.scorer import Scorer
+from service.snapshot import render_snapshot
 from service.stream_worker import FpsSampler, StreamState, StreamWorker, backoff
 from service.urls import StreamTarget
 from tests.service.servers import free_port, wait_for
@@ -106,6 +108,26 @@ def test_every_accepted_frame_gets_exactly_one_score(rtsp, parts, workers):
     assert w.snapshot()[:2] == b"\xff\xd8"  # a JPEG
     v = w.view()
     assert v["source_size"] == [96, 64] and 5 < v["fps_measured"] < 15
+
+
+@pytest.mark.slow
+def test_a_camera_calibrates_by_default_and_draws_its_snapshot_on_its_own_scale(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    built = parts(calibration_frames=10, snapshot_interval_seconds=0.1)
+    w, rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam")  # no "calibrate" given
+    assert w.spec.calibrate and w.view()["normalisation"]["calibration_target"] == 10
+    wait_for(lambda: w.view()["normalisation"]["calibration"] == "done" and w.heat is not None
+             and w.heat[0] >= 10, 20, what="calibration and a later heatmap")
+    w.stop()  # the scorer no longer replaces w.heat
+    w.join()
+    scores = rec.of("score")
+    assert not any(m["anomaly"] for m in scores[:10])  # flags held back during the warm-up
+    norm = w.view()["normalisation"]
+    rec_scale = float(built[1].model.rec_scale)
+    assert norm["heatmap_scale"] == w.scoring.calibration.heatmap_scale != rec_scale
+    _, image, heat = w.heat
+    assert w.snapshot() == render_snapshot(image, heat, norm["heatmap_scale"])
+    assert w.snapshot() != render_snapshot(image, heat, rec_scale)
 
 
 @pytest.mark.slow

@@ -65,6 +65,20 @@ def test_add_inspect_history_snapshot_delete(live, rtsp):
     assert [s["id"] for s in app.client.get("/streams").json()["streams"]] == ["b"]
 
 
+def test_cameras_calibrate_by_default_and_show_the_warm_up(live):
+    app = live(calibration_frames=40)
+    assert app.client.post("/streams", json={"id": "door", "url": NOWHERE}).status_code == 201
+    assert app.client.post("/streams", json={"id": "flat", "url": NOWHERE, "calibrate": False}).status_code == 201
+    views = {v["id"]: v for v in app.client.get("/streams").json()["streams"]}
+    door, flat = views["door"], app.client.get("/streams/flat").json()
+    assert door["calibrate"] is True and flat["calibrate"] is False
+    assert {k: door["normalisation"][k] for k in ("calibration", "calibration_frames", "calibration_target")} == {
+        "calibration": "warming", "calibration_frames": 0, "calibration_target": 40}
+    assert flat["normalisation"]["calibration"] == "off" and flat["normalisation"]["calibration_target"] is None
+    stored = json.loads(app.services.settings.registry_path.read_text())["streams"]
+    assert stored["door"]["calibrate"] is True and stored["flat"]["calibrate"] is False
+
+
 def test_refused_requests(live, tmp_path):
     app = live()
     cases = [
