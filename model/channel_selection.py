@@ -1,4 +1,5 @@
-"""Channel selection between the Laplacian and residual streams (a registered, trained submodule)."""
+"""Channel selection between the streams (frequency bands, and the motion band): a registered, trained
+submodule."""
 
 from __future__ import annotations
 
@@ -7,28 +8,27 @@ from torch import nn
 
 
 class ChannelSelection(nn.Module):
-    """Per-channel softmax weights over the two streams from the pooled sum of both.
+    """Per-channel softmax weights over S streams from the pooled sum of all of them.
 
-    GAP(a + b) -> FC(C -> d) -> ReLU -> one FC(d -> C) head per stream -> softmax across streams.
-    Returns the reweighted streams (w_a * a, w_b * b); w_a + w_b = 1 per channel.
+    GAP(sum of streams) -> FC(C -> d) -> ReLU -> one FC(d -> C) head per stream -> softmax across streams.
+    Returns the reweighted streams (w_1 * x_1, ..., w_S * x_S); the weights sum to 1 per channel.
     """
 
-    def __init__(self, channels: int, reduction: int = 2, min_dim: int = 32) -> None:
+    def __init__(self, channels: int, reduction: int = 2, min_dim: int = 32, streams: int = 2) -> None:
         super().__init__()
         d = max(channels // reduction, min_dim)
         self.squeeze = nn.Sequential(nn.Linear(channels, d), nn.ReLU(inplace=True))
-        self.head_a = nn.Linear(d, channels)
-        self.head_b = nn.Linear(d, channels)
-        self.last_weights: torch.Tensor | None = None  # (N, 2, C), kept for inspection
+        self.heads = nn.ModuleList(nn.Linear(d, channels) for _ in range(streams))
+        self.last_weights: torch.Tensor | None = None  # (N, S, C), kept for inspection
 
-    def weights(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) x 2 -> (N, 2, C) softmax weights."""
-        g = (a + b).mean(dim=(2, 3))  # (N, C)
+    def weights(self, *xs: torch.Tensor) -> torch.Tensor:
+        """S x (N, C, H, W) -> (N, S, C) softmax weights."""
+        g = torch.stack(xs).sum(0).mean(dim=(2, 3))  # (N, C)
         z = self.squeeze(g)
-        logits = torch.stack([self.head_a(z), self.head_b(z)], dim=1)  # (N, 2, C)
+        logits = torch.stack([head(z) for head in self.heads], dim=1)  # (N, S, C)
         return logits.softmax(dim=1)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self.weights(a, b)
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        w = self.weights(*xs)
         self.last_weights = w.detach()
-        return a * w[:, 0, :, None, None], b * w[:, 1, :, None, None]
+        return tuple(x * w[:, k, :, None, None] for k, x in enumerate(xs))

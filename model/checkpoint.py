@@ -25,7 +25,10 @@ from model.ocrgan import OCRGANVideo
 from model.preprocess import input_spec
 
 FORMAT = "ocrgan-video"
-FORMAT_VERSION = 2  # 2: the SHA-256 covers the header as well as the tensors
+FORMAT_VERSION = 3  # 2: the SHA-256 covers the header as well as the tensors; 3: the motion band and its scales
+
+
+SCORE_BUFFERS = ("app_scale", "motion_scale", "rec_scale", "feat_scale", "score_mean", "score_std", "threshold")
 
 
 class CheckpointError(ValueError):
@@ -86,7 +89,7 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
         if half and t.is_floating_point() and t.numel() > 1:
             t = t.half()
         tensors[name] = t.clone()
-    score = {k: float(getattr(model, k)) for k in ("rec_scale", "feat_scale", "score_mean", "score_std", "threshold")}
+    score = {k: float(getattr(model, k)) for k in SCORE_BUFFERS}
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

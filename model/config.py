@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TEMPORAL_VARIANTS = ("none", "basic", "multiscale", "hierarchical", "adaptive", "full")
-OBJECTIVES = ("predict", "reconstruct")
+OBJECTIVES = ("predict", "reconstruct", "mixed")
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class OCRGANConfig:
     isize: int | tuple[int, int] = 64  # working size: an int (square) or (height, width)
     nc: int = 3  # appearance channels: 3 (RGB) or 1 (luma)
     motion: bool = False  # the motion band: optical flow from the previous frame as 2 more input channels
+    flow_scale: int = 2  # the flow is computed on frames this many times the working size, then shrunk to it
     # --- widths ----------------------------------------------------------------------------
     nz: int = 100  # discriminator feature size per frame
     ngf: int = 64  # generator base width
@@ -25,8 +26,10 @@ class OCRGANConfig:
     # --- temporal modelling ----------------------------------------------------------------
     temporal: str = "full"  # one of TEMPORAL_VARIANTS; "none" is the per-frame OCR-GAN
     heads: int = 4  # attention heads (reduced automatically where channels do not divide)
-    objective: str = "predict"  # "predict": frame t from frames < t (causal); "reconstruct": the clip itself
-    residual: bool = True  # predict: each band is the previous frame's band plus a predicted change
+    objective: str = "predict"  # "predict": frame t from frames < t (causal); "reconstruct": the clip itself;
+    # "mixed": the appearance of frame t reconstructed from frames <= t, its flow predicted from frames < t (causal)
+    residual: bool = True  # predict: each appearance band is the previous frame's plus a predicted change
+    skip_cut: int = 0  # the decoder does without the skips of this many of the finest levels (a bottleneck)
     cs_reduction: int = 2  # channel selection: d = max(C / r, 32)
     # --- training losses (seed defaults) ---------------------------------------------------
     w_adv: float = 1.0
@@ -35,9 +38,11 @@ class OCRGANConfig:
     w_temporal_consistency: float = 0.1
     w_temporal_motion: float = 0.05
     w_temporal_reg: float = 0.01
+    w_flow: float = 10.0  # L1 of the predicted flow (pixels per frame)
     # --- scoring ---------------------------------------------------------------------------
-    w_score_rec: float = 0.9  # weight of the (scaled) reconstruction error
-    w_score_feat: float = 0.1  # weight of the (scaled) discriminator-feature distance
+    w_score_feat: float = 0.5  # weight of the (scaled) discriminator-feature distance
+    w_score_app: float = 1.0  # in the error map: weight of the (scaled) appearance error
+    w_score_motion: float = 1.0  # in the error map: weight of the (scaled) flow error (with the motion band)
     score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
     score_smoothing: float = 0.0  # causal EMA factor on published scores (0 = none)
     stride: int = 8  # frames between scored windows; each window publishes its last `stride` frames
@@ -64,6 +69,15 @@ class OCRGANConfig:
             raise ValueError(f"depth {d} is too deep for size {h}x{w}")
         if not 0.0 <= self.score_smoothing < 1.0:
             raise ValueError("score_smoothing must be in [0, 1)")
+        if self.flow_scale < 1:
+            raise ValueError("flow_scale must be at least 1")
+        if not 0 <= self.skip_cut < d:
+            raise ValueError(f"skip_cut must be in [0, {d - 1}] for a depth-{d} U-Net")
+
+    @property
+    def causal(self) -> bool:
+        """Whether frame t may only depend on frames up to t (every objective but "reconstruct")."""
+        return self.objective != "reconstruct"
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -77,6 +91,12 @@ class OCRGANConfig:
     def in_channels(self) -> int:
         """Channels of an input frame: appearance, then the flow (dx, dy) with the motion band."""
         return self.nc + (2 if self.motion else 0)
+
+    @property
+    def flow_hw(self) -> tuple[int, int]:
+        """Size of the frames the flow is computed on."""
+        h, w = self.hw
+        return (h * self.flow_scale, w * self.flow_scale)
 
     @property
     def unet_depth(self) -> int:

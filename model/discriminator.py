@@ -29,7 +29,7 @@ class FrameDiscriminator(nn.Module):
             c, h, w = c_out, h // 2, w // 2
         self.features = nn.Sequential(*layers)
         self.to_feature = nn.Conv2d(c, cfg.nz, kernel_size=(h, w), bias=False)
-        causal = cfg.objective == "predict"
+        causal = cfg.causal
         self.temporal = make_temporal(discriminator_kind(cfg.temporal), cfg.nz, cfg.heads, cfg.num_frames, causal)
         self.classifier = nn.Linear(cfg.nz, 1)
 

@@ -1,4 +1,5 @@
-"""Dual-stream U-Net generator over clips: per-frame convolutions, temporal modules on the skips."""
+"""Multi-stream U-Net generator over clips: per-frame convolutions per stream, channel selection between the
+streams, temporal modules on the skips."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from torch import nn
 from model.channel_selection import ChannelSelection
 from model.config import OCRGANConfig
 from model.temporal import TemporalFeatureFusion, make_temporal, skip_plan, uses_input_fusion
+
+FLOW_GAIN = 4.0  # flow (pixels per frame) enters the network multiplied by this: ~[-1, 1] for normal motion
 
 
 def down_block(cin: int, cout: int, norm: bool) -> nn.Sequential:
@@ -26,33 +29,43 @@ def up_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class DualStreamUNet(nn.Module):
-    """(lap, res) clips (B, T, C, H, W) -> (fake_lap, fake_res) for the requested frame positions
-    (with cfg.residual, the predicted change of each band instead).
+def bounded(flow: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    """(..., 2, H, W) -> the same directions with magnitudes squashed below `bound`: b * tanh(|f| / b)."""
+    mag = flow.norm(dim=-3, keepdim=True)
+    return flow * (bound * torch.tanh(mag / bound) / mag.clamp_min(1e-6))
 
-    Two per-frame encoders (Laplacian and residual); at every level a channel-selection block
-    reweights both streams and their weighted sum is the skip feature, which a temporal module
-    mixes across frames. One decoder upsamples the skips and emits both bands.
+
+class MultiStreamUNet(nn.Module):
+    """Streams (B, T, C_s, H, W): the Laplacian and residual bands of the appearance and, with the motion
+    band, the flow -> the predicted streams for the requested frame positions.
+
+    One per-frame encoder per stream; at every level a channel-selection block reweights the streams and
+    their weighted sum is the skip feature, which a temporal module mixes across frames. One decoder
+    upsamples the skips (without those of the `skip_cut` finest levels: what it predicts passes through the
+    coarser ones) and emits every stream. Appearance bands are the previous frame's plus a predicted change
+    with cfg.residual; the flow's magnitude is bounded by the buffer `flow_bound` (set from the normal
+    speeds of the training footage), so a motion faster than normal can never be predicted away.
     """
 
     def __init__(self, cfg: OCRGANConfig) -> None:
         super().__init__()
         self.cfg = cfg
         depth = cfg.unet_depth
-        causal = cfg.objective == "predict"
+        causal = cfg.causal
+        self.channels = [cfg.nc, cfg.nc] + ([2] if cfg.motion else [])
         self.widths = [cfg.ngf * min(2**level, 8) for level in range(depth)]
-        cin = cfg.nc
-        self.fuse_lap: nn.Module = nn.Identity()
-        self.fuse_res: nn.Module = nn.Identity()
+        self.fuse = nn.ModuleList(nn.Identity() for _ in self.channels)
+        cins = list(self.channels)
         if uses_input_fusion(cfg.temporal):
-            self.fuse_lap = TemporalFeatureFusion(cfg.nc, cfg.num_frames, causal)
-            self.fuse_res = TemporalFeatureFusion(cfg.nc, cfg.num_frames, causal)
-            cin = cfg.nc + self.fuse_lap.out_channels_added
-        ins = [cin, *self.widths[:-1]]
-        pairs = list(zip(ins, self.widths, strict=True))
-        self.enc_lap = nn.ModuleList(down_block(i, o, norm=k > 0) for k, (i, o) in enumerate(pairs))
-        self.enc_res = nn.ModuleList(down_block(i, o, norm=k > 0) for k, (i, o) in enumerate(pairs))
-        self.select = nn.ModuleList(ChannelSelection(w, cfg.cs_reduction) for w in self.widths)
+            self.fuse = nn.ModuleList(TemporalFeatureFusion(c, cfg.num_frames, causal) for c in self.channels)
+            cins = [c + f.out_channels_added for c, f in zip(self.channels, self.fuse, strict=True)]
+        self.enc = nn.ModuleList(
+            nn.ModuleList(down_block(i, o, norm=k > 0) for k, (i, o) in enumerate(zip([cin, *self.widths[:-1]],
+                                                                                       self.widths, strict=True)))
+            for cin in cins
+        )
+        streams = len(self.channels)
+        self.select = nn.ModuleList(ChannelSelection(w, cfg.cs_reduction, streams=streams) for w in self.widths)
         plan = skip_plan(cfg.temporal, depth)
         h, w = cfg.hw
         grids = [(h >> (level + 1), w >> (level + 1)) for level in range(depth)]
@@ -60,47 +73,55 @@ class DualStreamUNet(nn.Module):
             make_temporal(kind, c, cfg.heads, cfg.num_frames, causal, grid)
             for kind, c, grid in zip(plan, self.widths, grids, strict=True)
         )
-        # Decoder: level l (l >= 1) upsamples into level l-1, whose skip is then concatenated.
+        # Decoder: level l (l >= 1) upsamples into level l-1, whose skip is then concatenated (unless cut).
+        self.use_skip = [level >= cfg.skip_cut for level in range(depth)]
         ups = []
         for level in range(depth - 1, 0, -1):
-            cin_up = self.widths[level] * (1 if level == depth - 1 else 2)
-            ups.append(up_block(cin_up, self.widths[level - 1]))
+            with_skip = level != depth - 1 and self.use_skip[level]
+            ups.append(up_block(self.widths[level] * (2 if with_skip else 1), self.widths[level - 1]))
         self.up = nn.ModuleList(ups)
-        last_in = self.widths[0] * (2 if depth > 1 else 1)
-        self.head = nn.ConvTranspose2d(last_in, 2 * cfg.nc, 4, stride=2, padding=1)
+        last_in = self.widths[0] * (2 if depth > 1 and self.use_skip[0] else 1)
+        self.head = nn.ConvTranspose2d(last_in, sum(self.channels), 4, stride=2, padding=1)
         self.residual = cfg.residual and cfg.objective == "predict"
+        self.register_buffer("flow_bound", torch.tensor(0.25))  # pixels per frame; set from the training footage
         if self.residual:  # start as "no change": the prediction begins as the previous frame
             with torch.no_grad():
                 self.head.weight.mul_(0.01)
                 self.head.bias.zero_()
 
-    def encode(self, lap: torch.Tensor, res: torch.Tensor) -> list[torch.Tensor]:
+    def encode(self, streams: list[torch.Tensor]) -> list[torch.Tensor]:
         """Skip features per level, each (B, T, C_l, H_l, W_l), after the temporal modules."""
-        b, t = lap.shape[:2]
-        a = self.fuse_lap(lap).flatten(0, 1)  # (B*T, C, H, W)
-        r = self.fuse_res(res).flatten(0, 1)
+        b, t = streams[0].shape[:2]
+        xs = [fuse(s).flatten(0, 1) for fuse, s in zip(self.fuse, self._scaled(streams), strict=True)]  # (B*T, ...)
         skips = []
-        for enc_a, enc_r, select, temporal in zip(self.enc_lap, self.enc_res, self.select, self.temporal, strict=True):
-            a, r = select(enc_a(a), enc_r(r))
-            s = (a + r).unflatten(0, (b, t))
-            skips.append(temporal(s))
+        for level, (select, temporal) in enumerate(zip(self.select, self.temporal, strict=True)):
+            xs = list(select(*(enc[level](x) for enc, x in zip(self.enc, xs, strict=True))))
+            skips.append(temporal(torch.stack(xs).sum(0).unflatten(0, (b, t))))
         return skips
 
-    def decode(self, skips: list[torch.Tensor], positions: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode only the frames at `positions` (all when None) -> 2 x (B, T', C, H, W)."""
+    def _scaled(self, streams: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [*streams[:2], *(s * FLOW_GAIN for s in streams[2:])]
+
+    def decode(self, skips: list[torch.Tensor], positions: slice | None = None) -> list[torch.Tensor]:
+        """Decode only the frames at `positions` (all when None) -> one (B, T', C_s, H, W) per stream: the
+        appearance bands (their change, with cfg.residual) and the bounded flow."""
         pos = positions if positions is not None else slice(None)
         sel = [s[:, pos] for s in skips]
         b, t = sel[0].shape[:2]
         flat = [s.flatten(0, 1) for s in sel]
         u = flat[-1]
         for k, up in enumerate(self.up):
-            u = torch.cat([up(u), flat[-2 - k]], dim=1)
-        out = self.head(u).unflatten(0, (b, t))  # (B, T', 2C, H, W)
-        nc = self.cfg.nc
-        if self.residual:
-            return out[:, :, :nc], out[:, :, nc:]  # changes of each band, added by the caller
-        return out[:, :, :nc], torch.tanh(out[:, :, nc:])
+            level = len(flat) - 2 - k
+            u = up(u)
+            if self.use_skip[level]:
+                u = torch.cat([u, flat[level]], dim=1)
+        out = self.head(u).unflatten(0, (b, t))  # (B, T', sum C_s, H, W)
+        parts = list(out.split(self.channels, dim=2))
+        if not self.residual:
+            parts[1] = torch.tanh(parts[1])
+        if self.cfg.motion:
+            parts[2] = bounded(parts[2], self.flow_bound)
+        return parts
 
-    def forward(self, lap: torch.Tensor, res: torch.Tensor,
-                positions: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.decode(self.encode(lap, res), positions)
+    def forward(self, streams: list[torch.Tensor], positions: slice | None = None) -> list[torch.Tensor]:
+        return self.decode(self.encode(streams), positions)

@@ -54,6 +54,14 @@ class FlowEstimator:
         return flow
 
 
+def shrink_flow(flow: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, 2) flow in pixels per frame -> (H/factor, W/factor, 2): area-averaged, in pixels of the smaller size."""
+    if factor == 1:
+        return flow
+    h, w = flow.shape[0] // factor, flow.shape[1] // factor
+    return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / factor
+
+
 def sequence_flow(frames: np.ndarray) -> np.ndarray:
     """uint8 (T, H, W) grey frames of one sequence -> (T, H, W, 2) flow, frame 0's zero."""
     est = FlowEstimator()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from model.config import OCRGANConfig
-from model.motion import FLOW_FINEST_SCALE, FLOW_PRESET, FlowEstimator, luma, resize_area
+from model.motion import FLOW_FINEST_SCALE, FLOW_PRESET, FlowEstimator, luma, resize_area, shrink_flow
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the luma every decoder produces
 
@@ -29,14 +29,15 @@ def input_spec(cfg: OCRGANConfig) -> dict:
         "range": [-1.0, 1.0],
     }
     if cfg.motion:
+        fh, fw = cfg.flow_hw
         spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
-                                  "from the previous frame of the sequence (zero for its first frame)",
+                                  f"on frames area-resized to {fh}x{fw}, from the previous frame of the sequence "
+                                  "(zero for its first frame), area-averaged down to the working size",
                           "unit": "pixels per frame at the working size", "channels": ["dx", "dy"]}
     return spec
 
 
-def working_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
-    """uint8 (H, W) grey or (H, W, 1|3) RGB -> uint8 (h, w) luma or (h, w, 3) RGB at the working size."""
+def _grey_or_rgb(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
     if frame.dtype != np.uint8:
         raise TypeError(f"frames must be uint8, got {frame.dtype}")
     if frame.ndim == 3 and frame.shape[-1] == 1:
@@ -44,10 +45,22 @@ def working_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
     if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[-1] != 3):
         raise ValueError(f"a frame must be (H, W) or (H, W, 1|3), got {frame.shape}")
     if cfg.nc == 1:
-        frame = luma(frame)
-    elif frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=-1)
-    return resize_area(np.ascontiguousarray(frame), cfg.hw)
+        return luma(frame)
+    return np.repeat(frame[..., None], 3, axis=-1) if frame.ndim == 2 else frame
+
+
+def flow_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
+    """uint8 (H, W) grey or (H, W, 1|3) RGB -> the frame the motion band's flow is computed on: luma or RGB
+    at flow_scale times the working size."""
+    return resize_area(np.ascontiguousarray(_grey_or_rgb(frame, cfg)), cfg.flow_hw)
+
+
+def working_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
+    """uint8 (H, W) grey or (H, W, 1|3) RGB -> uint8 (h, w) luma or (h, w, 3) RGB at the working size. With the
+    motion band it is the flow's frame shrunk once more, so both come from one resize of the input."""
+    if cfg.motion and cfg.flow_scale > 1:
+        return resize_area(flow_frame(frame, cfg), cfg.hw)
+    return resize_area(np.ascontiguousarray(_grey_or_rgb(frame, cfg)), cfg.hw)
 
 
 def appearance(frames: np.ndarray) -> torch.Tensor:
@@ -85,12 +98,12 @@ class SequencePreprocessor:
 
     def __call__(self, frame: np.ndarray) -> torch.Tensor:
         """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w)."""
-        small = working_frame(frame, self.cfg)
-        x = appearance(small[None])[0]
         if self.flow is None:
-            return x
-        f = torch.from_numpy(self.flow(luma(small))).permute(2, 0, 1)  # (2, h, w)
-        return torch.cat([x, f])
+            return appearance(working_frame(frame, self.cfg)[None])[0]
+        big = flow_frame(frame, self.cfg)
+        x = appearance(resize_area(big, self.cfg.hw)[None])[0]
+        f = shrink_flow(self.flow(luma(big)), self.cfg.flow_scale)
+        return torch.cat([x, torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)])
 
 
 def preprocess_sequence(frames: np.ndarray, cfg: OCRGANConfig) -> torch.Tensor:

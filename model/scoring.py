@@ -11,6 +11,11 @@ def error_map(x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return (x.float() - fake.float()).pow(2).mean(dim=2)
 
 
+def flow_error_map(flow: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Length of the flow's deviation from its prediction, pixels per frame: (B, T, 2, H, W) x 2 -> (B, T, H, W)."""
+    return (flow.float() - fake.float()).norm(dim=2)
+
+
 def _patch(err: torch.Tensor, patch: int) -> int:
     return max(1, min(patch, err.shape[-2], err.shape[-1]))
 
@@ -39,9 +44,3 @@ def local_error_map(err: torch.Tensor, patch: int) -> torch.Tensor:
 def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
     """Mean squared distance between per-frame features: (B, T, nz) x 2 -> (B, T)."""
     return (f_real.float() - f_fake.float()).pow(2).mean(dim=-1)
-
-
-def combine_scores(rec: torch.Tensor, feat: torch.Tensor, w_rec: float, w_feat: float,
-                   rec_scale: torch.Tensor, feat_scale: torch.Tensor) -> torch.Tensor:
-    """w_rec * rec / rec_scale + w_feat * feat / feat_scale (scales fitted on normal data, default 1)."""
-    return w_rec * rec / rec_scale + w_feat * feat / feat_scale

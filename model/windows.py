@@ -72,8 +72,10 @@ class WindowScores:
     indices: list[int]
     raw: torch.Tensor  # (n,) raw scores of the published frames, on the CPU
     heatmaps: torch.Tensor | None  # (n, H, W) on the CPU, when asked for
-    rec: torch.Tensor  # (n,) the score's reconstruction component
+    rec: torch.Tensor  # (n,) the score's error-map component: the map's largest patch mean
     feat: torch.Tensor  # (n,) the score's discriminator-feature component
+    app: torch.Tensor | None = None  # (n,) the appearance error alone (its largest patch mean)
+    motion: torch.Tensor | None = None  # (n,) the flow error alone
 
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
@@ -88,13 +90,13 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
     with torch.inference_mode(), ctx:
         s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
-    raw, rec, feat = s.raw.float().cpu(), s.rec.float().cpu(), s.feat.float().cpu()
+    parts = [t.float().cpu() for t in (s.raw, s.rec, s.feat, s.app, s.motion)]
     maps = s.heatmap.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)
-        hm = maps[i, k - n:] if maps is not None else None
-        out.append(WindowScores(w.indices, raw[i, k - n:], hm, rec[i, k - n:], feat[i, k - n:]))
+        raw, rec, feat, app, motion = (t[i, k - n:] for t in parts)
+        out.append(WindowScores(w.indices, raw, maps[i, k - n:] if maps is not None else None, rec, feat, app, motion))
     return out
 
 

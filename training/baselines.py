@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.motion import resize_area, sequence_flow
+from model.motion import sequence_flow
 from model.scoring import pooled_error
 
 FLOW_HEIGHT = 128  # flow speed runs on frames this high (aspect kept): the recipe whose figures are known
@@ -41,19 +41,20 @@ def flow_size(hw: tuple[int, int]) -> tuple[int, int]:
 
 
 def flow_speed(grey: np.ndarray) -> torch.Tensor:
-    """uint8 (N, h, w) luma -> (N,): DIS flow (fast preset, finest scale 0) from the previous frame on frames
-    resized to FLOW_HEIGHT high, its magnitude averaged over 16x16 patches (stride 8), the largest per frame."""
-    size = flow_size(grey.shape[1:3])
-    small = np.stack([resize_area(f, size) for f in grey]) if len(grey) else grey
-    speed = np.linalg.norm(sequence_flow(small), axis=-1)  # (N, H, W) pixels per frame
+    """uint8 (N, FLOW_HEIGHT, w) luma -> (N,): DIS flow (fast preset, finest scale 0) from the previous frame,
+    its magnitude averaged over 16x16 patches (stride 8), the largest per frame."""
+    if len(grey) and grey.shape[1] != FLOW_HEIGHT:
+        raise ValueError(f"flow speed runs on frames {FLOW_HEIGHT} pixels high, got {grey.shape[1]}")
+    speed = np.linalg.norm(sequence_flow(grey), axis=-1)  # (N, H, W) pixels per frame
     return pooled_error(torch.from_numpy(speed)[None], FLOW_PATCH)[0]
 
 
-def baseline_scores(frames: np.ndarray, mean_frame: torch.Tensor | None, patch: int) -> dict[str, torch.Tensor]:
-    """Each baseline's per-frame scores of one sequence of uint8 working-size frames (N, h, w[, 3]); the
-    mean-frame ones only when a mean training frame is known."""
-    grey = frames if frames.ndim == 3 else np.round(frames @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
-    out = {"flow_speed": flow_speed(grey), "frame_difference": frame_difference(frames, patch),
+def baseline_scores(frames: np.ndarray, flow_frames: np.ndarray, mean_frame: torch.Tensor | None,
+                    patch: int) -> dict[str, torch.Tensor]:
+    """Each baseline's per-frame scores of one sequence: uint8 working-size frames (N, h, w[, 3]) and the same
+    frames FLOW_HEIGHT high in luma (N, FLOW_HEIGHT, w'); the mean-frame ones only when a mean training frame
+    is known."""
+    out = {"flow_speed": flow_speed(flow_frames), "frame_difference": frame_difference(frames, patch),
            "frame_difference_mean": frame_difference(frames, 0)}
     if mean_frame is not None:
         out["mean_frame"] = mean_frame_distance(frames, mean_frame, patch)

@@ -1,4 +1,4 @@
-"""Fit the score statistics and threshold on normal footage, by the same rule the service scores with."""
+"""Fit the score's scales, statistics and threshold on normal footage, by the same rule the service scores with."""
 
 from __future__ import annotations
 
@@ -7,44 +7,54 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from model import OCRGANVideo, iter_clip_scores
-from model.scoring import combine_scores
 from model.windows import postprocess
 
 log = logging.getLogger(__name__)
 
 
+SCALE_QUANTILE = 0.99  # a part's unit: this quantile of its per-frame values on normal footage
+
+
+def extreme(values: torch.Tensor) -> float:
+    """The SCALE_QUANTILE of per-frame values on normal footage (1 when they are all zero)."""
+    return float(torch.quantile(values.float(), SCALE_QUANTILE)) or 1.0
+
+
 def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: float = 0.995,
               batch: int = 8) -> dict[str, float]:
-    """Set rec/feat scales (their means on normal frames), the mean/std of published scores and the
-    threshold (the `quantile` of normalised scores) from normal sequences of preprocessed frames."""
+    """From normal sequences of model input frames: the units of the appearance error, the flow error and the
+    feature distance (their extremes on these frames), the error map's typical peak (for heatmaps), then the
+    mean/std of published scores and the threshold (the `quantile` of normalised scores). Two passes: the
+    error map depends on the units."""
     model.eval()
-    recs, feats = [], []
-    for frames in sequences:
-        parts = list(iter_clip_scores(model, frames, batch=batch))
-        if parts:
-            recs.append(torch.cat([p.rec for p in parts]))
-            feats.append(torch.cat([p.feat for p in parts]))
-    if not recs:
+    sequences = list(sequences)
+    for name in ("app_scale", "motion_scale", "rec_scale", "feat_scale"):
+        getattr(model, name).fill_(1.0)
+
+    def score_all(desc: str) -> list[list]:
+        out = []
+        for frames in tqdm(sequences, desc=desc, unit="sequence", leave=False):
+            out.append(list(iter_clip_scores(model, frames, batch=batch)))
+        return [p for p in out if p]
+
+    first = score_all("calibrating (1/2)")
+    if not first:
         raise ValueError("calibration needs at least one frame of normal footage")
-    rec_all, feat_all = torch.cat(recs), torch.cat(feats)
-    rec_scale = float(rec_all.mean()) or 1.0
-    feat_scale = float(feat_all.mean()) or 1.0
-    model.rec_scale.fill_(rec_scale)
-    model.feat_scale.fill_(feat_scale)
-    cfg = model.cfg
-    smoothed = []
+    for name in ("app", "motion", "feat"):
+        getattr(model, f"{name}_scale").fill_(extreme(torch.cat([getattr(p, name) for seq in first for p in seq])))
+    second = score_all("calibrating (2/2)")
+    model.rec_scale.fill_(float(torch.cat([p.rec for seq in second for p in seq]).mean()) or 1.0)
     model.set_score_statistics(0.0, 1.0, float("inf"))
-    for rec, feat in zip(recs, feats, strict=True):
-        raw = combine_scores(rec, feat, cfg.w_score_rec, cfg.w_score_feat, model.rec_scale, model.feat_scale)
-        smoothed.append(postprocess(model, raw).score)
+    smoothed = [postprocess(model, torch.cat([p.raw for p in seq])).score for seq in second]
     scores = torch.cat(smoothed).numpy()
     mean, std = float(scores.mean()), float(scores.std()) or 1.0
-    normalised = (scores - mean) / std
-    threshold = float(np.quantile(normalised, quantile))
+    threshold = float(np.quantile((scores - mean) / std, quantile))
     model.set_score_statistics(mean, std, threshold)
-    stats = {"rec_scale": rec_scale, "feat_scale": feat_scale, "score_mean": mean, "score_std": std,
-             "threshold": threshold, "threshold_quantile": quantile, "frames": len(scores)}
+    stats = {k: float(getattr(model, k)) for k in ("app_scale", "motion_scale", "rec_scale", "feat_scale")}
+    stats.update({"score_mean": mean, "score_std": std, "threshold": threshold, "threshold_quantile": quantile,
+                  "frames": len(scores)})
     log.info("calibrated on %d frames: mean %.4g std %.4g threshold %.3g", len(scores), mean, std, threshold)
     return stats

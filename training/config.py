@@ -31,6 +31,7 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.125, gt=0, lt=1)  # of the normal training sequences, held out
     val_every: int = Field(1, ge=1)  # epochs
     select_by: Literal["pseudo_auc", "val_loss"] = "pseudo_auc"
+    select_score_weights: bool = True  # choose how the score weighs its parts on the synthetic anomalies
     threshold_quantile: float = Field(0.995, gt=0, lt=1)  # of normalised validation scores
     checkpoint_every: int = Field(50, ge=1)  # steps between resumable checkpoints
     nan_policy: Literal["stop", "skip"] = "stop"

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from model import iter_clip_scores, load_checkpoint
 from model.windows import postprocess
-from training.baselines import baseline_scores
+from training.baselines import baseline_scores, flow_size
 from training.discover import find_sequences
 from training.frame_store import FrameStore
 from training.metrics import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
@@ -43,6 +43,16 @@ def mean_training_frame(data: str, cfg, workers: int) -> torch.Tensor | None:
         log.warning("no training split for the mean-frame baseline: %s", e)
         return None
     return FrameStore(train, cfg.replace(motion=False), workers, desc="decoding train (baseline)").mean_frame()
+
+
+def baseline_flow_store(store: FrameStore, seqs, cfg, workers: int) -> FrameStore:
+    """The test frames as the flow-speed baseline sees them (luma, FLOW_HEIGHT high): the store's own flow
+    frames when they are that size, else decoded once more."""
+    size = flow_size(cfg.hw)
+    if store.big is not None and store.big.shape[1:3] == size and store.big.ndim == 3:
+        return store
+    bcfg = cfg.replace(isize=size, nc=1, motion=False, depth=0, skip_cut=0)
+    return FrameStore(seqs, bcfg, workers, desc="decoding test (flow speed)")
 
 
 def write_scores(path: Path, labels: dict[str, np.ndarray], raw: dict[str, np.ndarray],
@@ -110,10 +120,12 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     threshold = float(model.threshold)
 
     mean_frame = mean_training_frame(data, cfg, workers)
+    flow_store = baseline_flow_store(store, seqs, cfg, workers)
     baselines = {}
     base_scores: dict[str, dict[str, np.ndarray]] = {}
     for i, seq in enumerate(tqdm(store.sequences, desc="baselines", unit="clip")):
-        for name, s in baseline_scores(store.raw_sequence(i), mean_frame, cfg.score_patch).items():
+        flow_frames = flow_store.raw_sequence(i) if flow_store is not store else store.big_sequence(i)
+        for name, s in baseline_scores(store.raw_sequence(i), flow_frames, mean_frame, cfg.score_patch).items():
             base_scores.setdefault(name, {})[seq.name] = s.numpy()
     for name, sc in base_scores.items():
         b = protocols(sc, sc, labels, sigma)
@@ -122,7 +134,8 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     metrics = {
         "checkpoint": {"path": str(checkpoint), "sha256": info.sha256, "config": cfg.to_dict(),
                        "training": {k: info.training.get(k) for k in ("data", "epochs", "steps", "wall_seconds",
-                                                                          "best_epoch", "selection_score")}},
+                                                                          "best_epoch", "selection_score",
+                                                                          "score_weights", "validation")}},
         "data": str(data),
         "frames": n_frames,
         "clips": len(labels),

@@ -12,13 +12,22 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from model import OCRGANConfig
-from model.motion import FlowEstimator, luma, sequence_flow
-from model.preprocess import appearance, working_frame
+from model.motion import FlowEstimator, luma, resize_area, shrink_flow
+from model.preprocess import appearance, flow_frame, working_frame
 from training.decode import iter_frames
 from training.sequences import DataError, Sequence
 
 log = logging.getLogger(__name__)
 CHUNK = 32  # frames per decoding task for image sequences
+
+
+def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """Consecutive decoded frames -> uint8 working-size frames, their float16 flow (N, 2, h, w) (the first
+    frame's zero) and the uint8 frames the flow was computed on: what SequencePreprocessor makes of them."""
+    big = np.stack([flow_frame(f, cfg) for f in decoded])
+    est = FlowEstimator()
+    flow = np.stack([shrink_flow(est(luma(b)), cfg.flow_scale) for b in big])
+    return np.stack([resize_area(b, cfg.hw) for b in big]), torch.from_numpy(flow).permute(0, 3, 1, 2).half(), big
 
 
 class _Chunks(Dataset):
@@ -36,31 +45,29 @@ class _Chunks(Dataset):
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def __getitem__(self, k: int) -> tuple[int, int, tuple[np.ndarray, torch.Tensor | None] | str]:
+    def __getitem__(self, k: int) -> tuple[int, int, tuple[np.ndarray, torch.Tensor | None, np.ndarray | None] | str]:
         i, start, count = self.tasks[k]
         lead = 1 if start > 0 and self.cfg.motion else 0
         try:
-            frames = np.stack([working_frame(f, self.cfg)
-                               for f in iter_frames(self.seqs[i], self.cfg.nc == 1, start - lead, count + lead)])
+            decoded = list(iter_frames(self.seqs[i], self.cfg.nc == 1, start - lead, count + lead))
         except DataError as e:
             return i, start, str(e)
-        flow = None
-        if self.cfg.motion:
-            est = FlowEstimator()
-            flows = [est(luma(f)) for f in frames][lead:]
-            flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).half()
-        return i, start, (frames[lead:], flow)
+        if not self.cfg.motion:
+            return i, start, (np.stack([working_frame(f, self.cfg) for f in decoded]), None, None)
+        frames, flow, big = motion_frames(decoded, self.cfg)
+        return i, start, (frames[lead:], flow[lead:], big[lead:])
 
 
 class FrameStore:
-    """raw: uint8 (N, h, w) or (N, h, w, 3) frames, sequences back to back; flow: (N, 2, h, w) float16 with
-    the motion band, else None. Bad sequences raise, or are skipped with `skip_bad`."""
+    """raw: uint8 (N, h, w) or (N, h, w, 3) frames, sequences back to back; with the motion band, flow:
+    (N, 2, h, w) float16 and big: the uint8 frames at the flow's size (else both None). Bad sequences raise,
+    or are skipped with `skip_bad`."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, workers: int = 2, skip_bad: bool = False,
                  desc: str = "decoding") -> None:
         self.cfg = cfg
         chunks = _Chunks(seqs, cfg)
-        parts: dict[int, list[tuple[int, np.ndarray, torch.Tensor | None]]] = {i: [] for i in range(len(seqs))}
+        parts: dict[int, list[tuple]] = {i: [] for i in range(len(seqs))}
         bad: dict[int, str] = {}
         loader = DataLoader(chunks, batch_size=None, num_workers=workers, shuffle=False)
         for i, start, out in tqdm(loader, total=len(chunks), desc=desc, unit="chunk", leave=False):
@@ -73,7 +80,7 @@ class FrameStore:
         for i, why in bad.items():
             log.warning("skipping sequence %s: %s", seqs[i].name, why)
         self.sequences: list[Sequence] = []
-        raws, flows = [], []
+        raws, flows, bigs = [], [], []
         for i, seq in enumerate(seqs):
             if i in bad:
                 continue
@@ -81,15 +88,17 @@ class FrameStore:
             raws.append(np.concatenate([p[1] for p in ordered]))
             if cfg.motion:
                 flows.append(torch.cat([p[2] for p in ordered]))
+                bigs.append(np.concatenate([p[3] for p in ordered]))
             seq.length = len(raws[-1])  # a video's packet count is only an estimate
             self.sequences.append(seq)
         if not raws:
             raise DataError("no usable sequences: " + "; ".join(bad.values()))
-        self._assemble(raws, flows)
+        self._assemble(raws, flows, bigs)
 
-    def _assemble(self, raws: list[np.ndarray], flows: list[torch.Tensor]) -> None:
+    def _assemble(self, raws: list[np.ndarray], flows: list[torch.Tensor], bigs: list[np.ndarray]) -> None:
         self.raw = np.concatenate(raws)
         self.flow = torch.cat(flows).share_memory_() if self.cfg.motion else None
+        self.big = np.concatenate(bigs) if self.cfg.motion else None
         self.offsets = np.cumsum([0] + [len(r) for r in raws])
 
     @classmethod
@@ -97,12 +106,13 @@ class FrameStore:
         """A store over frames already in memory: uint8 (N, H, W) or (N, H, W, 3) per sequence, any size."""
         store = cls.__new__(cls)
         store.cfg = cfg
-        raws = [np.stack([working_frame(f, cfg) for f in c]) for c in clips]
-        flows = [torch.from_numpy(sequence_flow(np.stack([luma(f) for f in r]))).permute(0, 3, 1, 2).half()
-                 for r in raws] if cfg.motion else []
+        if cfg.motion:
+            raws, flows, bigs = (list(t) for t in zip(*(motion_frames(list(c), cfg) for c in clips), strict=True))
+        else:
+            raws, flows, bigs = [np.stack([working_frame(f, cfg) for f in c]) for c in clips], [], []
         store.sequences = [Sequence(n, length=len(r)) for n, r in zip(names or [f"c{i}" for i in range(len(raws))],
                                                                        raws, strict=True)]
-        store._assemble(raws, flows)
+        store._assemble(raws, flows, bigs)
         return store
 
     def __len__(self) -> int:
@@ -122,6 +132,10 @@ class FrameStore:
     def raw_sequence(self, i: int) -> np.ndarray:
         """uint8 working-size frames of sequence i."""
         return self.raw[self.offsets[i]: self.offsets[i + 1]]
+
+    def big_sequence(self, i: int) -> np.ndarray:
+        """uint8 frames of sequence i at the flow's size (with the motion band)."""
+        return self.big[self.offsets[i]: self.offsets[i + 1]]
 
     def window(self, i: int, end: int, num_frames: int) -> torch.Tensor:
         """(T, in_channels, H, W) float32: frames end-T+1 .. end of sequence i, frame 0 repeated before the

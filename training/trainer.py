@@ -25,9 +25,16 @@ from training.calibrate import calibrate
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
 from training.frame_store import FrameStore
+from training.selection import select_weights
 from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
-from training.validation import VALIDATION_VERSION, build_validation_set, pseudo_anomaly_auc, validation_loss
+from training.validation import (
+    VALIDATION_VERSION,
+    build_validation_set,
+    motion_prior,
+    pseudo_anomaly_auc,
+    validation_loss,
+)
 from training.window_dataset import WindowDataset, window_ends
 
 log = logging.getLogger(__name__)
@@ -37,17 +44,38 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-def split_validation(seqs: list[Sequence], fraction: float, seed: int) -> tuple[list[Sequence], list[Sequence]]:
-    """Hold out whole sequences (at least one); a single sequence gives up its last `fraction` of frames."""
-    if len(seqs) == 1:
-        s = seqs[0]
-        n_val = max(2, round(s.length * fraction))
-        if s.length - n_val < 2:
-            raise DataError(f"{s.source()}: {s.length} frames are too few to hold out validation frames")
-        cut = s.length - n_val
-        head = Sequence(s.name, s.frames[:cut], s.video, None, cut, s.offset)
-        tail = Sequence(f"{s.name}[val]", s.frames[cut:], s.video, None, n_val, s.offset + (cut if s.video else 0))
-        return [head], [tail]
+WHOLE_SEQUENCES_FROM = 8  # with fewer training sequences, validation is the end of each instead of whole ones
+FEW_VALIDATION_FRAMES = 300  # fewer validation frames than this make selection and the threshold unreliable
+
+
+def _tail(s: Sequence, n_val: int) -> tuple[Sequence, Sequence]:
+    """A sequence's first length - n_val frames, and its last n_val as a validation sequence."""
+    cut = s.length - n_val
+    head = Sequence(s.name, s.frames[:cut], s.video, None, cut, s.offset)
+    tail = Sequence(f"{s.name}[val]", s.frames[cut:], s.video, None, n_val, s.offset + (cut if s.video else 0))
+    return head, tail
+
+
+def split_validation(seqs: list[Sequence], fraction: float, seed: int,
+                     min_frames: int = 2) -> tuple[list[Sequence], list[Sequence]]:
+    """Validation carved from the normal training sequences: with WHOLE_SEQUENCES_FROM or more, whole
+    sequences (`fraction` of them, at least one); with fewer, the last `fraction` of every sequence, so
+    training sees every scene and hour and validation does too. A sequence too short to give up at least
+    `min_frames` frames while keeping as many is left whole in training."""
+    if len(seqs) < WHOLE_SEQUENCES_FROM:
+        train, val = [], []
+        for s in seqs:
+            n_val = max(min_frames, round(s.length * fraction))
+            if s.length - n_val < min_frames:
+                train.append(s)
+                continue
+            head, tail = _tail(s, n_val)
+            train.append(head)
+            val.append(tail)
+        if not val:
+            raise DataError(f"{len(seqs)} sequence(s) of at most {max(s.length for s in seqs)} frames are too few "
+                            "to hold out validation frames")
+        return train, val
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(seqs), generator=g).tolist()
     n_val = max(1, round(len(seqs) * fraction))
@@ -67,7 +95,7 @@ class Progress:
     step: int = 0  # optimiser steps done
     step_in_epoch: int = 0
     best: float = -math.inf  # selection score (higher is better)
-    best_epoch: int = -1
+    best_epoch: float = -1  # in epochs (fractional when a time budget ended one early)
     elapsed_s: float = 0.0
     d_low_steps: int = 0
     d_reinits: int = 0
@@ -99,18 +127,28 @@ class Trainer:
             log.warning("--resume: no %s yet, starting from scratch", state_path)
 
         seqs = find_sequences(data, "train")
-        train_seqs, val_seqs = split_validation(seqs, cfg.val_fraction, cfg.seed)
+        train_seqs, val_seqs = split_validation(seqs, cfg.val_fraction, cfg.seed, self.mcfg.num_frames)
         log.info("training on %d sequences, validating on %d (%s)", len(train_seqs), len(val_seqs),
                  ", ".join(s.name for s in val_seqs))
         self.train_store = FrameStore(train_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding train")
         self.val_store = FrameStore(val_seqs, self.mcfg, cfg.workers, cfg.skip_bad_sequences, "decoding val")
+        if len(self.val_store) < FEW_VALIDATION_FRAMES:
+            log.warning("validation holds only %d frames (fewer than %d): model selection and the threshold rest on "
+                        "little data; give more normal footage, or raise val_fraction", len(self.val_store),
+                        FEW_VALIDATION_FRAMES)
         ends = window_ends(self.train_store, self.mcfg.num_frames, cfg.train_stride)
         if not ends:
             raise DataError(f"{data}: no training windows (sequences too short)")
         self.dataset = WindowDataset(self.train_store, ends, self.mcfg.num_frames, cfg.seed)
-        self.val_set = build_validation_set(self.val_store, self.mcfg.num_frames, self.mcfg.stride)
+        self.prior = motion_prior(self.train_store)
+        log.info("normal motion in the training footage: median speed %.3g pixels/frame (moving above %.3g)",
+                 self.prior.speed, self.prior.threshold)
+        self.val_set = build_validation_set(self.val_store, self.mcfg.num_frames, self.mcfg.stride, self.prior,
+                                            progress=True)
 
-        self.model = OCRGANVideo(self.mcfg).to(self.device)
+        self.model = OCRGANVideo(self.mcfg)
+        self.model.generator.flow_bound.fill_(self.prior.speed)  # normal speed: what a prediction may explain
+        self.model.to(self.device)
         if self.device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)  # ~1.7x faster convolutions with oneDNN
         g, d = self.model.generator, self.model.discriminator
@@ -215,13 +253,12 @@ class Trainer:
         m.train()
         clip, forged, mask = (x.to(self.device, non_blocking=True) for x in (clip, forged, mask))
         b, t = clip.shape[:2]
-        if cfg.train_positions == "published":
-            pos = slice(t - mc.stride, t)
-        else:  # predicting frame 0 from itself teaches nothing
-            pos = slice(1 if mc.objective == "predict" else 0, t)
+        # the published positions, or all (but frame 0 when causal: predicting it from itself teaches nothing)
+        pos = slice(t - mc.stride, t) if cfg.train_positions == "published" else slice(1 if mc.causal else 0, t)
         with self._autocast():
             gen = m(clip, positions=pos, generator=self.g_train)
-        clip, forged, mask = clip[:, pos], forged[:, pos], mask[:, pos]
+        nc = mc.nc  # the discriminator judges appearance; the flow is scored by its prediction error
+        clip, forged, mask = clip[:, pos, :nc], forged[:, pos, :nc], mask[:, pos]
         out: dict[str, float] = {}
         if cfg.adversarial:
             with self._autocast():
@@ -253,6 +290,9 @@ class Trainer:
                 }
                 loss_g = (mc.w_con * terms["rec"] + mc.w_temporal_consistency * terms["tc"]
                           + mc.w_temporal_motion * terms["tm"] + mc.w_temporal_reg * terms["reg"])
+                if gen.fake_flow is not None:
+                    terms["flow"] = L.reconstruction(gen.fake_flow.float(), gen.target_flow.float())
+                    loss_g = loss_g + mc.w_flow * terms["flow"]
                 if cfg.adversarial:
                     terms["adv"] = L.adversarial_g(fake_logits)
                     terms["lat"] = L.feature_matching(att_real.detach(), att_fake)
@@ -298,12 +338,22 @@ class Trainer:
             return False
         return not distributed.all_true(self.elapsed() < self.cfg.max_minutes * 60, self.dist)
 
+    def _projected_steps(self, full: int, done_now: int) -> int:
+        """Steps the run will have made when the time budget runs out, at this session's pace (at most `full`)."""
+        spent = time.time() - self._t0
+        if done_now < 1 or spent <= 0:
+            return full
+        left = self.cfg.max_minutes * 60 - self.elapsed()
+        return int(min(full, max(self.progress.step + 1, self.progress.step + left * done_now / spent)))
+
     def run(self) -> Path | None:
         cfg, p = self.cfg, self.progress
         self._t0 = time.time()
         stop = False
-        bar = tqdm(total=cfg.epochs * self.batches_per_epoch, initial=p.step, unit="step", disable=not self.dist.main,
-                   dynamic_ncols=True)
+        full = cfg.epochs * self.batches_per_epoch
+        bar = tqdm(total=full, initial=p.step, unit="step", disable=not self.dist.main, dynamic_ncols=True,
+                   desc="training")
+        first_step = p.step
         while p.epoch < cfg.epochs and not stop:
             self.dataset.epoch = p.epoch
             batches = self._epoch_batches(p.epoch)[p.step_in_epoch:]
@@ -318,13 +368,18 @@ class Trainer:
                 count += 1
                 p.step += 1
                 p.step_in_epoch += 1
+                if cfg.max_minutes is not None:  # the bar's total and ETA follow the time budget
+                    bar.total = self._projected_steps(full, p.step - first_step)
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("loss_g", "loss_d", "rec")},
+                bar.set_postfix({k: f"{v:.3g}" for k, v in out.items() if k in ("loss_g", "loss_d", "rec", "flow")},
                                 epoch=p.epoch)
                 if p.step % cfg.checkpoint_every == 0:
                     self.save()
                 if self._out_of_time():
-                    log.info("time budget of %.1f minutes reached at step %d", cfg.max_minutes, p.step)
+                    bar.total = p.step
+                    bar.refresh()
+                    log.info("time budget of %.1f minutes reached at step %d; validating and calibrating",
+                             cfg.max_minutes, p.step)
                     stop = True
                     break
             means = {k: v / max(count, 1) for k, v in sums.items()}
@@ -343,29 +398,42 @@ class Trainer:
 
     def _validate(self, means: dict[str, float]) -> None:
         p = self.progress
-        row = {"epoch": p.epoch, "step": p.step, **{k: round(v, 6) for k, v in means.items()},
+        epoch = p.epoch + round(p.step_in_epoch / self.batches_per_epoch, 3)  # a time budget can end mid-epoch
+        row = {"epoch": epoch, "step": p.step, **{k: round(v, 6) for k, v in means.items()},
                "lr_g": self.sched_g.get_last_lr()[0], "seconds": round(self.elapsed(), 1)}
         if self.dist.main:
             row["val_loss"] = validation_loss(self.model, self.val_set)
-            row["pseudo_auc"] = pseudo_anomaly_auc(self.model, self.val_set)
+            row.update(self._pseudo_aucs())
             score = row["pseudo_auc"] if self.cfg.select_by == "pseudo_auc" else -row["val_loss"]
             if score > p.best or p.best_epoch < 0:
-                p.best, p.best_epoch = score, p.epoch
+                p.best, p.best_epoch = score, epoch
                 save_checkpoint(self.model, self.run_dir / "best.safetensors",
-                                training={"epoch": p.epoch, "step": p.step, "selection": self.cfg.select_by,
+                                training={"epoch": epoch, "step": p.step, "selection": self.cfg.select_by,
                                           "selection_score": score})
             row["best_epoch"] = p.best_epoch
-            log.info("epoch %d: %s", p.epoch, {k: v for k, v in row.items() if k != "epoch"})
+            log.info("epoch %s: %s", epoch, {k: v for k, v in row.items() if k != "epoch"})
             self._log_row(row)
         distributed.barrier(self.dist)
-        p.history.append(row)
+        p.history = [r for r in p.history if r["step"] != p.step] + [row]
+
+    def _pseudo_aucs(self) -> dict[str, float]:
+        """How well the model, with its best weighting of the score's parts (scaled on the normal validation
+        frames), separates them from each kind of synthetic anomaly; pseudo_auc is the mean over kinds."""
+        if self.cfg.select_score_weights:
+            weights, table = select_weights(self.model, self.val_set)
+            aucs = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
+            extra = {"w_score_app": weights["w_score_app"], "w_score_feat": weights["w_score_feat"]}
+        else:
+            aucs, extra = pseudo_anomaly_auc(self.model, self.val_set, progress=True), {}
+        return {"pseudo_auc": aucs.pop("mean"), **{f"pseudo_auc_{k}": round(v, 4) for k, v in aucs.items()}, **extra}
 
     def _log_row(self, row: dict) -> None:
+        """One row per validation, keyed by step: a validation repeated after a resume replaces its row."""
         path = self.run_dir / "log.csv"
         rows = []
         if path.exists():
             with path.open() as f:
-                rows = list(csv.DictReader(f))
+                rows = [r for r in csv.DictReader(f) if r.get("step") != str(row["step"])]
         rows.append({k: str(v) for k, v in row.items()})
         keys = list(dict.fromkeys(k for r in rows for k in r))
         with path.open("w", newline="") as f:
@@ -383,6 +451,16 @@ class Trainer:
         from model import load_checkpoint
 
         model, info = load_checkpoint(best, self.device)
+        weights: dict[str, float] = {}
+        validation = pseudo_anomaly_auc(model, self.val_set)
+        if self.cfg.select_score_weights:
+            weights, table = select_weights(model, self.val_set)
+            model.cfg = model.cfg.replace(**weights)
+            validation = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
+            with (self.run_dir / "score_weights.csv").open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(table[0]))
+                w.writeheader()
+                w.writerows(table)
         stats = calibrate(model, (self.val_store.sequence(i) for i in range(len(self.val_store.sequences))),
                           self.cfg.threshold_quantile)
         p = self.progress
@@ -392,8 +470,10 @@ class Trainer:
             "val_sequences": [s.name for s in self.val_store.sequences],
             "epochs": p.epoch, "steps": p.step, "wall_seconds": round(p.elapsed_s, 1),
             "best_epoch": info.training.get("epoch"), "selection": self.cfg.select_by,
-            "selection_score": info.training.get("selection_score"),
-            "calibration": stats, "device": str(self.device), "world_size": self.dist.world,
+            "selection_score": info.training.get("selection_score"), "score_weights": weights,
+            "validation": validation,
+            "flow_bound": float(model.generator.flow_bound), "calibration": stats,
+            "device": str(self.device), "world_size": self.dist.world,
             "torch": torch.__version__, "python": platform.python_version(),
             "train_config": self.cfg.model_dump(mode="json"),
         }

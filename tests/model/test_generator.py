@@ -76,3 +76,64 @@ def test_residual_prediction_starts_as_the_previous_frame():
     plain = OCRGANVideo(tiny_cfg(residual=False)).eval()
     with torch.no_grad():
         assert (plain(clip).fake[:, 1:] - clip[:, :-1]).abs().max() > 0.5
+
+
+def _motion_clip(cfg, b: int = 2) -> torch.Tensor:
+    app = torch.rand(b, cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1
+    flow = torch.randn(b, cfg.num_frames, 2, *cfg.hw)
+    return torch.cat([app, flow], dim=2)
+
+
+@pytest.mark.parametrize("variant", ["full", "none"])
+def test_the_motion_band_is_a_third_stream_predicted_from_the_past(variant):
+    cfg = tiny_cfg(temporal=variant, motion=True, residual=False, skip_cut=1)
+    model = OCRGANVideo(cfg).eval()
+    assert len(model.generator.enc) == 3 and model.generator.select[0].heads.__len__() == 3
+    clip = _motion_clip(cfg)
+    t = 5
+    changed = clip.clone()
+    changed[:, t:] = torch.randn_like(changed[:, t:])
+    with torch.no_grad():
+        a, b = model(clip), model(changed)
+    assert a.fake_flow.shape == (2, cfg.num_frames, 2, *cfg.hw) and torch.equal(a.target_flow, clip[:, :, 1:])
+    assert torch.allclose(a.fake_flow[:, : t + 1], b.fake_flow[:, : t + 1], atol=1e-5)  # frame t from frames < t
+    assert torch.allclose(a.fake[:, : t + 1], b.fake[:, : t + 1], atol=1e-5)
+    assert not torch.allclose(a.fake_flow[:, t + 1:], b.fake_flow[:, t + 1:])
+
+
+def test_a_predicted_flow_is_never_faster_than_the_bound():
+    cfg = tiny_cfg(motion=True)
+    model = OCRGANVideo(cfg).eval()
+    model.generator.flow_bound.fill_(0.3)
+    with torch.no_grad():
+        model.generator.head.bias.fill_(50.0)  # whatever the network says ...
+        speed = model(_motion_clip(cfg) * 100).fake_flow.norm(dim=2)
+    assert speed.max() <= 0.3 + 1e-6 and speed.min() > 0.29  # ... it stays below the normal speed
+
+
+def test_skip_cut_leaves_out_the_finest_skips():
+    full = OCRGANVideo(tiny_cfg(motion=True)).generator
+    cut = OCRGANVideo(tiny_cfg(motion=True, skip_cut=1)).generator
+    assert cut.use_skip[0] is False and all(cut.use_skip[1:])
+    assert cut.head.in_channels == full.head.in_channels // 2
+    with pytest.raises(ValueError, match="skip_cut"):
+        tiny_cfg(skip_cut=9)
+
+
+def test_mixed_reconstructs_appearance_and_predicts_flow_causally():
+    cfg = tiny_cfg(motion=True, objective="mixed", residual=False, skip_cut=1)
+    model = OCRGANVideo(cfg).eval()
+    clip = _motion_clip(cfg, 1)
+    t = 5
+    later = clip.clone()
+    later[:, t + 1:] = torch.randn_like(later[:, t + 1:])  # the future
+    own_flow = clip.clone()
+    own_flow[:, t, 1:] = torch.randn_like(own_flow[:, t, 1:])  # frame t's own flow
+    own_look = clip.clone()
+    own_look[:, t, :1] = torch.rand_like(own_look[:, t, :1])  # frame t's own appearance
+    with torch.no_grad():
+        a, b, c, d = (model(x) for x in (clip, later, own_flow, own_look))
+    assert torch.allclose(a.fake[:, : t + 1], b.fake[:, : t + 1], atol=1e-5)  # nothing from the future
+    assert torch.allclose(a.fake_flow[:, : t + 1], b.fake_flow[:, : t + 1], atol=1e-5)
+    assert torch.allclose(a.fake_flow[:, t], c.fake_flow[:, t], atol=1e-5)  # its flow is predicted, not seen
+    assert not torch.allclose(a.fake[:, t], d.fake[:, t])  # its appearance is reconstructed from itself

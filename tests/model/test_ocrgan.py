@@ -12,13 +12,23 @@ def test_eval_scores_do_not_depend_on_the_rest_of_the_batch():
     assert torch.allclose(model.score(batch)[2:3], alone, atol=1e-5)
 
 
-def test_score_combines_scaled_reconstruction_and_feature_distance():
-    model = OCRGANVideo(tiny_cfg(w_score_rec=0.9, w_score_feat=0.1)).eval()
-    model.rec_scale.fill_(2.0)
+def test_score_is_the_larger_of_the_scaled_error_map_and_feature_distance():
+    model = OCRGANVideo(tiny_cfg(w_score_app=0.8, w_score_feat=0.5)).eval()
+    model.app_scale.fill_(2.0)
     model.feat_scale.fill_(5.0)
     s = model.score_detailed(rand_clip(model.cfg), heatmap=True)
-    assert torch.allclose(s.raw, 0.9 * s.rec / 2.0 + 0.1 * s.feat / 5.0)
+    assert torch.allclose(s.rec, 0.8 * s.app / 2.0)  # without the motion band the map is the appearance error's
+    assert torch.allclose(s.raw, torch.maximum(s.rec, 0.5 * s.feat / 5.0))
     assert s.heatmap is not None and (s.heatmap >= 0).all()
+
+
+def test_the_error_map_takes_the_larger_cue_at_each_pixel():
+    cfg = tiny_cfg(motion=True, w_score_app=0.5)
+    model = OCRGANVideo(cfg).eval()
+    model.app_scale.fill_(0.1)
+    model.motion_scale.fill_(2.0)
+    app, motion = torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8)
+    assert torch.equal(model.combined_map(app, motion), torch.maximum(0.5 * app / 0.1, motion / 2.0))
 
 
 def test_reconstruction_targets_the_clip_itself():

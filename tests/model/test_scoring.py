@@ -1,6 +1,6 @@
 import torch
 
-from model.scoring import combine_scores, error_map, feature_distance, local_error_map, pooled_error
+from model.scoring import error_map, feature_distance, flow_error_map, local_error_map, pooled_error
 
 
 def test_error_map_averages_channels():
@@ -29,9 +29,14 @@ def test_local_error_map_is_the_patch_mean_around_each_pixel():
     assert torch.equal(local_error_map(err, 1), err)
 
 
-def test_feature_distance_and_combination():
+def test_feature_distance():
     a = torch.zeros(1, 2, 4)
     b = torch.ones(1, 2, 4) * 2
     assert torch.equal(feature_distance(a, b), torch.full((1, 2), 4.0))
-    s = combine_scores(torch.tensor([2.0]), torch.tensor([8.0]), 0.9, 0.1, torch.tensor(2.0), torch.tensor(4.0))
-    assert torch.isclose(s, torch.tensor([0.9 * 1 + 0.1 * 2]))
+
+
+def test_flow_error_is_the_length_of_the_deviation_in_pixels():
+    flow = torch.zeros(1, 1, 2, 2, 2)
+    flow[0, 0, 0, 0, 0], flow[0, 0, 1, 0, 0] = 3.0, 4.0  # (3, 4) pixels at one position
+    e = flow_error_map(flow, torch.zeros_like(flow))
+    assert e.shape == (1, 1, 2, 2) and e[0, 0, 0, 0] == 5.0 and e.sum() == 5.0

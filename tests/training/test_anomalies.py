@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from model.motion import sequence_flow
+from tests.synthetic import moving_shapes
+from training.anomalies import DIRECTIONS, KINDS, MotionPrior, forge_window
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Walkers moving right at about 1 pixel per frame, the prior learned from their flow."""
+    frames, _ = moving_shapes(40, 64, 96, seed=1)
+    flow = torch.from_numpy(sequence_flow(frames)).permute(0, 3, 1, 2)
+    return frames, MotionPrior.from_flow(flow, cell=16)
+
+
+def test_the_prior_knows_where_and_which_way_things_move(scene):
+    _, prior = scene
+    assert 0.5 < prior.speed < 2.0  # the walkers' 0.8-1.5 pixels per frame
+    moving_cells = prior.directions[prior.moving > 0.2]
+    assert len(moving_cells) and (moving_cells.argmax(-1) == 0).mean() > 0.8  # bin 0: to the right
+    g = torch.Generator().manual_seed(0)
+    cy, cx = np.unravel_index(prior.moving.argmax(), prior.moving.shape)
+    assert prior.likely_direction(cy, cx, g) == 0.0
+    rare = prior.unlikely_direction(cy, cx, g)
+    assert rare != 0.0 and prior.directions[cy, cx, round(rare / (2 * np.pi) * DIRECTIONS)] < 0.05
+
+
+def _moved(frames: np.ndarray, forged: np.ndarray) -> np.ndarray:
+    """Per frame, the centroid (y, x) of the pixels the forgery changed."""
+    out = []
+    for a, b in zip(frames, forged, strict=True):
+        ys, xs = np.nonzero(a != b)
+        out.append((ys.mean(), xs.mean()) if len(ys) else (np.nan, np.nan))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_alters_the_published_frames(scene, kind):
+    frames, prior = scene
+    window = frames[:17]
+    out = forge_window(window, kind, prior, frames[20:37], published=4, g=torch.Generator().manual_seed(3))
+    assert out.shape == window.shape and out.dtype == np.uint8
+    changed = (out != window).reshape(len(window), -1).any(1)
+    assert changed[-4:].all(), "the anomaly must be visible in every published frame"
+    assert not changed[:10].any(), "it starts just before the published frames"
+
+
+def test_too_fast_and_the_wrong_way(scene):
+    frames, prior = scene
+    g = torch.Generator().manual_seed(5)
+    fast = _moved(frames[:17], forge_window(frames[:17], "fast", prior, frames[20:37], 8, g))[-8:]
+    step = np.nanmedian(np.linalg.norm(np.diff(fast, axis=0), axis=1))
+    assert step > 2 * prior.speed  # far faster than anything normal
+    wrong = _moved(frames[:17], forge_window(frames[:17], "wrong_way", prior, frames[20:37], 8, g))[-8:]
+    d = np.diff(wrong, axis=0).sum(0)
+    assert not (d[1] > 0 and abs(d[0]) < 0.2 * d[1]), "it must not move the normal way (right)"
+
+
+def test_a_still_foreign_patch_does_not_move(scene):
+    frames, prior = scene
+    out = forge_window(frames[:17], "still", prior, frames[20:37], 8, torch.Generator().manual_seed(2))
+    diff = out.astype(int) - frames[:17]
+    region = diff[-1] != 0
+    assert region.any() and (out[-8:, region] == out[-1, region]).all()  # the same pixels in every frame
+
+
+def test_unknown_kind(scene):
+    frames, prior = scene
+    with pytest.raises(ValueError, match="unknown synthetic anomaly"):
+        forge_window(frames[:5], "blur", prior, frames[0], 2, torch.Generator())

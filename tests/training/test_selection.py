@@ -1,0 +1,62 @@
+import pytest
+
+from model import OCRGANVideo
+from model.scoring import pooled_error
+from tests.model.helpers import tiny_cfg
+from tests.synthetic import moving_shapes
+from training.anomalies import KINDS
+from training.calibrate import extreme
+from training.frame_store import FrameStore
+from training.selection import APP_WEIGHTS, FEAT_WEIGHTS, auc_se, select_weights, window_parts
+from training.validation import build_validation_set, pseudo_anomaly_auc
+
+
+@pytest.fixture(scope="module")
+def validation():
+    cfg = tiny_cfg(isize=(32, 48), motion=True)
+    store = FrameStore.from_frames(cfg, [moving_shapes(30, *cfg.flow_hw, seed=s)[0] for s in range(2)])
+    return cfg, build_validation_set(store, cfg.num_frames, cfg.stride)
+
+
+def test_the_simplest_weighting_within_a_standard_error_of_the_best_is_chosen(validation):
+    cfg, vs = validation
+    model = OCRGANVideo(cfg).eval()
+    weights, table = select_weights(model, vs)
+    assert len(table) == len(APP_WEIGHTS) * len(FEAT_WEIGHTS)
+    assert all(set(KINDS) <= set(row) and 0 < row["mean_se"] < 0.1 for row in table)
+    top = max(table, key=lambda r: r["mean"])
+    close = [r for r in table if r["mean"] >= top["mean"] - top["mean_se"]]
+    best = min(close, key=lambda r: r["w_score_app"] + r["w_score_feat"])
+    assert all(r["w_score_app"] + r["w_score_feat"] >= best["w_score_app"] + best["w_score_feat"] for r in close)
+    assert weights == {"w_score_app": best["w_score_app"], "w_score_motion": 1.0, "w_score_feat": best["w_score_feat"]}
+
+
+def test_the_table_predicts_what_the_model_scores(validation):
+    """A row's AUCs are those of the model scoring with that weighting once its parts are calibrated on the
+    normal validation frames."""
+    cfg, vs = validation
+    model = OCRGANVideo(cfg).eval()
+    _, table = select_weights(model, vs)
+    row = next(r for r in table if r["w_score_app"] == 0.5 and r["w_score_feat"] == 0.5)
+    model.cfg = model.cfg.replace(w_score_app=0.5, w_score_feat=0.5)
+    normal = window_parts(model, vs.windows)
+    p = model.cfg.score_patch
+    model.app_scale.fill_(extreme(pooled_error(normal.app[None], p)[0]))
+    model.motion_scale.fill_(extreme(pooled_error(normal.motion[None], p)[0]))
+    model.feat_scale.fill_(extreme(normal.feat))
+    aucs = pseudo_anomaly_auc(model, vs)
+    assert all(aucs[k] == pytest.approx(row[k], abs=1e-6) for k in KINDS)
+
+
+def test_without_the_motion_band_the_appearance_error_is_the_score(validation):
+    cfg = tiny_cfg(isize=(32, 48))
+    store = FrameStore.from_frames(cfg, [moving_shapes(30, 32, 48, seed=s)[0] for s in range(2)])
+    weights, table = select_weights(OCRGANVideo(cfg).eval(), build_validation_set(store, cfg.num_frames, cfg.stride))
+    assert weights["w_score_app"] == 1.0 and {r["w_score_app"] for r in table} == {1.0}
+
+
+def test_auc_standard_error_by_hand():
+    # AUC 0.8 from 50 normal and 50 anomalous: Q1 = 0.8/1.2, Q2 = 1.28/1.8,
+    # var = (0.16 + 49 (Q1 - 0.64) + 49 (Q2 - 0.64)) / 2500 = 0.00198
+    assert auc_se(0.8, 50, 50) == pytest.approx(0.0445, abs=2e-4)
+    assert auc_se(1.0, 50, 50) == 0.0

@@ -1,0 +1,154 @@
+"""Synthetic anomalies for model selection, placed where things move in the normal footage and shaped by
+how they move there: too fast, the wrong way, a foreign patch held still, a foreign object appearing.
+
+They are made on uint8 working-size frames; the motion band of a forged window is then computed from
+the forged frames by the same optical flow as everything else, so a forgery looks to the model exactly
+as a real event of its kind would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+KINDS = ("fast", "wrong_way", "still", "appear")
+DIRECTIONS = 8  # direction bins of the motion prior (bin 0 = moving right, counter-clockwise in the image)
+
+
+@dataclass
+class MotionPrior:
+    """Where and how things move in normal footage, per cell of a coarse grid, learned from its flow."""
+
+    cell: int  # cell size in pixels
+    moving: np.ndarray  # (gh, gw) share of frames in which something moves in the cell
+    directions: np.ndarray  # (gh, gw, DIRECTIONS) share of moving pixels per direction bin
+    speed: float  # median speed of moving pixels (pixels per frame)
+    threshold: float  # speed above which a pixel counts as moving
+
+    @classmethod
+    def from_flow(cls, flow: torch.Tensor, cell: int = 16, max_frames: int = 2000) -> MotionPrior:
+        """flow: (N, 2, h, w) of normal footage."""
+        if len(flow) > max_frames:
+            flow = flow[torch.linspace(0, len(flow) - 1, max_frames).long()]
+        flow = flow.float()
+        speed = flow.norm(dim=1)  # (N, h, w)
+        threshold = max(0.1, 0.25 * float(torch.quantile(speed.flatten()[::7], 0.99)))
+        moving = speed > threshold
+        angle = torch.atan2(-flow[:, 1], flow[:, 0])  # image y points down: counter-clockwise angle
+        bins = ((angle / (2 * np.pi) * DIRECTIONS).round().long() % DIRECTIONS)
+        hist = torch.stack([F.avg_pool2d(((bins == k) & moving).float()[:, None], cell).sum(0)[0]
+                            for k in range(DIRECTIONS)], dim=-1)  # (gh, gw, D)
+        total = hist.sum(-1, keepdim=True)
+        directions = torch.where(total > 0, hist / total.clamp(min=1e-9), torch.full_like(hist, 1 / DIRECTIONS))
+        share = F.avg_pool2d(moving.float()[:, None], cell).gt(0.05).float().mean(0)[0]  # (gh, gw)
+        speeds = speed[moving]
+        median = float(speeds[:: max(1, len(speeds) // 100_000)].median()) if len(speeds) else 1.0
+        return cls(cell, share.numpy(), directions.numpy(), median, threshold)
+
+    def scaled(self, factor: int) -> MotionPrior:
+        """The same prior for frames `factor` times larger."""
+        return MotionPrior(self.cell * factor, self.moving, self.directions, self.speed * factor,
+                           self.threshold * factor)
+
+    def pick_cell(self, g: torch.Generator) -> tuple[int, int]:
+        """A cell drawn in proportion to how often something moves there (uniformly if nothing ever does)."""
+        w = self.moving.flatten() + 1e-3
+        k = int(torch.multinomial(torch.from_numpy(w / w.sum()).float(), 1, generator=g))
+        return divmod(k, self.moving.shape[1])
+
+    def likely_direction(self, cy: int, cx: int, g: torch.Generator) -> float:
+        """An angle (radians) drawn from the cell's normal directions."""
+        p = torch.from_numpy(self.directions[cy, cx]).float() + 1e-6
+        return int(torch.multinomial(p / p.sum(), 1, generator=g)) * 2 * np.pi / DIRECTIONS
+
+    def unlikely_direction(self, cy: int, cx: int, g: torch.Generator) -> float:
+        """An angle among the cell's rarest directions (ties drawn at random)."""
+        p = self.directions[cy, cx]
+        rare = np.flatnonzero(p <= p.min() + 1e-6)
+        return float(rare[int(torch.randint(len(rare), (), generator=g))]) * 2 * np.pi / DIRECTIONS
+
+
+def _size(h: int, w: int, g: torch.Generator) -> tuple[int, int]:
+    frac = 0.1 + 0.08 * float(torch.rand((), generator=g))
+    return max(4, int(h * frac)), max(4, int(h * frac * 0.8))
+
+
+def _moving_patch(frames: np.ndarray, ph: int, pw: int) -> tuple[int, int]:
+    """Top-left corner of the ph x pw region of the most frame-to-frame change (an object, usually)."""
+    change = np.abs(np.diff(frames.astype(np.int16), axis=0)).sum(0).astype(np.float32)
+    pooled = F.avg_pool2d(torch.from_numpy(change)[None, None], (ph, pw), stride=1)[0, 0]
+    k = int(pooled.argmax())
+    return divmod(k, pooled.shape[1])
+
+
+def _silhouette(frames: np.ndarray, oy: int, ox: int, ph: int, pw: int, at: int) -> np.ndarray:
+    """(ph, pw) bool: the pixels of the region that differ from its background in frame `at`, the background
+    being the region's median over the window (a moving object is seldom in the same place)."""
+    region = frames[:, oy:oy + ph, ox:ox + pw].astype(np.int16)
+    background = np.median(region, axis=0)
+    diff = np.abs(region[at] - background)
+    diff = diff.max(-1) if diff.ndim == 3 else diff
+    mask = cv2.dilate((diff > 12).astype(np.uint8), np.ones((3, 3), np.uint8))
+    return mask.astype(bool) if mask.any() else np.ones((ph, pw), bool)
+
+
+def _paste_track(frames: np.ndarray, patch: np.ndarray, start: tuple[float, float], angle: float, speed: float,
+                 first: int, mask: np.ndarray | None = None) -> None:
+    """Paste `patch` (its `mask` pixels only, when given) at `start` (y, x) in frame `first`, moving `speed`
+    pixels per frame along `angle`; it bounces off the frame's edges so it stays in view."""
+    t, h, w = frames.shape[:3]
+    ph, pw = patch.shape[:2]
+    y, x = start
+    vy, vx = -np.sin(angle) * speed, np.cos(angle) * speed
+    for k in range(first, t):
+        iy, ix = round(y), round(x)
+        if mask is None:
+            frames[k, iy:iy + ph, ix:ix + pw] = patch
+        else:
+            frames[k, iy:iy + ph, ix:ix + pw][mask] = patch[mask]
+        y, x = y + vy, x + vx
+        if not 0 <= y <= h - ph:
+            vy, y = -vy, min(max(y, 0), h - ph)
+        if not 0 <= x <= w - pw:
+            vx, x = -vx, min(max(x, 0), w - pw)
+
+
+def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.ndarray, published: int,
+                 g: torch.Generator) -> np.ndarray:
+    """A forged copy of uint8 frames (T, h, w[, 3]) whose last `published` frames show an anomaly of `kind`.
+    `donor` (T', h, w[, 3]) is a window of other normal footage: the objects and patches pasted come from it,
+    so a forgery adds one object and leaves the scene's own as they were."""
+    out = frames.copy()
+    t, h, w = frames.shape[:3]
+    ph, pw = _size(h, w, g)
+    cy, cx = prior.pick_cell(g)
+    y = min(max(0, cy * prior.cell + prior.cell // 2 - ph // 2), h - ph)
+    x = min(max(0, cx * prior.cell + prior.cell // 2 - pw // 2), w - pw)
+    first = max(0, t - published - 2)  # the event is already under way when the published frames begin
+    if kind in ("fast", "wrong_way"):  # an object of the scene, moving too fast, or where nothing goes that way
+        oy, ox = _moving_patch(donor, ph, pw)
+        at = len(donor) - 1
+        patch = donor[at, oy:oy + ph, ox:ox + pw].copy()
+        mask = _silhouette(donor, oy, ox, ph, pw, at)  # the object, not the ground it stood on
+        if kind == "fast":
+            speed = prior.speed * (1.5 + 1.5 * float(torch.rand((), generator=g)))  # as fast as a cyclist
+            angle = prior.likely_direction(cy, cx, g)
+        else:
+            speed = prior.speed * (0.8 + 0.7 * float(torch.rand((), generator=g)))
+            angle = prior.unlikely_direction(cy, cx, g)
+        _paste_track(out, patch, (y, x), angle, speed, first, mask)
+    elif kind == "still":  # a foreign patch left where things normally move
+        sy = int(torch.randint(0, h - ph + 1, (), generator=g))
+        sx = int(torch.randint(0, w - pw + 1, (), generator=g))
+        out[first:, y:y + ph, x:x + pw] = donor[-1, sy:sy + ph, sx:sx + pw][::-1]  # upside down: not of this place
+    elif kind == "appear":  # a foreign object appears and moves at a normal speed the normal way
+        sy, sx = _moving_patch(donor, ph, pw)
+        patch = 255 - donor[-1, sy:sy + ph, sx:sx + pw]  # inverted: nothing normal looks like it
+        _paste_track(out, patch, (y, x), prior.likely_direction(cy, cx, g), prior.speed, first)
+    else:
+        raise ValueError(f"unknown synthetic anomaly {kind!r}; one of {KINDS}")
+    return out
