@@ -1,5 +1,7 @@
 """Synthetic anomalies for model selection, placed where things move in the normal footage and shaped by
-how they move there: too fast, the wrong way, a foreign patch held still, a foreign object appearing.
+how they move there: an object too fast, one going the wrong way, a foreign patch held still, an object of
+unusual size appearing and moving at a normal speed. Objects are cut out of other normal footage along their
+silhouettes, so a forgery adds an object and no pasted rectangle.
 
 They are made on uint8 working-size frames; the motion band of a forged window is then computed from
 the forged frames by the same optical flow as everything else, so a forgery looks to the model exactly
@@ -145,10 +147,16 @@ def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.nd
         sy = int(torch.randint(0, h - ph + 1, (), generator=g))
         sx = int(torch.randint(0, w - pw + 1, (), generator=g))
         out[first:, y:y + ph, x:x + pw] = donor[-1, sy:sy + ph, sx:sx + pw][::-1]  # upside down: not of this place
-    elif kind == "appear":  # a foreign object appears and moves at a normal speed the normal way
+    elif kind == "appear":  # an object of unusual size (a vehicle among walkers) moving at a normal speed
         sy, sx = _moving_patch(donor, ph, pw)
-        patch = 255 - donor[-1, sy:sy + ph, sx:sx + pw]  # inverted: nothing normal looks like it
-        _paste_track(out, patch, (y, x), prior.likely_direction(cy, cx, g), prior.speed, first)
+        at = len(donor) - 1
+        scale = 1.6 + 0.6 * float(torch.rand((), generator=g))
+        mask = _silhouette(donor, sy, sx, ph, pw, at).astype(np.uint8)
+        big_h, big_w = min(h, round(ph * scale)), min(w, round(pw * scale))
+        patch = cv2.resize(donor[at, sy:sy + ph, sx:sx + pw], (big_w, big_h), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(mask, (big_w, big_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        y, x = min(y, h - big_h), min(x, w - big_w)
+        _paste_track(out, patch, (y, x), prior.likely_direction(cy, cx, g), prior.speed, first, mask)
     else:
         raise ValueError(f"unknown synthetic anomaly {kind!r}; one of {KINDS}")
     return out

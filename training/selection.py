@@ -20,7 +20,8 @@ from training.calibrate import extreme
 from training.validation import ValidationSet
 
 log = logging.getLogger(__name__)
-APP_WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # relative to the flow error's weight of 1, each in units of its extreme
+APP_WEIGHTS = (0.25, 0.5, 1.0)  # relative to the flow error's weight of 1, each in units of its extreme; the
+# appearance error always counts when it is far beyond anything normal (a foreign object at a normal speed)
 FEAT_WEIGHTS = (0.0, 0.5, 1.0)  # of the feature distance, in the same units
 
 
