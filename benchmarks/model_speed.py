@@ -1,5 +1,7 @@
 """Model speed on this machine: parameters, GFLOPs per frame, scoring frames/s (batches of 1 and 8
-windows), train-step time, and achieved FLOP/s as a fraction of a large matmul measured in the same run.
+windows), train-step time, and achieved FLOP/s as a fraction of a large matmul measured in the same run; for a
+model with the motion band, the cost per frame of preprocessing (resize and DIS optical flow, on a 240x360
+frame) and the whole per-frame cost, preprocessing and model together.
 
     python benchmarks/model_speed.py [--threads 1 2] [--configs seed,default] [--checkpoint PATH]
 
@@ -13,10 +15,12 @@ import copy
 import json
 import time
 
+import cv2
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import OCRGANConfig, OCRGANVideo, load_checkpoint
+from model import OCRGANConfig, OCRGANVideo, SequencePreprocessor, load_checkpoint
 from model import losses as L
 
 CONFIGS = {
@@ -26,7 +30,11 @@ CONFIGS = {
     "seed-none": dict(temporal="none"),
     "ped2-128x192-ngf16": dict(isize=(128, 192), nc=1, ngf=16, ndf=16),
     "ped2-128x192-ngf16-basic": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, temporal="basic"),
+    # configs/ped2.yaml: 64x96 luma with the motion band (flow at 128x192), appearance through the bottleneck
+    "ped2-motion": dict(isize=(64, 96), nc=1, motion=True, flow_scale=2, ngf=16, ndf=16, objective="mixed",
+                        residual=False, skip_cut=1, score_patch=8),
 }
+CAMERA_FRAME = (240, 360)  # the frame preprocessing is timed on (UCSD Ped2's size)
 
 
 def timeit(fn, min_time: float = 2.0, min_runs: int = 3) -> float:
@@ -54,18 +62,21 @@ def train_step_seconds(model: OCRGANVideo, batch: int) -> float:
     cfg = model.cfg
     g_opt = torch.optim.Adam(model.generator.parameters(), 2e-4)
     d_opt = torch.optim.Adam(model.discriminator.parameters(), 2e-4)
-    clip = torch.rand(batch, cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1
+    clip = torch.rand(batch, cfg.num_frames, cfg.in_channels, *cfg.hw) * 2 - 1
+    real = clip[:, :, :cfg.nc]
 
     def step():
         model.train()
         gen = model(clip)
-        logits, _, _ = model.discriminator(torch.cat([clip, gen.fake.detach(), clip]))
+        logits, _, _ = model.discriminator(torch.cat([real, gen.fake.detach(), real]))
         r, f, a = logits.split(batch)
         d_opt.zero_grad()
         L.adversarial_d(r, f, a).backward()
         d_opt.step()
-        logits, _, att = model.discriminator(torch.cat([gen.fake, clip]))
-        loss = cfg.w_con * L.reconstruction(gen.fake, clip) + L.adversarial_g(logits[:batch])
+        logits, _, att = model.discriminator(torch.cat([gen.fake, real]))
+        loss = cfg.w_con * L.reconstruction(gen.fake, real) + L.adversarial_g(logits[:batch])
+        if gen.fake_flow is not None:
+            loss = loss + cfg.w_flow * L.reconstruction(gen.fake_flow, gen.target_flow)
         loss = loss + L.feature_matching(att[batch:].detach(), att[:batch])
         g_opt.zero_grad()
         loss.backward()
@@ -76,6 +87,7 @@ def train_step_seconds(model: OCRGANVideo, batch: int) -> float:
 
 def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     cfg = model.cfg
     model.eval()
     t, s = cfg.num_frames, cfg.stride
@@ -86,7 +98,7 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     peak = matmul_flops()
     row["matmul_GFLOPs"] = round(peak / 1e9, 1)
     for b in (1, 8):
-        clip = torch.rand(b, t, cfg.nc, *cfg.hw) * 2 - 1
+        clip = torch.rand(b, t, cfg.in_channels, *cfg.hw) * 2 - 1
         with torch.inference_mode():
             sec = timeit(lambda clip=clip: model.score(clip, pos))
         flops = flops_per_window(model, clip, pos)
@@ -97,15 +109,26 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     with torch.inference_mode():
         sec = timeit(lambda: cl.score(clip, pos))  # the batch of 8
     row["channels_last_speedup_b8"] = round(b * s / sec / row["fps_b8"], 2)
+    row["preprocess_ms"] = round(1000 * preprocess_seconds(cfg), 2)
+    row["whole_fps_b1"] = round(1 / (1 / row["fps_b1"] + row["preprocess_ms"] / 1000), 1)
     if train:
         row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
     return row
 
 
+def preprocess_seconds(cfg: OCRGANConfig) -> float:
+    """Seconds to turn one grey camera frame into model input: resize and, with the motion band, the flow."""
+    rng = np.random.default_rng(0)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, CAMERA_FRAME, dtype=np.uint8), (5, 5), 0) for _ in range(2)]
+    prep = SequencePreprocessor(cfg)
+    k = iter(range(10**9))
+    return timeit(lambda: prep(frames[next(k) % 2]), 1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--configs", default="seed,seed-ngf32,seed-ngf16,ped2-128x192-ngf16")
+    ap.add_argument("--configs", default="seed,seed-ngf16,ped2-motion")
     ap.add_argument("--checkpoint", help="also benchmark this checkpoint's config")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -119,7 +142,8 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     cols = ["config", "threads", "size", "ngf", "stride", "params_M", "GFLOP_per_frame_b8", "fps_b1", "fps_b8",
-            "achieved_vs_matmul_b8", "channels_last_speedup_b8", "matmul_GFLOPs", "train_step_s_b4"]
+            "achieved_vs_matmul_b8", "channels_last_speedup_b8", "preprocess_ms", "whole_fps_b1", "matmul_GFLOPs",
+            "train_step_s_b4"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -53,7 +53,7 @@ RANDOM = {"small": FALLBACK, "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz
 def bare_speed(host: ModelHost, batch: int, seconds: float = 3.0) -> tuple[float, float]:
     """(published frames/s, CPU seconds per frame) of score_windows on ready windows of `batch` cameras."""
     cfg = host.model.cfg
-    windows = [Window(torch.rand(cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1, list(range(host.stride)))
+    windows = [Window(torch.rand(cfg.num_frames, cfg.in_channels, *cfg.hw) * 2 - 1, list(range(host.stride)))
                for _ in range(batch)]
     score_windows(host.model, windows, amp=host.amp)
     n, t0, c0 = 0, time.perf_counter(), time.thread_time()

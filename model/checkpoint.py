@@ -28,7 +28,8 @@ FORMAT = "ocrgan-video"
 FORMAT_VERSION = 3  # 2: the SHA-256 covers the header as well as the tensors; 3: the motion band and its scales
 
 
-SCORE_BUFFERS = ("app_scale", "motion_scale", "rec_scale", "feat_scale", "score_mean", "score_std", "threshold")
+SCORE_BUFFERS = ("app_scale", "motion_scale", "speed_scale", "rec_scale", "feat_scale", "score_mean", "score_std",
+                 "threshold")
 
 
 class CheckpointError(ValueError):

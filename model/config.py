@@ -40,9 +40,11 @@ class OCRGANConfig:
     w_temporal_reg: float = 0.01
     w_flow: float = 10.0  # L1 of the predicted flow (pixels per frame)
     # --- scoring ---------------------------------------------------------------------------
-    w_score_feat: float = 0.5  # weight of the (scaled) discriminator-feature distance
-    w_score_app: float = 1.0  # in the error map: weight of the (scaled) appearance error
-    w_score_motion: float = 1.0  # in the error map: weight of the (scaled) flow error (with the motion band)
+    w_score_feat: float = 0.25  # weight of the (scaled) discriminator-feature distance
+    w_score_app: float = 1.0  # weight of the (scaled) appearance error
+    w_score_motion: float = 1.0  # weight of the (scaled) flow error (with the motion band)
+    w_score_speed: float = 0.0  # weight of the (scaled) flow magnitude itself (with the motion band): what no
+    # prediction can explain away
     score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
     score_smoothing: float = 0.0  # causal EMA factor on published scores (0 = none)
     stride: int = 8  # frames between scored windows; each window publishes its last `stride` frames

@@ -11,7 +11,15 @@ from model.config import OCRGANConfig
 from model.discriminator import FrameDiscriminator
 from model.frequency import OmniFrequencySplit
 from model.generator import MultiStreamUNet
-from model.scoring import error_map, feature_distance, flow_error_map, local_error_map, pooled_error
+from model.scoring import (
+    CUES,
+    combine_cues,
+    error_map,
+    feature_distance,
+    flow_error_map,
+    local_error_map,
+    pooled_error,
+)
 from model.temporal import TemporalModule
 
 
@@ -26,13 +34,24 @@ class Generated:
 
 
 @dataclass
+class ErrorMaps:
+    app: torch.Tensor  # (B, T', H, W) squared appearance error
+    motion: torch.Tensor | None = None  # (B, T', H, W) length of the flow's deviation from its prediction
+    speed: torch.Tensor | None = None  # (B, T', H, W) length of the flow itself
+
+
+@dataclass
 class Scored:
     raw: torch.Tensor  # (B, T') combined per-frame score
-    rec: torch.Tensor  # (B, T') patch maximum of the error map (scaled appearance + flow error)
+    rec: torch.Tensor  # (B, T') patch maximum of the error map (the scaled, weighted cue maps' pixel-wise maximum)
     feat: torch.Tensor  # (B, T') discriminator-feature distance
     app: torch.Tensor  # (B, T') patch maximum of the appearance error alone
-    motion: torch.Tensor  # (B, T') patch maximum of the flow error alone (zeros without the motion band)
+    motion: torch.Tensor | None  # (B, T') patch maximum of the flow error alone (None without the motion band)
+    speed: torch.Tensor | None  # (B, T') patch maximum of the flow magnitude alone (None without the motion band)
     heatmap: torch.Tensor | None  # (B, T', H, W) the local error map, when asked for
+
+    def cues(self) -> dict[str, torch.Tensor | None]:
+        return {k: getattr(self, k) for k in CUES}
 
 
 class OCRGANVideo(nn.Module):
@@ -43,10 +62,11 @@ class OCRGANVideo(nn.Module):
     shifted by one frame, the first frame repeated, and every temporal module is causal); with
     "reconstruct" the clip is reconstructed from itself, as in OCR-GAN; with "mixed" the appearance of
     frame t is reconstructed (through the decoder's bottleneck) and its flow predicted from the past.
-    The score of a frame is the largest patch mean of its error map (at each pixel the larger of the
-    appearance and flow errors, each in units of its extreme on normal data), or, if larger, the distance
-    between the discriminator's features of the frame and of its prediction in the same units. Scales,
-    score statistics and the threshold are buffers, saved with the weights.
+    The score of a frame is its largest weighted cue, each cue in units of its extreme on normal data: the
+    appearance error, the flow error and the flow's own magnitude (each the largest mean over patches of its
+    map), and the distance between the discriminator's features of the frame and of its prediction. Scales,
+    score statistics and the threshold are buffers, saved with the weights; a scene calibration may replace the
+    scales (`scales=` of `combine`).
     """
 
     def __init__(self, cfg: OCRGANConfig) -> None:
@@ -58,6 +78,7 @@ class OCRGANVideo(nn.Module):
         # each part's extreme on normal data (a high quantile of its per-frame value), the unit it is scored in
         self.register_buffer("app_scale", torch.tensor(1.0))
         self.register_buffer("motion_scale", torch.tensor(1.0))
+        self.register_buffer("speed_scale", torch.tensor(1.0))
         self.register_buffer("feat_scale", torch.tensor(1.0))
         self.register_buffer("rec_scale", torch.tensor(1.0))  # the error map's typical peak on normal data (display)
         self.register_buffer("score_mean", torch.tensor(0.0))  # of published scores on normal data
@@ -102,37 +123,48 @@ class OCRGANVideo(nn.Module):
         return maps
 
     # --- scoring -------------------------------------------------------------------------------
-    def error_maps(self, gen: Generated) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(appearance error, flow error or None), each (B, T', H, W), unscaled."""
+    def error_maps(self, gen: Generated) -> ErrorMaps:
+        """The per-pixel cues, unscaled: appearance error and, with the motion band, flow error and speed."""
         app = error_map(gen.target, gen.fake)
-        motion = flow_error_map(gen.target_flow, gen.fake_flow) if gen.fake_flow is not None else None
-        return app, motion
+        if gen.fake_flow is None:
+            return ErrorMaps(app)
+        return ErrorMaps(app, flow_error_map(gen.target_flow, gen.fake_flow), gen.target_flow.float().norm(dim=2))
 
-    def combined_map(self, app: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
-        """The error map the score pools: at each pixel the larger of the weighted errors, each in units of its
-        extreme on normal data (so one cue at its extreme suffices, and one cue's everyday noise never adds to
-        another's)."""
-        out = self.cfg.w_score_app * app / self.app_scale
-        if motion is not None:
-            out = torch.maximum(out, self.cfg.w_score_motion * motion / self.motion_scale)
+    def weights(self) -> dict[str, float]:
+        """The score's weight of each cue (CUES), from the config."""
+        return {k: getattr(self.cfg, f"w_score_{k}") for k in CUES}
+
+    def scales(self) -> dict[str, float]:
+        """The unit of each cue (CUES): its extreme on the calibration footage."""
+        return {k: float(getattr(self, f"{k}_scale")) for k in CUES}
+
+    def combined_map(self, maps: ErrorMaps, weights: dict[str, float] | None = None,
+                     scales: dict[str, float] | None = None) -> torch.Tensor:
+        """The per-pixel picture of the score: at each pixel the largest weighted cue map in its units (what the
+        heatmap shows; its largest patch mean is `rec`)."""
+        w, sc = weights or self.weights(), scales or self.scales()
+        out = w["app"] * maps.app / sc["app"]
+        for name in ("motion", "speed"):
+            m = getattr(maps, name)
+            if m is not None and w[name] > 0:
+                out = torch.maximum(out, w[name] * m / sc[name])
         return out
 
-    def combine(self, rec: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
-        """Per-frame score: the error map's largest patch mean, or the weighted feature distance if larger."""
-        return torch.maximum(rec, self.cfg.w_score_feat * feat / self.feat_scale)
+    def combine(self, cues: dict[str, torch.Tensor | None], scales: dict[str, float] | None = None) -> torch.Tensor:
+        """Per-frame score from per-frame cues (CUES): the largest weighted cue in its units (model.scoring)."""
+        return combine_cues(cues, self.weights(), scales or self.scales())
 
     @torch.no_grad()
     def score_detailed(self, clip: torch.Tensor, positions: slice | None = None, heatmap: bool = False) -> Scored:
         gen = self(clip, positions)
-        app, motion = self.error_maps(gen)
-        err = self.combined_map(app, motion)
+        maps = self.error_maps(gen)
         p = self.cfg.score_patch
-        rec = pooled_error(err, p)
         d = self.discriminator
         feat = feature_distance(d.frame_features(gen.target), d.frame_features(gen.fake))
-        raw = self.combine(rec, feat)
-        return Scored(raw, rec, feat, pooled_error(app, p),
-                      pooled_error(motion, p) if motion is not None else torch.zeros_like(rec),
+        pooled = {k: pooled_error(m, p) if m is not None else None for k, m in vars(maps).items()}
+        err = self.combined_map(maps)
+        raw = self.combine({**pooled, "feat": feat})
+        return Scored(raw, pooled_error(err, p), feat, pooled["app"], pooled["motion"], pooled["speed"],
                       local_error_map(err, p) if heatmap else None)
 
     def score(self, clip: torch.Tensor, positions: slice | None = None) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Per-frame anomaly scores and per-pixel anomaly maps from a clip and its reconstruction."""
+"""Per-frame anomaly scores and per-pixel anomaly maps from a clip and its reconstruction, and the rule that
+combines the score's cues."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ def local_error_map(err: torch.Tensor, patch: int) -> torch.Tensor:
 def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
     """Mean squared distance between per-frame features: (B, T, nz) x 2 -> (B, T)."""
     return (f_real.float() - f_fake.float()).pow(2).mean(dim=-1)
+
+
+CUES = ("app", "motion", "speed", "feat")  # appearance error, flow error, flow magnitude, feature distance
+
+
+def combine_cues(cues: dict[str, torch.Tensor], weights: dict[str, float], scales: dict[str, float]) -> torch.Tensor:
+    """Per-frame score: the largest weighted cue, each in units of its extreme on normal footage (so one cue at its
+    extreme suffices, and one cue's everyday noise never adds to another's). `cues` maps names of CUES to per-frame
+    values (any missing cue, or one of weight 0, is left out); `weights` and `scales` map the same names."""
+    parts = [weights[k] * v.float() / scales[k] for k, v in cues.items() if v is not None and weights[k] > 0]
+    if not parts:
+        raise ValueError("no cue has a positive weight")
+    return torch.stack(parts).amax(dim=0)

@@ -72,10 +72,15 @@ class WindowScores:
     indices: list[int]
     raw: torch.Tensor  # (n,) raw scores of the published frames, on the CPU
     heatmaps: torch.Tensor | None  # (n, H, W) on the CPU, when asked for
-    rec: torch.Tensor  # (n,) the score's error-map component: the map's largest patch mean
-    feat: torch.Tensor  # (n,) the score's discriminator-feature component
+    rec: torch.Tensor  # (n,) the error map's largest patch mean (the heatmap's peak)
+    feat: torch.Tensor  # (n,) the discriminator-feature distance
     app: torch.Tensor | None = None  # (n,) the appearance error alone (its largest patch mean)
-    motion: torch.Tensor | None = None  # (n,) the flow error alone
+    motion: torch.Tensor | None = None  # (n,) the flow error alone (None without the motion band)
+    speed: torch.Tensor | None = None  # (n,) the flow's magnitude alone (None without the motion band)
+
+    def cues(self) -> dict[str, torch.Tensor | None]:
+        """The per-frame cues the raw score combines (model.scoring.CUES)."""
+        return {"app": self.app, "motion": self.motion, "speed": self.speed, "feat": self.feat}
 
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
@@ -90,13 +95,14 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
     with torch.inference_mode(), ctx:
         s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
-    parts = [t.float().cpu() for t in (s.raw, s.rec, s.feat, s.app, s.motion)]
+    parts = [x.float().cpu() if x is not None else None for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed)]
     maps = s.heatmap.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)
-        raw, rec, feat, app, motion = (t[i, k - n:] for t in parts)
-        out.append(WindowScores(w.indices, raw, maps[i, k - n:] if maps is not None else None, rec, feat, app, motion))
+        raw, rec, feat, app, motion, speed = (x[i, k - n:] if x is not None else None for x in parts)
+        out.append(WindowScores(w.indices, raw, maps[i, k - n:] if maps is not None else None, rec, feat, app, motion,
+                                speed))
     return out
 
 

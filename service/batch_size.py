@@ -32,7 +32,7 @@ def measure_batch(model: OCRGANVideo, stride: int, candidates: Sequence[int] = C
     rates: dict[int, float] = {}
     best = candidates[0]
     for b in candidates:
-        clip = (torch.rand(b, t, cfg.nc, *cfg.hw, generator=gen) * 2 - 1).to(device)
+        clip = (torch.rand(b, t, cfg.in_channels, *cfg.hw, generator=gen) * 2 - 1).to(device)
         with torch.inference_mode():
             model.score(clip, positions)  # warm-up: allocations, oneDNN primitives
             start = timer()

@@ -1,9 +1,12 @@
-"""A scene's own normal score level, learnt from its first frames, for cameras and uploaded clips alike.
+"""A scene's own units and normal score level, learnt from its first frames, for cameras and uploaded clips alike.
 
-A camera learns it over its first OCRGAN_CALIBRATION_FRAMES frames; an uploaded clip over its first N seconds
-(POST /score?calibrate_seconds=N), or takes a camera's (?camera=ID). Either way smoothed scores are then
-normalised as (score - mean) / std and compared with the checkpoint's threshold, so the threshold means "this
-many spreads above this scene's normal level" wherever the scene was filmed.
+A camera learns them over its first OCRGAN_CALIBRATION_FRAMES frames; an uploaded clip over its first N seconds
+(POST /score?calibrate_seconds=N), or takes a camera's (?camera=ID). Either way each cue of the score (appearance
+error, flow error, flow magnitude, feature distance) is measured in units of its extreme on the scene's own normal
+frames, not the training scene's (model/scales.py), and the smoothed scores are normalised as (score - mean) / std
+of the opening frames and compared with the checkpoint's threshold. So the threshold means "this many spreads above
+this scene's normal level" wherever the scene was filmed, and a cue that is merely noisy on a new scene (the
+appearance error of a scene the model never saw) cannot drown the others.
 """
 
 from __future__ import annotations
@@ -16,50 +19,75 @@ from typing import TYPE_CHECKING, Any
 from service.errors import ServiceError
 
 if TYPE_CHECKING:  # settings import this module: it must not pull in torch
+    import torch
+
     from model import OCRGANVideo
 
 MIN_FRAMES = 10  # fewer frames than this give no usable spread
 TIMESTAMP_SLACK = 1e-4  # seconds: a frame this close to the end of the calibration seconds is past it (rounding)
+STD_FLOOR = 0.05  # the spread is at least this share of the mean, so a static scene does not turn noise into anomalies
 
 
 class CalibrationState(StrEnum):
     OFF = "off"  # the checkpoint's statistics
     WARMING = "warming"  # collecting the first frames; anomaly flags held back
-    DONE = "done"  # normalising with the scene's own mean/std
+    DONE = "done"  # normalising with the scene's own units and mean/std
+
+
+def floored_std(values: list[float], mean: float) -> float:
+    n = len(values)
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / max(n - 1, 1))
+    return max(std, STD_FLOOR * abs(mean), 1e-8)
 
 
 class Calibration:
-    """Learn the mean/std of a scene's smoothed scores over its first `frames` frames (Welford), and the mean of
-    their raw reconstruction error (`rec`, the peak of each frame's heatmap) as the scene's heatmap scale."""
+    """Learn a scene's units and normal score level from its first `frames` frames: each frame's cues are kept
+    until the warm-up is complete; then each cue's unit is its extreme on them (at least a share of the
+    checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level. The mean
+    of their `rec` (the peak of each frame's heatmap) is the scene's heatmap scale."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, model: OCRGANVideo) -> None:
         self.target = frames
-        self.n = 0
+        self.model = model
+        self.rows: list[dict[str, float | None]] = []
+        self.recs: list[float] = []
         self.mean = 0.0
-        self.m2 = 0.0
-        self.rec_n = 0
-        self.rec_mean = 0.0
+        self.std = 1.0
+        self.scales: dict[str, float] | None = None
+        self.smoothed: float | None = None  # the smoother's state after the last warm-up frame, in the new units
         self.state = CalibrationState.WARMING
 
-    def add(self, x: float, rec: float | None = None) -> bool:
-        """Take one smoothed score (and its frame's raw rec); True when the warm-up has just completed."""
-        self.n += 1
-        d = x - self.mean
-        self.mean += d / self.n
-        self.m2 += d * (x - self.mean)
-        if rec is not None:
-            self.rec_n += 1
-            self.rec_mean += (rec - self.rec_mean) / self.rec_n
-        if self.n >= self.target and self.state is CalibrationState.WARMING:
-            self.state = CalibrationState.DONE
-            return True
-        return False
-
     @property
-    def std(self) -> float:
-        """Sample std, floored at 5% of the mean so a static scene does not turn noise into anomalies."""
-        std = math.sqrt(self.m2 / max(self.n - 1, 1))
-        return max(std, 0.05 * abs(self.mean), 1e-8)
+    def n(self) -> int:
+        return len(self.rows)
+
+    def add(self, cues: dict[str, float | None], rec: float | None = None) -> bool:
+        """Take one frame's cues (and its rec); True when the warm-up has just completed."""
+        if self.state is not CalibrationState.WARMING:
+            return False
+        self.rows.append(cues)
+        if rec is not None:
+            self.recs.append(rec)
+        if self.n < self.target:
+            return False
+        self._fit()
+        self.state = CalibrationState.DONE
+        return True
+
+    def _fit(self) -> None:
+        import torch
+
+        from model import ScorePostprocessor
+        from model.scales import scene_scales
+
+        cues: dict[str, torch.Tensor | None] = {
+            k: torch.tensor([r[k] for r in self.rows]) if self.rows[0][k] is not None else None for k in self.rows[0]}
+        self.scales = scene_scales(self.model, cues)
+        post = ScorePostprocessor(self.model.cfg.score_smoothing, 0.0, 1.0, math.inf)
+        smoothed = [post(float(x))[0] for x in self.model.combine(cues, self.scales)]
+        self.mean = sum(smoothed) / len(smoothed)
+        self.std = floored_std(smoothed, self.mean)
+        self.smoothed = post.state
 
     @property
     def heatmap_scale(self) -> float | None:
@@ -67,33 +95,40 @@ class Calibration:
         frame's rec, the largest patch mean of its heatmap. The checkpoint's `rec_scale` is the same mean taken
         over the training footage, so a snapshot drawn with this scale shows the scene's own typical peak where
         the checkpoint's would show the training scene's (None when no rec was given)."""
-        return self.rec_mean if self.rec_n else None
+        return sum(self.recs) / len(self.recs) if self.recs else None
+
+
+def frame_cues(cues: dict[str, torch.Tensor | None], i: int) -> dict[str, float | None]:
+    """Frame i's cues as numbers, from per-frame tensors (WindowScores.cues())."""
+    return {k: float(v[i]) if v is not None else None for k, v in cues.items()}
 
 
 # --- uploaded clips --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Scale:
-    """The mean/std that normalise a clip's smoothed scores, where they came from, and how many of its first
-    frames were used to learn them (those are flagged `calibrating` and never anomalous)."""
+    """What normalises a clip's scores: the units of its cues (None: the checkpoint's), the mean/std of its smoothed
+    scores, where they came from, and how many of its first frames were used to learn them (those are flagged
+    `calibrating` and never anomalous)."""
 
     mean: float
     std: float
     source: str  # "checkpoint", "clip" or "camera"
     info: dict[str, Any] = field(default_factory=dict)  # clip: seconds, frames; camera: its id, frames
     opening: int = 0
+    scales: dict[str, float] | None = None
 
     def describe(self) -> str | dict[str, Any]:
-        """The answer's "calibration": "checkpoint", or an object naming the source with its mean and std."""
+        """The answer's "calibration": "checkpoint", or an object naming the source with its mean, std and units."""
         if self.source == "checkpoint":
             return "checkpoint"
-        return {"source": self.source, **self.info, "mean": self.mean, "std": self.std}
+        return {"source": self.source, **self.info, "mean": self.mean, "std": self.std, "scales": self.scales}
 
 
 class CheckpointScale:
-    """The checkpoint's statistics (fitted on its training footage): the default."""
+    """The checkpoint's units and statistics (fitted on its training footage): the default."""
 
-    def resolve(self, model: OCRGANVideo, scores: list[float], timestamps: list[float]) -> Scale:
+    def resolve(self, model: OCRGANVideo, cues: dict[str, torch.Tensor | None], timestamps: list[float]) -> Scale:
         return Scale(float(model.score_mean), float(model.score_std), "checkpoint")
 
 
@@ -104,21 +139,21 @@ class OpeningScale:
 
     seconds: float
 
-    def resolve(self, model: OCRGANVideo, scores: list[float], timestamps: list[float]) -> Scale:
+    def resolve(self, model: OCRGANVideo, cues: dict[str, torch.Tensor | None], timestamps: list[float]) -> Scale:
         t0 = timestamps[0] if timestamps else 0.0
         n = sum(1 for t in timestamps if t - t0 < self.seconds - TIMESTAMP_SLACK)
         span = f"the first {self.seconds:g} s"
-        if n >= len(scores):
-            raise ServiceError(422, f"{span} cover all {len(scores)} frames of the clip "
+        if n >= len(timestamps):
+            raise ServiceError(422, f"{span} cover all {len(timestamps)} frames of the clip "
                                     f"({timestamps[-1] - t0:.2f} s from first to last): none would be left to score; "
                                     "give fewer calibrate_seconds")
         if n < MIN_FRAMES:
             raise ServiceError(422, f"{span} hold {n} frame(s); calibrating needs at least {MIN_FRAMES}: "
                                     "give more calibrate_seconds")
-        cal = Calibration(n)
-        for x in scores[:n]:
-            cal.add(x)
-        return Scale(cal.mean, cal.std, "clip", {"seconds": self.seconds, "frames": n}, opening=n)
+        cal = Calibration(n, model)
+        for i in range(n):
+            cal.add(frame_cues(cues, i))
+        return Scale(cal.mean, cal.std, "clip", {"seconds": self.seconds, "frames": n}, opening=n, scales=cal.scales)
 
 
 @dataclass(frozen=True)
@@ -129,6 +164,7 @@ class CameraScale:
     mean: float
     std: float
     frames: int
+    scales: dict[str, float] | None = None
 
     @classmethod
     def of(cls, camera: str, view: dict[str, Any] | None) -> CameraScale:
@@ -148,10 +184,12 @@ class CameraScale:
                                     f"{norm['calibration_target']} frames); retry once it has calibrated")
         if state != CalibrationState.DONE:
             raise ServiceError(409, f"camera {camera!r} has no calibration (calibration {state})")
-        return cls(camera, float(norm["mean"]), float(norm["std"]), int(norm["calibration_target"]))
+        return cls(camera, float(norm["mean"]), float(norm["std"]), int(norm["calibration_target"]),
+                   norm.get("scales"))
 
-    def resolve(self, model: OCRGANVideo, scores: list[float], timestamps: list[float]) -> Scale:
-        return Scale(self.mean, self.std, "camera", {"camera": self.camera, "frames": self.frames})
+    def resolve(self, model: OCRGANVideo, cues: dict[str, torch.Tensor | None], timestamps: list[float]) -> Scale:
+        return Scale(self.mean, self.std, "camera", {"camera": self.camera, "frames": self.frames},
+                     scales=self.scales)
 
 
 ClipScale = CheckpointScale | OpeningScale | CameraScale

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
 from model import ClipScores, OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
+from model.scales import cue_values
 from model.windows import postprocess
 from service.calibration import CheckpointScale, ClipScale, Scale
 from service.errors import ServiceError
@@ -231,9 +232,14 @@ def normalised_frames(post: ClipScores, timestamps: list[float], scale: Scale,
 def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid: tuple[int, int] | None,
                 elapsed_s: float, scale: ClipScale | None = None) -> dict[str, Any]:
     """The JSON document of POST /score and `ocrgan score`; `scale` defaults to the checkpoint's statistics."""
-    raw = torch.cat([p.raw for p in parts]) if parts else torch.zeros(0)
+    cues = cue_values(parts)
+    resolved = (scale or CheckpointScale()).resolve(host.model, cues, meta.timestamps) if parts else \
+        CheckpointScale().resolve(host.model, cues, meta.timestamps)
+    if resolved.scales is None:  # the checkpoint's units: the scores as scored
+        raw = torch.cat([p.raw for p in parts]) if parts else torch.zeros(0)
+    else:  # the scene's units
+        raw = host.model.combine(cues, resolved.scales)
     post = postprocess(host.model, raw)
-    resolved = (scale or CheckpointScale()).resolve(host.model, post.score.tolist(), meta.timestamps)
     frames = normalised_frames(post, meta.timestamps, resolved, host.threshold)
     out: dict[str, Any] = {
         "frames": frames,

@@ -1,5 +1,6 @@
 """A camera's published scores: the checkpoint's smoothing/normalisation (ScorePostprocessor), calibration to
-the camera's own normal statistics (service/calibration.py, on by default), and anomaly events with hysteresis."""
+the camera's own units and normal statistics (service/calibration.py, on by default), and anomaly events with
+hysteresis."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model import ScorePostprocessor, WindowScores
-from service.calibration import Calibration, CalibrationState
+from service.calibration import Calibration, CalibrationState, frame_cues
 from service.model_host import ModelHost
 
 
@@ -49,9 +50,10 @@ class StreamScoring:
     def __init__(self, stream_id: str, host: ModelHost, calibrate: bool, calibration_frames: int,
                  event_start: int, event_end: int) -> None:
         self.stream_id = stream_id
+        self.model = host.model
         self.post = ScorePostprocessor.for_model(host.model)
         self.rec_scale = float(host.model.rec_scale)
-        self.calibration = Calibration(calibration_frames) if calibrate else None
+        self.calibration = Calibration(calibration_frames, host.model) if calibrate else None
         self.events = EventTracker(event_start, event_end)
         self.last: LastScore | None = None
         self.events_started = 0
@@ -59,13 +61,16 @@ class StreamScoring:
     def consume(self, scores: WindowScores, timestamps: list[float]) -> list[dict[str, Any]]:
         """One window's published frames -> score messages (and event messages), in frame order."""
         out: list[dict[str, Any]] = []
-        for index, raw, rec, ts in zip(scores.indices, scores.raw.tolist(), scores.rec.tolist(), timestamps,
-                                       strict=True):
-            score, normalised, anomaly = self.post(raw)
-            if self.calibration is not None and self.calibration.state is CalibrationState.WARMING:
+        cues = scores.cues()
+        raws = self._raw(scores)
+        for i, (index, rec, ts) in enumerate(zip(scores.indices, scores.rec.tolist(), timestamps, strict=True)):
+            score, normalised, anomaly = self.post(raws[i])
+            c = self.calibration
+            if c is not None and c.state is CalibrationState.WARMING:
                 anomaly = False
-                if self.calibration.add(score, rec):
-                    self.post.mean, self.post.std = self.calibration.mean, self.calibration.std
+                if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
+                    self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
+                    raws = self._raw(scores)
             self.last = LastScore(index, ts, score, normalised, anomaly)
             out.append({"type": "score", "stream_id": self.stream_id, "frame_index": index, "timestamp": ts,
                         "score": score, "normalised": normalised, "anomaly": anomaly})
@@ -76,6 +81,13 @@ class StreamScoring:
                             "timestamp": ts, "started_at": self.events.started_at,
                             "peak": self.events.peak, "at": time.time()})
         return out
+
+    def _raw(self, scores: WindowScores) -> list[float]:
+        """Raw scores in the scene's units once calibrated, else as scored (the checkpoint's units)."""
+        c = self.calibration
+        if c is None or c.scales is None:
+            return scores.raw.tolist()
+        return self.model.combine(scores.cues(), c.scales).tolist()
 
     @property
     def heatmap_scale(self) -> float:
@@ -98,5 +110,6 @@ class StreamScoring:
                 "calibration_frames": None if c is None else min(c.n, c.target),
                 "calibration_target": None if c is None else c.target,
                 "heatmap_scale": self.heatmap_scale,
+                "scales": None if c is None else c.scales,
             },
         }

@@ -1,5 +1,7 @@
-"""Small synthetic surveillance videos made by the tests: blobs walking slowly to the right are
-normal; a blob crossing too fast (or against the flow) is the anomaly."""
+"""Small synthetic surveillance videos made by the tests: blobs walking slowly to the right are normal; the
+anomalies are a block crossing too fast ("fast"), one moving vertically ("wrong-way"), a walker going left at
+a walker's speed ("backwards") and a foreign object, a dark square, walking right at a walker's speed
+("foreign")."""
 
 from __future__ import annotations
 
@@ -13,25 +15,35 @@ import numpy as np
 
 def moving_shapes(n: int, h: int = 64, w: int = 96, seed: int = 0, anomaly_from: int | None = None,
                   anomaly: str = "fast") -> tuple[np.ndarray, np.ndarray]:
-    """(frames (n, h, w) uint8 grey, labels (n,) 0/1)."""
+    """(frames (n, h, w) uint8 grey, labels (n,) 0/1); speeds are in pixels per frame at 96 pixels wide."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
     background = (60 + 40 * xx / w + 20 * np.sin(yy / 7.0)).astype(np.float32)
-    walkers = [(rng.uniform(8, h - 8), rng.uniform(0, w), rng.uniform(0.8, 1.5)) for _ in range(3)]
+    k = w / 96  # sizes and speeds scale with the frame
+    walkers = [(rng.uniform(8 * k, h - 8 * k), rng.uniform(0, w), k * rng.uniform(0.8, 1.5)) for _ in range(3)]
     frames = np.empty((n, h, w), np.uint8)
     labels = np.zeros(n, np.uint8)
     for t in range(n):
         img = background.copy()
         for y, x0, v in walkers:
             x = (x0 + v * t) % w
-            cv2.ellipse(img, (int(x), int(y)), (3, 6), 0, 0, 360, 200.0, -1)
+            cv2.ellipse(img, (int(x), int(y)), (round(3 * k), round(6 * k)), 0, 0, 360, 200.0, -1)
         if anomaly_from is not None and t >= anomaly_from:
-            k = t - anomaly_from
+            j = t - anomaly_from
             if anomaly == "fast":
-                x, y = (5 + 9 * k) % w, h // 2
-            else:  # "wrong-way": moves vertically against the flow
-                x, y = w // 3, (h - 5 - 4 * k) % h
-            cv2.rectangle(img, (int(x) - 5, int(y) - 4), (int(x) + 5, int(y) + 4), 240.0, -1)
+                x, y = (5 * k + 9 * k * j) % w, h // 2
+                cv2.rectangle(img, (int(x - 5 * k), int(y - 4 * k)), (int(x + 5 * k), int(y + 4 * k)), 240.0, -1)
+            elif anomaly == "wrong-way":  # moves vertically against the flow
+                x, y = w // 3, (h - 5 * k - 4 * k * j) % h
+                cv2.rectangle(img, (int(x - 5 * k), int(y - 4 * k)), (int(x + 5 * k), int(y + 4 * k)), 240.0, -1)
+            elif anomaly == "backwards":  # a walker, at a walker's speed, to the left
+                x, y = (w - 10 * k - 1.2 * k * j) % w, h // 2
+                cv2.ellipse(img, (int(x), int(y)), (round(3 * k), round(6 * k)), 0, 0, 360, 200.0, -1)
+            elif anomaly == "foreign":  # nothing like a walker, at a walker's speed, the normal way
+                x, y = (10 * k + 1.2 * k * j) % w, h // 2
+                cv2.rectangle(img, (int(x - 7 * k), int(y - 7 * k)), (int(x + 7 * k), int(y + 7 * k)), 20.0, -1)
+            else:
+                raise ValueError(f"unknown anomaly {anomaly!r}")
             labels[t] = 1
         img += rng.normal(0, 2.0, img.shape).astype(np.float32)
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)

@@ -88,20 +88,23 @@ def _moving_patch(frames: np.ndarray, ph: int, pw: int) -> tuple[int, int]:
 
 
 def _silhouette(frames: np.ndarray, oy: int, ox: int, ph: int, pw: int, at: int) -> np.ndarray:
-    """(ph, pw) bool: the pixels of the region that differ from its background in frame `at`, the background
-    being the region's median over the window (a moving object is seldom in the same place)."""
+    """(ph, pw) float in [0, 1]: how much each pixel of the region belongs to what differs from its background in
+    frame `at`, the background being the region's median over the window (a moving object is seldom in the same
+    place); feathered at the edges, so a pasted object carries no seam or halo of the ground it stood on."""
     region = frames[:, oy:oy + ph, ox:ox + pw].astype(np.int16)
     background = np.median(region, axis=0)
     diff = np.abs(region[at] - background)
     diff = diff.max(-1) if diff.ndim == 3 else diff
-    mask = cv2.dilate((diff > 12).astype(np.uint8), np.ones((3, 3), np.uint8))
-    return mask.astype(bool) if mask.any() else np.ones((ph, pw), bool)
+    mask = (diff > 12).astype(np.float32)
+    if not mask.any():
+        return np.ones((ph, pw), np.float32)
+    return cv2.GaussianBlur(mask, (3, 3), 0)
 
 
 def _paste_track(frames: np.ndarray, patch: np.ndarray, start: tuple[float, float], angle: float, speed: float,
                  first: int, mask: np.ndarray | None = None) -> None:
-    """Paste `patch` (its `mask` pixels only, when given) at `start` (y, x) in frame `first`, moving `speed`
-    pixels per frame along `angle`; it bounces off the frame's edges so it stays in view."""
+    """Paste `patch` (blended by its `mask`, an opacity in [0, 1], when given) at `start` (y, x) in frame `first`,
+    moving `speed` pixels per frame along `angle`; it bounces off the frame's edges so it stays in view."""
     t, h, w = frames.shape[:3]
     ph, pw = patch.shape[:2]
     y, x = start
@@ -111,7 +114,9 @@ def _paste_track(frames: np.ndarray, patch: np.ndarray, start: tuple[float, floa
         if mask is None:
             frames[k, iy:iy + ph, ix:ix + pw] = patch
         else:
-            frames[k, iy:iy + ph, ix:ix + pw][mask] = patch[mask]
+            a = mask[..., None] if patch.ndim == 3 else mask
+            under = frames[k, iy:iy + ph, ix:ix + pw].astype(np.float32)
+            frames[k, iy:iy + ph, ix:ix + pw] = np.round(a * patch + (1 - a) * under).astype(frames.dtype)
         y, x = y + vy, x + vx
         if not 0 <= y <= h - ph:
             vy, y = -vy, min(max(y, 0), h - ph)
@@ -151,10 +156,10 @@ def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.nd
         sy, sx = _moving_patch(donor, ph, pw)
         at = len(donor) - 1
         scale = 1.6 + 0.6 * float(torch.rand((), generator=g))
-        mask = _silhouette(donor, sy, sx, ph, pw, at).astype(np.uint8)
+        mask = _silhouette(donor, sy, sx, ph, pw, at)
         big_h, big_w = min(h, round(ph * scale)), min(w, round(pw * scale))
         patch = cv2.resize(donor[at, sy:sy + ph, sx:sx + pw], (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(mask, (big_w, big_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        mask = np.clip(cv2.resize(mask, (big_w, big_h), interpolation=cv2.INTER_LINEAR), 0, 1)
         y, x = min(y, h - big_h), min(x, w - big_w)
         _paste_track(out, patch, (y, x), prior.likely_direction(cy, cx, g), prior.speed, first, mask)
     else:

@@ -10,28 +10,24 @@ import torch
 from tqdm import tqdm
 
 from model import OCRGANVideo, iter_clip_scores
+from model.scales import cue_values, extreme
 from model.windows import postprocess
 
 log = logging.getLogger(__name__)
 
 
-SCALE_QUANTILE = 0.99  # a part's unit: this quantile of its per-frame values on normal footage
-
-
-def extreme(values: torch.Tensor) -> float:
-    """The SCALE_QUANTILE of per-frame values on normal footage (1 when they are all zero)."""
-    return float(torch.quantile(values.float(), SCALE_QUANTILE)) or 1.0
+SCALES = ("app_scale", "motion_scale", "speed_scale", "rec_scale", "feat_scale")
 
 
 def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: float = 0.995,
               batch: int = 8) -> dict[str, float]:
-    """From normal sequences of model input frames: the units of the appearance error, the flow error and the
-    feature distance (their extremes on these frames), the error map's typical peak (for heatmaps), then the
-    mean/std of published scores and the threshold (the `quantile` of normalised scores). Two passes: the
-    error map depends on the units."""
+    """From normal sequences of model input frames: the units of the appearance error, the flow error, the flow's
+    magnitude and the feature distance (their extremes on these frames), the error map's typical peak (for
+    heatmaps), then the mean/std of published scores and the threshold (the `quantile` of normalised scores).
+    Two passes: the error map depends on the units."""
     model.eval()
     sequences = list(sequences)
-    for name in ("app_scale", "motion_scale", "rec_scale", "feat_scale"):
+    for name in SCALES:
         getattr(model, name).fill_(1.0)
 
     def score_all(desc: str) -> list[list]:
@@ -43,8 +39,8 @@ def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: f
     first = score_all("calibrating (1/2)")
     if not first:
         raise ValueError("calibration needs at least one frame of normal footage")
-    for name in ("app", "motion", "feat"):
-        getattr(model, f"{name}_scale").fill_(extreme(torch.cat([getattr(p, name) for seq in first for p in seq])))
+    for name, values in cue_values([p for seq in first for p in seq]).items():
+        getattr(model, f"{name}_scale").fill_(extreme(values) if values is not None else 1.0)
     second = score_all("calibrating (2/2)")
     model.rec_scale.fill_(float(torch.cat([p.rec for seq in second for p in seq]).mean()) or 1.0)
     model.set_score_statistics(0.0, 1.0, float("inf"))
@@ -53,7 +49,7 @@ def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: f
     mean, std = float(scores.mean()), float(scores.std()) or 1.0
     threshold = float(np.quantile((scores - mean) / std, quantile))
     model.set_score_statistics(mean, std, threshold)
-    stats = {k: float(getattr(model, k)) for k in ("app_scale", "motion_scale", "rec_scale", "feat_scale")}
+    stats = {k: float(getattr(model, k)) for k in SCALES}
     stats.update({"score_mean": mean, "score_std": std, "threshold": threshold, "threshold_quantile": quantile,
                   "frames": len(scores)})
     log.info("calibrated on %d frames: mean %.4g std %.4g threshold %.3g", len(scores), mean, std, threshold)

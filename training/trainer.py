@@ -422,7 +422,7 @@ class Trainer:
         if self.cfg.select_score_weights:
             weights, table = select_weights(self.model, self.val_set)
             aucs = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
-            extra = {"w_score_app": weights["w_score_app"], "w_score_feat": weights["w_score_feat"]}
+            extra = dict(weights)
         else:
             aucs, extra = pseudo_anomaly_auc(self.model, self.val_set, progress=True), {}
         return {"pseudo_auc": aucs.pop("mean"), **{f"pseudo_auc_{k}": round(v, 4) for k, v in aucs.items()}, **extra}

@@ -12,4 +12,4 @@ def tiny_cfg(**kw) -> OCRGANConfig:
 
 
 def rand_clip(cfg: OCRGANConfig, b: int = 2) -> torch.Tensor:
-    return torch.rand(b, cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1
+    return torch.rand(b, cfg.num_frames, cfg.in_channels, *cfg.hw) * 2 - 1

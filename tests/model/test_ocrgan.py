@@ -1,6 +1,7 @@
 import torch
 
 from model import OCRGANVideo
+from model.ocrgan import ErrorMaps
 from tests.model.helpers import rand_clip, tiny_cfg
 
 
@@ -12,23 +13,51 @@ def test_eval_scores_do_not_depend_on_the_rest_of_the_batch():
     assert torch.allclose(model.score(batch)[2:3], alone, atol=1e-5)
 
 
-def test_score_is_the_larger_of_the_scaled_error_map_and_feature_distance():
+def test_score_is_the_largest_weighted_cue_in_its_units():
     model = OCRGANVideo(tiny_cfg(w_score_app=0.8, w_score_feat=0.5)).eval()
     model.app_scale.fill_(2.0)
     model.feat_scale.fill_(5.0)
     s = model.score_detailed(rand_clip(model.cfg), heatmap=True)
-    assert torch.allclose(s.rec, 0.8 * s.app / 2.0)  # without the motion band the map is the appearance error's
-    assert torch.allclose(s.raw, torch.maximum(s.rec, 0.5 * s.feat / 5.0))
+    assert s.motion is None and s.speed is None  # without the motion band
+    assert torch.allclose(s.raw, torch.maximum(0.8 * s.app / 2.0, 0.5 * s.feat / 5.0))
+    assert torch.allclose(s.rec, 0.8 * s.app / 2.0)  # the heatmap's peak: the appearance map's
     assert s.heatmap is not None and (s.heatmap >= 0).all()
 
 
-def test_the_error_map_takes_the_larger_cue_at_each_pixel():
-    cfg = tiny_cfg(motion=True, w_score_app=0.5)
+def test_a_scene_calibration_replaces_the_units():
+    cfg = tiny_cfg(motion=True, w_score_app=0.5, w_score_speed=1.0, w_score_feat=0.25)
+    model = OCRGANVideo(cfg).eval()
+    cues = {"app": torch.tensor([0.2, 0.1]), "motion": torch.tensor([1.0, 3.0]), "speed": torch.tensor([2.0, 0.5]),
+            "feat": torch.tensor([4.0, 4.0])}
+    assert torch.allclose(model.combine(cues), torch.tensor([2.0, 3.0]))  # the checkpoint's units are 1
+    scene = {"app": 0.01, "motion": 2.0, "speed": 4.0, "feat": 1.0}
+    assert torch.allclose(model.combine(cues, scene), torch.tensor([10.0, 5.0]))
+
+
+def test_the_heatmap_takes_the_largest_cue_at_each_pixel():
+    cfg = tiny_cfg(motion=True, w_score_app=0.5, w_score_speed=0.25)
     model = OCRGANVideo(cfg).eval()
     model.app_scale.fill_(0.1)
     model.motion_scale.fill_(2.0)
-    app, motion = torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8)
-    assert torch.equal(model.combined_map(app, motion), torch.maximum(0.5 * app / 0.1, motion / 2.0))
+    model.speed_scale.fill_(0.5)
+    app, motion, speed = torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8)
+    got = model.combined_map(ErrorMaps(app, motion, speed))
+    assert torch.equal(got, torch.maximum(torch.maximum(0.5 * app / 0.1, motion / 2.0), 0.25 * speed / 0.5))
+    no_speed = model.weights() | {"speed": 0.0}
+    assert torch.equal(model.combined_map(ErrorMaps(app, motion, speed), no_speed),
+                       torch.maximum(0.5 * app / 0.1, motion / 2.0))
+
+
+def test_the_speed_cue_is_the_flow_magnitude_whatever_the_prediction():
+    model = OCRGANVideo(tiny_cfg(motion=True)).eval()
+    clip = rand_clip(model.cfg, 1)
+    clip[:, :, -2:] = 0
+    clip[:, -1, -2, 2:4, 2:4] = 3.0  # an object moving 3 pixels per frame to the right in the last frame
+    clip[:, -1, -1, 2:4, 2:4] = 4.0  # and 4 down
+    s = model.score_detailed(clip, positions=slice(-1, None))
+    maps = model.error_maps(model(clip, positions=slice(-1, None)))
+    assert maps.speed[0, 0, 2, 2] == 5.0 and maps.speed.sum() == 20.0
+    assert s.speed.shape == s.raw.shape and s.speed.item() > 0
 
 
 def test_reconstruction_targets_the_clip_itself():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,3 +70,20 @@ def test_demo_serves_live_scores(tmp_path):
         assert (tmp_path / "cache" / "ocrgan" / "demo-random-weights.safetensors").is_file()
     registry = tmp_path / "state" / "ocrgan" / "demo-streams.json"
     assert not registry.exists() or '"demo"' not in registry.read_text()
+
+
+def test_the_shipped_model_flags_the_demo_clips_anomalies_and_little_else():
+    """Calibrated on the demo clip's first 10 s, the shipped checkpoint flags at most 5% of the normal frames from
+    10 s to 18 s, and frames of each staged anomaly: the vehicle from 18.5 s and the runner from 25 s."""
+    out = subprocess.run([sys.executable, "-m", "ocrgan_cli", "score", str(DEMO_CLIP), "--calibrate-seconds", "10",
+                          "--json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OCRGAN_TORCH_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    frames = json.loads(out.stdout)["frames"]
+
+    def flagged(start: float, end: float) -> list[bool]:
+        return [f["anomaly"] for f in frames if start <= f["timestamp"] < end]
+
+    normal = flagged(10.0, 18.0)
+    assert len(normal) == 200 and sum(normal) <= 0.05 * len(normal), sum(normal)
+    assert any(flagged(18.5, 20.5)) and any(flagged(25.0, 26.5))

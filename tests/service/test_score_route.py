@@ -60,16 +60,18 @@ def test_scores_are_on_the_checkpoints_scale_unless_calibrated(app, mp4_clip):
 
 def test_a_calibrated_upload_is_normalised_by_its_opening_seconds(app, mp4_clip, tmp_path):
     """Normal walkers for 18 frames, then a blob crossing too fast: the first 0.4 s (10 frames at 25 fps) are
-    taken as the scene's normal footage and normalise every frame; the anomaly stands out against them."""
-    plain = upload(app, mp4_clip)
+    taken as the scene's normal footage: each cue is measured in units of its extreme there, and the scores'
+    mean/std there normalise every frame; the anomaly stands out against them."""
     body = upload(app, mp4_clip, calibrate_seconds=0.4)
     frames = body["frames"]
     score = np.array([f["score"] for f in frames])
-    assert score.tolist() == [f["score"] for f in plain["frames"]]  # calibrating changes the scale only
     opening = score[:10]
     mean, std = opening.mean(), max(opening.std(ddof=1), 0.05 * opening.mean())
-    assert body["calibration"] == {"source": "clip", "seconds": 0.4, "frames": 10,
-                                   "mean": pytest.approx(mean), "std": pytest.approx(std)}
+    cal = body["calibration"]
+    assert cal == {"source": "clip", "seconds": 0.4, "frames": 10, "mean": pytest.approx(mean),
+                   "std": pytest.approx(std), "scales": cal["scales"]}
+    assert set(cal["scales"]) == {"app", "motion", "speed", "feat"} and all(v > 0 for v in cal["scales"].values())
+    assert opening.max() < 1.5  # in the scene's units a normal frame's cues are at most about 1
     assert [f["normalised"] for f in frames] == pytest.approx(((score - mean) / std).tolist(), rel=1e-6, abs=1e-9)
     assert [f["calibrating"] for f in frames] == [i < 10 for i in range(30)]
     threshold = body["model"]["threshold"]
@@ -118,7 +120,7 @@ def test_a_cameras_calibration_normalises_a_clip_of_its_scene(live, rtsp, mp4_cl
     norm = view["normalisation"]
     body = upload(app, mp4_clip, camera="gate")
     assert body["calibration"] == {"source": "camera", "camera": "gate", "frames": 10,
-                                   "mean": norm["mean"], "std": norm["std"]}
+                                   "mean": norm["mean"], "std": norm["std"], "scales": norm["scales"]}
     frames = body["frames"]
     score = np.array([f["score"] for f in frames])
     assert [f["normalised"] for f in frames] == pytest.approx(((score - norm["mean"]) / norm["std"]).tolist())

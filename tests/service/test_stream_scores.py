@@ -25,21 +25,27 @@ class _Host:
         self.model.set_score_statistics(mean, std, threshold)
 
 
-def scores(indices, values, rec=None):
-    t = torch.tensor(values)
-    return WindowScores(indices, t, None, t if rec is None else torch.tensor(rec), t)
+def scores(indices, app, rec=None, feat=0.1):
+    """A window's scores as the checkpoint scores them (appearance weight 1 and unit 1, so raw = app)."""
+    a = torch.tensor(app)
+    return WindowScores(indices, a, None, a if rec is None else torch.tensor(rec), torch.full_like(a, feat), a)
 
 
 def test_stream_scoring_messages_and_calibration():
+    """A scene whose appearance error is 10 times the training scene's: the warm-up learns it as the scene's unit,
+    so the scores are then about 1 on its normal frames, and twice its normal error is an anomaly."""
     s = StreamScoring("cam", _Host(), calibrate=True, calibration_frames=4, event_start=2, event_end=2)
     msgs = s.consume(scores([0, 1], [10.0, 10.0]), [100.0, 100.1])
     assert [m["type"] for m in msgs] == ["score", "score"]
     assert msgs[0] == {"type": "score", "stream_id": "cam", "frame_index": 0, "timestamp": 100.0, "score": 10.0,
                        "normalised": 10.0, "anomaly": False}  # held back while warming up
     s.consume(scores([2, 3], [10.0, 10.0]), [100.2, 100.3])
-    assert s.describe()["normalisation"]["calibration"] == "done"
-    assert s.post.mean == pytest.approx(10.0)
+    norm = s.describe()["normalisation"]
+    assert norm["calibration"] == "done"
+    assert norm["scales"]["app"] == pytest.approx(10.0) and norm["scales"]["feat"] == pytest.approx(0.25)  # floored
+    assert s.post.mean == pytest.approx(1.0) and s.post.std == pytest.approx(0.05)  # in the scene's units
     msgs = s.consume(scores([4, 5, 6], [10.0, 20.0, 20.0]), [100.4, 100.5, 100.6])
+    assert [m["score"] for m in msgs[:3]] == pytest.approx([1.0, 2.0, 2.0])
     kinds = [(m["type"], m.get("event")) for m in msgs]
     assert kinds == [("score", None), ("score", None), ("score", None), ("event", "start")]
     assert msgs[1]["anomaly"] and not msgs[0]["anomaly"]

@@ -1,13 +1,13 @@
 import pytest
 
 from model import OCRGANVideo
-from model.scoring import pooled_error
+from model.scales import extreme
+from model.scoring import CUES
 from tests.model.helpers import tiny_cfg
 from tests.synthetic import moving_shapes
 from training.anomalies import KINDS
-from training.calibrate import extreme
 from training.frame_store import FrameStore
-from training.selection import APP_WEIGHTS, FEAT_WEIGHTS, auc_se, select_weights, window_parts
+from training.selection import APP_WEIGHTS, FEAT_WEIGHT, MOTION_WEIGHTS, auc_se, select_weights, window_parts
 from training.validation import build_validation_set, pseudo_anomaly_auc
 
 
@@ -22,13 +22,15 @@ def test_the_simplest_weighting_within_a_standard_error_of_the_best_is_chosen(va
     cfg, vs = validation
     model = OCRGANVideo(cfg).eval()
     weights, table = select_weights(model, vs)
-    assert len(table) == len(APP_WEIGHTS) * len(FEAT_WEIGHTS)
+    assert len(table) == len(MOTION_WEIGHTS) * len(APP_WEIGHTS)
+    assert {r["w_score_feat"] for r in table} == {FEAT_WEIGHT}  # fixed: the forgeries overrate it
     assert all(set(KINDS) <= set(row) and 0 < row["mean_se"] < 0.1 for row in table)
     top = max(table, key=lambda r: r["mean"])
     close = [r for r in table if r["mean"] >= top["mean"] - top["mean_se"]]
-    best = min(close, key=lambda r: r["w_score_app"] + r["w_score_feat"])
-    assert all(r["w_score_app"] + r["w_score_feat"] >= best["w_score_app"] + best["w_score_feat"] for r in close)
-    assert weights == {"w_score_app": best["w_score_app"], "w_score_motion": 1.0, "w_score_feat": best["w_score_feat"]}
+    total = lambda r: sum(r[f"w_score_{k}"] for k in CUES)  # noqa: E731
+    best = min(close, key=lambda r: (total(r), -r["mean"]))  # the simplest, and of those the best
+    assert all(total(r) >= total(best) for r in close)
+    assert weights == {f"w_score_{k}": best[f"w_score_{k}"] for k in CUES}
 
 
 def test_the_table_predicts_what_the_model_scores(validation):
@@ -37,13 +39,10 @@ def test_the_table_predicts_what_the_model_scores(validation):
     cfg, vs = validation
     model = OCRGANVideo(cfg).eval()
     _, table = select_weights(model, vs)
-    row = next(r for r in table if r["w_score_app"] == 0.5 and r["w_score_feat"] == 0.5)
-    model.cfg = model.cfg.replace(w_score_app=0.5, w_score_feat=0.5)
-    normal = window_parts(model, vs.windows)
-    p = model.cfg.score_patch
-    model.app_scale.fill_(extreme(pooled_error(normal.app[None], p)[0]))
-    model.motion_scale.fill_(extreme(pooled_error(normal.motion[None], p)[0]))
-    model.feat_scale.fill_(extreme(normal.feat))
+    row = next(r for r in table if r["w_score_app"] == 0.5 and r["w_score_speed"] == 1 and r["w_score_motion"] == 0)
+    model.cfg = model.cfg.replace(**{f"w_score_{k}": row[f"w_score_{k}"] for k in CUES})
+    for name, values in window_parts(model, vs.windows).items():
+        getattr(model, f"{name}_scale").fill_(extreme(values))
     aucs = pseudo_anomaly_auc(model, vs)
     assert all(aucs[k] == pytest.approx(row[k], abs=1e-6) for k in KINDS)
 
@@ -53,6 +52,7 @@ def test_without_the_motion_band_the_appearance_error_is_the_score(validation):
     store = FrameStore.from_frames(cfg, [moving_shapes(30, 32, 48, seed=s)[0] for s in range(2)])
     weights, table = select_weights(OCRGANVideo(cfg).eval(), build_validation_set(store, cfg.num_frames, cfg.stride))
     assert weights["w_score_app"] == 1.0 and {r["w_score_app"] for r in table} == {1.0}
+    assert {(r["w_score_motion"], r["w_score_speed"]) for r in table} == {(0.0, 0.0)}
 
 
 def test_auc_standard_error_by_hand():
