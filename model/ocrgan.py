@@ -50,9 +50,6 @@ class Scored:
     speed: torch.Tensor | None  # (B, T') patch maximum of the flow magnitude alone (None without the motion band)
     heatmap: torch.Tensor | None  # (B, T', H, W) the local error map, when asked for
 
-    def cues(self) -> dict[str, torch.Tensor | None]:
-        return {k: getattr(self, k) for k in CUES}
-
 
 class OCRGANVideo(nn.Module):
     """Clips (B, T, C_in, H, W) -> per-frame anomaly scores: C_in is the appearance (nc channels in

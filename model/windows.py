@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from model.ocrgan import OCRGANVideo
+from model.scoring import CUES
 
 
 @dataclass
@@ -80,7 +81,7 @@ class WindowScores:
 
     def cues(self) -> dict[str, torch.Tensor | None]:
         """The per-frame cues the raw score combines (model.scoring.CUES)."""
-        return {"app": self.app, "motion": self.motion, "speed": self.speed, "feat": self.feat}
+        return {k: getattr(self, k) for k in CUES}
 
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,

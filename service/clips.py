@@ -233,8 +233,8 @@ def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid
                 elapsed_s: float, scale: ClipScale | None = None) -> dict[str, Any]:
     """The JSON document of POST /score and `ocrgan score`; `scale` defaults to the checkpoint's statistics."""
     cues = cue_values(parts)
-    resolved = (scale or CheckpointScale()).resolve(host.model, cues, meta.timestamps) if parts else \
-        CheckpointScale().resolve(host.model, cues, meta.timestamps)
+    chosen = scale if scale is not None and parts else CheckpointScale()  # nothing scored: nothing to calibrate on
+    resolved = chosen.resolve(host.model, cues, meta.timestamps)
     if resolved.scales is None:  # the checkpoint's units: the scores as scored
         raw = torch.cat([p.raw for p in parts]) if parts else torch.zeros(0)
     else:  # the scene's units
