@@ -104,7 +104,8 @@ class StreamWorker:
         self.counts = {"decoded": 0, "skipped": 0, "dropped": 0, "scored": 0, "decode_errors": 0}
         self.reconnects = 0
         self.failures = 0  # consecutive failed connections
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why the camera is not running; None while it runs
+        self.last_error_at: float | None = None  # epoch seconds last_error was recorded at
         self.last_frame_at: float | None = None  # monotonic
         self.started_at = time.time()
         self.source_size: tuple[int, int] | None = None
@@ -144,7 +145,7 @@ class StreamWorker:
     # --- connection loop -------------------------------------------------------------------------
     def _run(self) -> None:
         s = self.settings
-        opts = SourceOptions(s.open_timeout_seconds, s.watchdog_seconds)
+        opts = SourceOptions(s.open_timeout_seconds, s.watchdog_seconds, s)
         while not self._stop.is_set():
             try:
                 self._recheck_url()
@@ -152,10 +153,10 @@ class StreamWorker:
                     self.source_size = source.size
                     self._consume(source)
             except SourceError as e:
-                self.last_error = str(e)
+                self._error(str(e))
             except Exception as e:  # a bug must not kill the camera for good
                 log.exception("stream %s: unexpected error", self.id)
-                self.last_error = redact(f"{type(e).__name__}: {e}")
+                self._error(redact(f"{type(e).__name__}: {e}"))
             if self._stop.is_set():
                 break
             self.failures += 1
@@ -168,9 +169,13 @@ class StreamWorker:
             self._restart_windows()
             self._stop.wait(backoff(self.failures, s.reconnect_base_seconds, s.reconnect_cap_seconds))
 
+    def _error(self, message: str) -> None:
+        self.last_error, self.last_error_at = message, time.time()
+
     def _recheck_url(self) -> None:
         """The URL policy again before every connection: a host name checked at registration may resolve
-        to a refused address now (DNS rebinding onto loopback, link-local or metadata addresses)."""
+        to a refused address now (DNS rebinding onto loopback, link-local or metadata addresses), or to none.
+        The relay checks each address it connects to once more (service/relay.py)."""
         if self.target.is_file:
             return  # a built-in camera, or a file allowed at registration
         try:
@@ -189,6 +194,7 @@ class StreamWorker:
             if not got_frame:
                 got_frame = True
                 self.failures = 0
+                self.last_error = self.last_error_at = None  # the error is past (its reason stays in the status log)
                 self._set_state(StreamState.RUNNING)
             self.last_frame_at = now
             self.counts["decoded"] += 1
@@ -304,7 +310,8 @@ class StreamWorker:
             "frames_scored": self.counts["scored"],
             "decode_errors": self.counts["decode_errors"],
             "reconnects": self.reconnects,
-            "last_error": self.last_error,
+            "last_error": self.last_error,  # why it is not running (connecting/reconnecting/failed); null while running
+            "last_error_at": self.last_error_at,
             "last_frame_age_s": age,
             "source_size": list(self.source_size) if self.source_size else None,
             "replica": self.replica,

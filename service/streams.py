@@ -88,12 +88,12 @@ class StreamManager:
                     log.exception("coordinator tick failed")
 
     # --- API -------------------------------------------------------------------------------------
-    def validate(self, spec: StreamSpec) -> StreamTarget:
+    def validate(self, spec: StreamSpec, resolve: bool = True) -> StreamTarget:
         """Check a new camera against the URL policy and the model; raises ServiceError(422)."""
         cfg = self.host.model.cfg
         if spec.stride is not None and not 1 <= spec.stride <= cfg.num_frames:
             raise ServiceError(422, f"stride must be in [1, {cfg.num_frames}] for this model")
-        return check_stream_url(spec.url, self.settings)
+        return check_stream_url(spec.url, self.settings, resolve)
 
     def add(self, spec: StreamSpec) -> dict[str, Any]:
         """Register a camera (URL already validated); 409 if the id is taken."""
@@ -233,7 +233,9 @@ class StreamManager:
     def _start_registered(self, sid: str) -> None:
         try:
             spec = StreamSpec.model_validate(self.specs[sid])
-            target = self.validate(spec)  # the registry may have been edited by hand
+            # the registry may have been edited by hand; a name that does not resolve now (DNS down) is the
+            # worker's to report and retry, not a reason to leave the camera unstarted
+            target = self.validate(spec, resolve=False)
         except (ValueError, ServiceError) as e:
             log.error("stream %s: registry entry refused: %s", sid, redact(str(e)))
             self.backend.release(sid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from service.scorer import Scorer
 from service.snapshot import render_snapshot
 from service.stream_worker import FpsSampler, StreamState, StreamWorker, backoff
 from service.urls import StreamTarget
+from tests.service.junk_servers import SilentTCP
 from tests.service.servers import free_port, wait_for
 
 
@@ -38,11 +40,20 @@ def test_backoff_is_capped_exponential_with_jitter():
 class Recorder:
     def __init__(self):
         self.messages = []
+        self.received = []  # monotonic time each message was published at
         self.lock = threading.Lock()
 
     def __call__(self, messages):
+        now = time.monotonic()
         with self.lock:
             self.messages.extend(messages)
+            self.received.extend(now for _ in messages)
+
+    def first_status(self, state):
+        """(message, monotonic time) of the first status message that announced `state`."""
+        with self.lock:
+            return next((m, t) for m, t in zip(self.messages, self.received, strict=True)
+                        if m["type"] == "status" and m["state"] == state)
 
     def of(self, kind):
         with self.lock:
@@ -160,24 +171,53 @@ def test_reconnects_after_the_camera_dies_and_returns(rtsp, parts, workers):
 
 
 @pytest.mark.slow
-def test_watchdog_restarts_a_stalled_camera(rtsp, parts, workers):
+def test_watchdog_ends_a_frozen_camera_on_time_and_the_error_is_past_once_running(rtsp, parts, workers):
+    """A server frozen mid-stream (its socket open, nothing sent): the watchdog fires at its setting, counted from
+    the last frame received, not later because of frames the decoder or FFmpeg still held."""
+    watchdog = 3.0
     server = rtsp(fps=10)
-    w, _rec = start_worker(workers, parts(watchdog_seconds=1.5), f"rtsp://127.0.0.1:{server.port}/cam")
-    wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running")
+    w, rec = start_worker(workers, parts(watchdog_seconds=watchdog), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["decoded"] > 10, 20, what="running")
+    assert w.view()["last_error"] is None
     os.killpg(server.proc.pid, signal.SIGSTOP)  # the socket stays open, no more packets
+    frozen = time.monotonic()
     try:
-        wait_for(lambda: w.state is StreamState.RECONNECTING, 10, what="watchdog")
+        wait_for(lambda: w.state is not StreamState.RUNNING, watchdog + 10, what="watchdog")
+        message, fired = rec.first_status("reconnecting")
+        last_frame = w.last_frame_at
     finally:
         os.killpg(server.proc.pid, signal.SIGCONT)
+    silence = fired - last_frame
+    print(f"\nwatchdog {watchdog:g}s: left running {silence:.2f}s after the last frame "
+          f"({fired - frozen:.2f}s after SIGSTOP)")
+    assert watchdog - 1 <= silence <= watchdog + 1, silence
+    assert last_frame <= frozen + 1  # no frame came long after the freeze (the decoder held none back)
+    assert message["reason"] == f"watchdog: no frame for {watchdog:g}s" == w.last_error
+    v = w.view()
+    assert v["last_error"] == message["reason"] and v["last_error_at"] >= message["timestamp"] - 1
     wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running again")
     assert w.reconnects >= 1
+    v = w.view()
+    assert v["last_error"] is None and v["last_error_at"] is None  # running: no error is current
+
+
+def test_a_camera_that_accepts_and_sends_nothing_times_out(parts, workers):
+    with SilentTCP() as silent:
+        start = time.monotonic()
+        w, rec = start_worker(workers, parts(max_failures=1, open_timeout_seconds=2),
+                              f"rtsp://127.0.0.1:{silent.port}/cam")
+        wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+        took = time.monotonic() - start
+    assert w.last_error == "cannot open: timed out after 2s", w.last_error
+    assert 1.5 <= took <= 4, took
+    assert rec.states() == ["failed"]
 
 
 def test_a_refusing_camera_fails_after_max_failures(parts, workers):
     w, rec = start_worker(workers, parts(max_failures=2), f"rtsp://127.0.0.1:{free_port()}/none")
     wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
     assert rec.states() == ["reconnecting", "failed"]
-    assert "Connection refused" in w.last_error and w.reconnects == 1
+    assert w.last_error == "cannot open: could not connect to the camera" and w.reconnects == 1
 
 
 def test_credentials_never_reach_status_or_errors(parts, workers):

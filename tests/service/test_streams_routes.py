@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from service.schemas import StreamSpec
 from tests.service.junk_servers import GarbageHTTP, SilentTCP
 from tests.service.servers import NOWHERE, free_port, wait_for
 
@@ -90,6 +91,8 @@ def test_refused_requests(live, tmp_path):
         ({"id": "ok", "url": "ftp://127.0.0.1:9/x"}, 422),
         ({"id": "ok", "url": "http://169.254.169.254/latest/meta-data/"}, 422),
         ({"id": "ok", "url": "http://metadata.google.internal/"}, 422),
+        ({"id": "ok", "url": "rtsp://[2002:a9fe:a9fe::]/"}, 422),  # 6to4 carrying the metadata address
+        ({"id": "ok", "url": "rtsp://camera.invalid/x"}, 422),  # a name that does not resolve
         ({"id": "ok", "url": NOWHERE, "stride": 9}, 422),  # the model has 8-frame windows
         ({"id": "ok", "url": NOWHERE, "fps": 0}, 422),
         ({"url": NOWHERE}, 422),
@@ -108,6 +111,18 @@ def test_refused_requests(live, tmp_path):
     assert app.client.get("/streams/nope/snapshot.jpg").status_code == 404
     assert app.client.post("/streams", json={"id": "cam", "url": NOWHERE}).status_code == 201
     assert app.client.post("/streams", json={"id": "cam", "url": NOWHERE}).status_code == 409
+
+
+def test_a_registered_camera_whose_name_no_longer_resolves_runs_and_says_so(live, make_settings):
+    """Registered while its name resolved; DNS gives nothing at start-up: the camera is not dropped, it retries
+    and tells why."""
+    settings = make_settings()
+    spec = StreamSpec(id="cam", url="rtsp://camera.invalid/x").model_dump()
+    settings.registry_path.write_text(json.dumps({"version": 1, "streams": {"cam": spec}}))
+    app = live(settings)
+    wait_for(lambda: app.client.get("/streams/cam").json().get("last_error"), 10, what="the camera's error")
+    v = app.client.get("/streams/cam").json()
+    assert v["state"] == "reconnecting" and v["last_error"] == "refused: host camera.invalid does not resolve"
 
 
 @pytest.mark.slow
@@ -140,7 +155,7 @@ def test_bad_cameras_never_hold_up_good_ones(live, rtsp):
         wait_for(lambda: all(state(app, sid) == "reconnecting" for sid in bad), 15, what="bad cameras reconnecting")
         errors = {sid: app.client.get(f"/streams/{sid}").json()["last_error"] for sid in bad}
         assert "Invalid data" in errors["junk"]
-        assert "refused" in errors["refused"]
+        assert errors["refused"] == "cannot open: could not connect to the camera"
         assert state(app, "good") == "running"
 
 
