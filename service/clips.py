@@ -3,11 +3,21 @@
 Frames are decoded as training decodes videos (luma for nc == 1, else RGB, at full size) and go through
 model.preprocess(); scores come from model.iter_clip_scores + the same post-processing as evaluation, normalised
 by the checkpoint's statistics or by a calibration (the clip's opening seconds, or a camera's).
+
+Frames are turned upright as the stream's display matrix says (a phone's 90-degree rotation), and timestamped in
+seconds from the first frame (its time in the file is the clip's start_time).
+
+A clip over its frame or pixel budget is refused before any of its frames is converted, preprocessed or scored
+(Clip._survey counts its packets first), and so is an MPEG-TS or -PS file with bytes no packet came from after its
+last packet (a damaged or spliced file, refused like one cut short); a Watch stops the work of a clip that takes
+too long or whose client has gone, between two frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +34,7 @@ from model import ClipScores, OCRGANConfig, SequencePreprocessor, WindowScores, 
 from model.scales import cue_values
 from model.windows import postprocess
 from service.calibration import CheckpointScale, ClipScale, Scale
-from service.errors import ServiceError
+from service.errors import CLIENT_GONE, ServiceError
 from service.model_host import ModelHost
 
 Reduce = Callable[[WindowScores], WindowScores]
@@ -35,6 +45,15 @@ STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe
 EXPANSION_ALLOWANCE = 2**27  # decoded pixels any clip may have whatever its size (~65 frames of 1080p)
 TRUNCATION_SLACK = 0.95  # a clip decoding to less than this share of its declared frames or duration is cut short
 DECODER_THREADS = 2  # per upload being decoded; uploads in parallel use the other cores
+# a demuxed video packet holds a frame or one field of one (H.264 PAFF, MPEG-2 field pictures in MPEG-TS or PS),
+# so a clip of n packets decodes to at least n / FIELDS_PER_FRAME frames
+FIELDS_PER_FRAME = 2
+# formats whose packets run to the end of the file (no trailing index): bytes after the last packet are damage
+STREAMED_FORMATS = ("mpegts", "mpeg")
+# a packet's bytes in the file are its payload plus the container's headers (MPEG-TS: 4 in 188, PES and pack
+# headers: about 2%); what lies beyond its estimated end and the slack (tables and padding a broadcast capture may
+# end with: 87 MPEG-TS packets) was read by no packet
+PACKET_OVERHEAD, TRAILING_SLACK_BYTES = 1.05, 16 * 1024
 
 
 @dataclass
@@ -43,14 +62,40 @@ class ClipLimits:
     max_pixels: int
     max_side: int
     max_expansion: float = 10_000.0  # decoded pixels per byte of the file, beyond EXPANSION_ALLOWANCE
+    min_side: int = 16  # below it a frame holds too little to scale up to the model's working size
 
     @classmethod
     def from_settings(cls, s) -> ClipLimits:
-        return cls(s.upload_max_frames, s.upload_max_pixels, s.upload_max_side, s.upload_max_expansion)
+        return cls(s.upload_max_frames, s.upload_max_pixels, s.upload_max_side, s.upload_max_expansion,
+                   s.upload_min_side)
 
     def pixel_budget(self, file_bytes: int) -> int:
         """Decoded pixels a file of this size may expand to (a decompression bomb goes far beyond)."""
         return max(EXPANSION_ALLOWANCE, int(self.max_expansion * file_bytes))
+
+
+class Watch:
+    """Stops one clip's decoding and scoring between two frames: 413 once it has taken longer than `max_seconds`
+    since start(), CLIENT_GONE once cancel() was called (the client went away: its answer would go nowhere)."""
+
+    def __init__(self, max_seconds: float = math.inf) -> None:
+        self.max_seconds = max_seconds
+        self.cancelled = threading.Event()
+        self.started = time.monotonic()
+
+    def start(self) -> None:
+        """The wall-time budget runs from now (the clip's turn to be decoded has come)."""
+        self.started = time.monotonic()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise ServiceError(CLIENT_GONE, "the client went away before the clip was scored")
+        if time.monotonic() - self.started > self.max_seconds:
+            raise ServiceError(413, f"decoding and scoring the clip took longer than {self.max_seconds:g} s "
+                                    "(OCRGAN_UPLOAD_PROCESSING_TIMEOUT_SECONDS): send a shorter or smaller clip")
 
 
 @dataclass
@@ -60,7 +105,20 @@ class ClipMeta:
     width: int
     height: int
     fps: float | None
-    timestamps: list[float] = field(default_factory=list)  # seconds, one per decoded frame
+    timestamps: list[float] = field(default_factory=list)  # seconds from the first frame, one per decoded frame
+    start_time: float | None = None  # the first frame's time in the file, seconds (None: the file has none)
+    rotation: int = 0  # degrees counterclockwise the decoded frames were turned to stand upright
+
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as scored: the coded size, turned by the rotation."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
+
+
+def _upright_turns(degrees: int) -> int:
+    """Quarter turns counterclockwise (np.rot90's k) for a display matrix's rotation; 0 when it is not a multiple of
+    90 degrees, as FFmpeg's own autorotation leaves such a frame."""
+    turns, rest = divmod(degrees, 90)
+    return turns % 4 if rest == 0 else 0
 
 
 def _reason(e: Exception) -> str:
@@ -69,6 +127,9 @@ def _reason(e: Exception) -> str:
 
 
 def _check_size(width: int, height: int, limits: ClipLimits, what: str) -> None:
+    if width < limits.min_side or height < limits.min_side:
+        raise ServiceError(422, f"{what} is {width}x{height}; a side must be at least {limits.min_side} pixels "
+                                "(OCRGAN_UPLOAD_MIN_SIDE)")
     if width > limits.max_side or height > limits.max_side:
         raise ServiceError(422, f"{what} is {width}x{height}; a side may be at most {limits.max_side} pixels")
     if width * height > limits.max_pixels:
@@ -77,12 +138,15 @@ def _check_size(width: int, height: int, limits: ClipLimits, what: str) -> None:
 
 
 class Clip:
-    """An opened video file, checked up front; frames() decodes lazily. Use as a context manager.
-    Raises ServiceError: 415 not a video / no video stream, 413 too many frames, 422 undecodable or absurd."""
+    """An opened video file, checked up front (its header, then its packets); frames() decodes lazily. Use as a
+    context manager. Raises ServiceError: 415 not a video / no video stream, 413 too many frames or pixels, or
+    longer than the watch allows, 422 undecodable or absurd."""
 
-    def __init__(self, path: Path, grey: bool, limits: ClipLimits) -> None:
+    def __init__(self, path: Path, grey: bool, limits: ClipLimits, watch: Watch | None = None) -> None:
+        self.path = path
         self.grey = grey
         self.limits = limits
+        self.watch = watch or Watch()
         self.file_bytes = path.stat().st_size
         try:
             self.container = av.open(str(path), metadata_errors="replace")
@@ -92,6 +156,7 @@ class Clip:
             raise ServiceError(415, f"not a video file FFmpeg can read ({_reason(e)})") from e
         try:
             self.meta = self._check()
+            self._survey()
         except BaseException:
             self.container.close()
             raise
@@ -124,17 +189,63 @@ class Clip:
     def close(self) -> None:
         self.container.close()
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """uint8 frames (H, W) luma or (H, W, 3) RGB, in decode order; timestamps recorded in meta."""
+    def _survey(self) -> None:
+        """Refuse a clip over the frame or pixel budget before decoding any of it, by its video packets (demuxed,
+        not decoded: milliseconds for a whole file). Packets / FIELDS_PER_FRAME frames are certain; when only the
+        packets themselves are over a budget, the frames are counted by decoding alone (no conversion, no
+        scoring), which stops at the first frame over the budget."""
+        packets, end = 0, 0
+        try:
+            for packet in self.container.demux():  # every stream's packets: an audio packet may come last
+                self.watch.check()
+                if packet.size and packet.pos is not None and packet.pos >= 0:
+                    end = max(end, packet.pos + int(packet.size * PACKET_OVERHEAD))
+                if packet.size and packet.stream.index == self.stream.index:  # an empty one flushes the decoder
+                    packets += 1
+        except av.FFmpegError:
+            end = 0  # a damaged file: decoding will say where
+        self._rewind()
+        self._check_tail(packets, end)
+        limits, size = self.limits, self.meta.width * self.meta.height
+        budget, frames = limits.pixel_budget(self.file_bytes), packets // FIELDS_PER_FRAME
+        if frames > limits.max_frames:
+            raise ServiceError(413, f"the clip has more than {limits.max_frames} frames (the limit): its "
+                                    f"{packets} video packets hold at least {frames}")
+        if frames * size > budget:
+            raise ServiceError(413, self._bomb_message(frames, f" (at least: its {packets} video packets)"))
+        if packets > limits.max_frames or packets * size > budget:
+            for _ in self._decode():
+                pass
+            self._rewind()
+
+    def _check_tail(self, packets: int, end: int) -> None:
+        """422 for an MPEG-TS or -PS file with more than a little after its last packet: bytes the demuxer skipped,
+        as it skips what it cannot read, are damage (junk or a file spliced onto the clip), and the clip is refused
+        as one cut short is, rather than scored as part of itself."""
+        if self.meta.format not in STREAMED_FORMATS or not end:
+            return
+        unread = self.file_bytes - end
+        if unread > TRAILING_SLACK_BYTES:
+            raise ServiceError(422, f"the {self.meta.format} file is damaged: {unread} of its {self.file_bytes} "
+                                    f"bytes, after its {packets} video packets, are no packet FFmpeg can read")
+
+    def _rewind(self) -> None:
+        """Back to the first packet: the file is opened anew (seeking to the start is not exact in every format)."""
+        self.container.close()
+        self.container = av.open(str(self.path), metadata_errors="replace")
+        self.stream = self.container.streams.video[0]
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """The video's frames in decode order, each checked against the limits and the watch before anything else
+        is done with it: a clip over a budget costs no conversion, preprocessing or scoring of its frames."""
         meta, limits = self.meta, self.limits
-        fmt = "gray" if self.grey else "rgb24"
-        convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
         self.stream.thread_type = "AUTO"
         self.stream.thread_count = DECODER_THREADS  # FFmpeg's own default is one per core, per upload
         budget = limits.pixel_budget(self.file_bytes)
         n = pixels = 0
         try:
             for frame in self.container.decode(self.stream):
+                self.watch.check()
                 if n == limits.max_frames:
                     raise ServiceError(413, f"the clip has more than {limits.max_frames} frames (the limit)")
                 if (frame.width, frame.height) != (meta.width, meta.height):
@@ -146,19 +257,35 @@ class Clip:
                 pixels += frame.width * frame.height
                 if pixels > budget:
                     raise ServiceError(413, self._bomb_message(n + 1))
-                t = frame.time
-                meta.timestamps.append(round(float(t), 6) if t is not None else n / (meta.fps or 25.0))
                 n += 1
-                yield convert.reformat(frame, format=fmt).to_ndarray()
+                yield frame
         except av.FFmpegError as e:
             raise ServiceError(422, f"the {meta.codec} video cannot be decoded after {n} frames ({_reason(e)})") from e
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """uint8 frames (H, W) luma or (H, W, 3) RGB, in decode order; timestamps recorded in meta."""
+        meta = self.meta
+        fmt = "gray" if self.grey else "rgb24"
+        convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
+        n, turns = 0, 0
+        for frame in self._decode():
+            if n == 0:  # the display matrix is the stream's: the first frame's holds for the clip
+                meta.rotation = _upright_turns(frame.rotation) * 90
+                turns = meta.rotation // 90
+                meta.start_time = round(float(frame.time), 6) if frame.time is not None else None
+            t = frame.time
+            meta.timestamps.append(round(float(t) - (meta.start_time or 0.0), 6) if t is not None
+                                   else n / (meta.fps or 25.0))
+            n += 1
+            image = convert.reformat(frame, format=fmt).to_ndarray()
+            yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
         if n == 0:
             raise ServiceError(422, f"no frame of the {meta.codec} video stream could be decoded")
         self._check_complete(n)
 
-    def _bomb_message(self, n: int) -> str:
+    def _bomb_message(self, n: int, counted: str = "") -> str:
         m = self.meta
-        return (f"the clip expands too much for its size: {n} frames of {m.width}x{m.height} from a file of "
+        return (f"the clip expands too much for its size: {n} frames of {m.width}x{m.height}{counted} from a file of "
                 f"{self.file_bytes} bytes is more than {self.limits.max_expansion:g} decoded pixels per byte "
                 "(a decompression bomb, or a clip too compressed to score; OCRGAN_UPLOAD_MAX_EXPANSION)")
 
@@ -246,8 +373,10 @@ def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid
         "num_frames": len(frames),
         "calibration": resolved.describe(),
         "fps": meta.fps,
-        "width": meta.width,
-        "height": meta.height,
+        "width": meta.upright_size()[0],
+        "height": meta.upright_size()[1],
+        "rotation": meta.rotation,
+        "start_time": meta.start_time,
         "format": meta.format,
         "codec": meta.codec,
         "model": host.describe(),
@@ -263,11 +392,14 @@ def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid
 
 def score_file(path: Path, host: ModelHost, limits: ClipLimits, stride: int, heatmaps: bool,
                grid: tuple[int, int], run: ClipRunner, started: float | None = None,
-               scale: ClipScale | None = None) -> dict[str, Any]:
+               scale: ClipScale | None = None, watch: Watch | None = None) -> dict[str, Any]:
     """Decode, score and describe a clip; `run` executes iter_clip_scores (in the scorer thread, or inline);
-    `scale` is what normalises the scores (service/calibration.py; the checkpoint's by default)."""
+    `scale` is what normalises the scores (service/calibration.py; the checkpoint's by default); `watch` stops
+    the work when it takes too long or its client has gone (its budget runs from this call)."""
     t0 = started if started is not None else time.perf_counter()
-    with Clip(path, host.grey, limits) as clip:
+    watch = watch or Watch()
+    watch.start()
+    with Clip(path, host.grey, limits, watch) as clip:
         parts = run(model_inputs(clip.frames(), host.model.cfg), stride, heatmaps, coarse_heatmaps(grid))
         return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0, scale)
 

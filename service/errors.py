@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+CLIENT_GONE = 499  # nginx's "client closed request": the work was stopped, nobody is left to read the answer
+
 
 class ServiceError(Exception):
     def __init__(self, status: int, message: str) -> None:

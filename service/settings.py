@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     upload_max_frames: int = Field(10_000, ge=1)
     upload_max_pixels: int = Field(4096 * 2304, ge=1)  # width * height
     upload_max_side: int = Field(4096, ge=16)
+    # the least width and height: the model scales every frame to its working size (96x64, and its flow to 192x128,
+    # for the shipped model); a frame of a few pixels scaled up holds nothing to score (a 1x1 clip is one flat grey)
+    upload_min_side: int = Field(16, ge=1)
     # decoded pixels per uploaded byte (beyond the first 2**27): refuses a small file that expands into
     # huge or countless frames; real footage stays under ~1000 even at very low bitrates
     upload_max_expansion: float = Field(10_000.0, gt=0)
@@ -85,6 +88,15 @@ class Settings(BaseSettings):
     max_concurrent_clips: int = Field(2, ge=1)  # clips decoded and scored at once; more requests wait
     max_concurrent_uploads: int = Field(8, ge=1)  # uploads received, waiting or scored at once; more get 429
     upload_idle_timeout_seconds: float = Field(30.0, gt=0)  # an upload that sends nothing this long gets 408
+    # an upload whose average rate since it began falls below this (once its grace period is over) gets 408, so
+    # clients trickling bytes cannot hold the upload slots; 16 kB/s (128 kbit/s) is slower than any usable link
+    upload_min_bytes_per_second: float = Field(16 * 1024, ge=0)  # 0 = no minimum rate
+    upload_rate_grace_seconds: float = Field(10.0, ge=0)  # the rate is first enforced this long into an upload
+    upload_timeout_seconds: float = Field(900.0, gt=0)  # the whole body must arrive within this, else 408
+    # decoding and scoring one clip (from when it starts, not counting the wait for OCRGAN_MAX_CONCURRENT_CLIPS)
+    # may take this long, else 413: the backstop behind the frame and pixel budgets (10,000 frames score in
+    # ~3.5 min with the shipped model on one CPU thread)
+    upload_processing_timeout_seconds: float = Field(600.0, gt=0)
     upload_dir: Path | None = None  # where uploads are spooled; None = the system temp dir
     # --- camera streams --------------------------------------------------------------------------
     stream_fps: float = Field(10.0, gt=0, le=120)  # default sampling rate of a camera
@@ -123,4 +135,6 @@ class Settings(BaseSettings):
     def _backoff(self) -> Settings:
         if self.reconnect_cap_seconds < self.reconnect_base_seconds:
             raise ValueError("reconnect_cap_seconds must be >= reconnect_base_seconds")
+        if self.upload_min_side > self.upload_max_side:
+            raise ValueError("upload_min_side must be <= upload_max_side")
         return self

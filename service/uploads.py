@@ -1,8 +1,11 @@
-"""Stream an uploaded clip (raw body or multipart field `file`) to a temp file, with a size cap."""
+"""Stream an uploaded clip (raw body or multipart field `file`) to a temp file, with a size cap and time limits."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import anyio
@@ -65,23 +68,59 @@ class _FilePart:
             self.sink.write(data[start:end])
 
 
-async def _chunks(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    """The body's chunks; 408 when the client sends nothing for `idle_timeout` seconds."""
+@dataclass(frozen=True)
+class UploadTimeouts:
+    """When a slow upload is ended with 408: nothing sent for `idle` s; an average rate since it began below
+    `min_rate` once `grace` s have passed; the whole body not in after `total` s. A client trickling a byte now
+    and then is never idle: only the rate and the total bound how long it holds an upload slot."""
+
+    idle: float = 30.0
+    min_rate: float = 0.0  # bytes/s; 0 = no minimum
+    grace: float = 10.0
+    total: float = math.inf
+
+    @classmethod
+    def from_settings(cls, s) -> UploadTimeouts:
+        return cls(s.upload_idle_timeout_seconds, s.upload_min_bytes_per_second, s.upload_rate_grace_seconds,
+                   s.upload_timeout_seconds)
+
+    def next_wait(self, elapsed: float, received: int) -> tuple[float, str]:
+        """How long the next chunk may take, `elapsed` s into an upload of `received` bytes so far; and the reason
+        given if it takes longer."""
+        waits = [(self.idle, f"the upload sent nothing for {self.idle:g} s"),
+                 (self.total - elapsed, f"the upload took longer than {self.total:g} s "
+                                        "(OCRGAN_UPLOAD_TIMEOUT_SECONDS)")]
+        if self.min_rate > 0:
+            behind = max(self.grace, received / self.min_rate)  # when the average rate drops below min_rate
+            waits.append((behind - elapsed, f"the upload is too slow: {received} bytes in {behind:.1f} s, less than "
+                                            f"the minimum of {self.min_rate:g} bytes/s "
+                                            "(OCRGAN_UPLOAD_MIN_BYTES_PER_SECOND)"))
+        return min(waits)
+
+
+async def _chunks(request: Request, timeouts: UploadTimeouts) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 when the client stalls, trickles or takes too long (UploadTimeouts)."""
     stream = request.stream().__aiter__()
+    start, received = time.monotonic(), 0
     while True:
+        wait, reason = timeouts.next_wait(time.monotonic() - start, received)
+        if wait <= 0:
+            raise UploadError(408, reason)
         try:
-            with anyio.fail_after(idle_timeout):
+            with anyio.fail_after(wait):
                 chunk = await stream.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError as e:
-            raise UploadError(408, f"the upload sent nothing for {idle_timeout:g} s") from e
+            raise UploadError(408, reason) from e
+        received += len(chunk)
         yield chunk
 
 
-async def receive_upload(request: Request, out: BinaryIO, max_bytes: int, idle_timeout: float = 30.0) -> int:
-    """Write the clip to `out`; returns its size. Raises UploadError (413 too big, 408 stalled,
-    400/422 malformed)."""
+async def receive_upload(request: Request, out: BinaryIO, max_bytes: int,
+                         timeouts: UploadTimeouts = UploadTimeouts()) -> int:
+    """Write the clip to `out`; returns its size. Raises UploadError (413 too big, 408 stalled, trickling or
+    too slow, 400/422 malformed)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     multipart = ctype == b"multipart/form-data"
     limit = max_bytes + (MULTIPART_SLACK if multipart else 0)
@@ -97,7 +136,7 @@ async def receive_upload(request: Request, out: BinaryIO, max_bytes: int, idle_t
             raise UploadError(400, "multipart body without a boundary")
         parser = MultipartParser(params[b"boundary"], part.callbacks())
     try:
-        async for chunk in _chunks(request, idle_timeout):
+        async for chunk in _chunks(request, timeouts):
             body.write(chunk)
             if parser is not None:
                 parser.write(chunk)

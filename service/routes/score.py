@@ -3,24 +3,26 @@ checkpoint's scale, calibrated on the clip's opening seconds, or with a camera's
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from service.calibration import CameraScale, CheckpointScale, ClipScale, OpeningScale
-from service.clips import ClipLimits, score_file
+from service.clips import ClipLimits, Watch, score_file
 from service.deps import ApiKey, ServicesDep
 from service.errors import ServiceError
 from service.schemas import STREAM_ID_PATTERN
 from service.services import Services
-from service.uploads import receive_upload
+from service.uploads import UploadTimeouts, receive_upload
 
 router = APIRouter(tags=["clips"])
 
@@ -84,15 +86,14 @@ async def _score(request: Request, svc: Services, opts: ScoreOptions, started: f
     fd, tmp = tempfile.mkstemp(prefix="ocrgan-upload-", suffix=".bin", dir=s.upload_dir)
     try:
         with os.fdopen(fd, "wb") as out:
-            await receive_upload(request, out, s.upload_max_bytes, s.upload_idle_timeout_seconds)
+            await receive_upload(request, out, s.upload_max_bytes, UploadTimeouts.from_settings(s))
         if opts.stride is not None and opts.stride > svc.host.model.cfg.num_frames:
             raise ServiceError(422, f"stride must be in [1, {svc.host.model.cfg.num_frames}] for this model")
         limits = ClipLimits.from_settings(s)
-        result = await anyio.to_thread.run_sync(
-            lambda: score_file(Path(tmp), svc.host, limits, opts.stride or svc.host.stride, opts.heatmaps,
-                               s.heatmap_grid, svc.scorer.run_clip, started, _scale(svc, opts)),
-            limiter=request.app.state.clip_limiter,
-        )
+        watch = Watch(s.upload_processing_timeout_seconds)
+        result = await _while_connected(request, watch, request.app.state.clip_limiter, lambda: score_file(
+            Path(tmp), svc.host, limits, opts.stride or svc.host.stride, opts.heatmaps, s.heatmap_grid,
+            svc.scorer.run_clip, started, _scale(svc, opts), watch))
     except ServiceError as e:
         svc.metrics.score_requests.labels(str(e.status)).inc()
         return JSONResponse({"detail": e.message}, status_code=e.status)
@@ -100,3 +101,20 @@ async def _score(request: Request, svc: Services, opts: ScoreOptions, started: f
         os.unlink(tmp)
     svc.metrics.score_requests.labels("200").inc()
     return JSONResponse(result)
+
+
+async def _while_connected(request: Request, watch: Watch, limiter: anyio.CapacityLimiter,
+                           work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `work` in a worker thread (when `limiter` lets it); the watch stops it if the client disconnects."""
+    watcher = asyncio.create_task(_cancel_when_gone(request, watch))  # a task, not a task group: errors unwrapped
+    try:
+        return await anyio.to_thread.run_sync(work, limiter=limiter)
+    finally:
+        watcher.cancel()
+
+
+async def _cancel_when_gone(request: Request, watch: Watch) -> None:
+    """Once the body is in, the next thing the server can receive is the client's disconnection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    watch.cancel()

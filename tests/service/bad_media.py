@@ -62,9 +62,36 @@ def black_h264(path: Path, size: str, frames: int, fps: int = 25) -> Path:
                   "-pix_fmt", "yuv420p")
 
 
+def busy_h264(path: Path, size: str, frames: int, fps: int = 25) -> Path:
+    """A moving test pattern in H.264: every frame costs real decoding and scoring."""
+    return _lavfi(path, f"testsrc=size={size}:rate={fps}", frames, "-c:v", "libx264", "-preset", "ultrafast",
+                  "-pix_fmt", "yuv420p")
+
+
 def huge_frames(path: Path, side: int = 8000) -> Path:
     """Two side x side MJPEG frames in an AVI (decoded, each would be side*side*1.5 bytes)."""
     return _lavfi(path, f"color=black:s={side}x{side}:r=25", 2, "-c:v", "mjpeg", "-pix_fmt", "yuvj420p")
+
+
+def tiny(path: Path, size: str, frames: int = 10) -> Path:
+    """An H.264 clip of a few pixels a side (4:4:4: 4:2:0 needs even sides), scaled down from a test pattern."""
+    w, h = size.split("x")
+    return _lavfi(path, "testsrc=size=64x48:rate=25", frames, "-vf", f"scale={w}:{h}", "-c:v", "libx264",
+                  "-pix_fmt", "yuv444p")
+
+
+def rotated(path: Path, good: Path, degrees: int) -> Path:
+    """`good`'s packets, copied, with the display matrix that the `rotate` tag sets (FFmpeg 5's spelling; FFmpeg 7
+    drops the tag for the input option `-display_rotation`)."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(good), "-c", "copy", "-metadata:s:v", f"rotate={degrees}",
+                    str(path)], check=True)
+    return path
+
+
+def junk_after(path: Path, good: Path, size: int, seed: int = 0) -> Path:
+    """A good file followed by `size` random bytes (a damaged recording, or junk spliced on)."""
+    path.write_bytes(good.read_bytes() + np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
 
 
 def truncated(path: Path, good: Path, keep: float) -> Path:

@@ -2,7 +2,8 @@
 
 Decisions: the content decides, never the file name (a Matroska clip named .mp4 is scored); a single
 frame is a clip (scored like the first frame of any clip); a file cut short is refused when its
-header says so, else scored as what it holds."""
+header says so, else scored as what it holds, and refused when junk follows its last packet (MPEG-TS);
+a clip with a display matrix is scored turned upright."""
 
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ def build(tmp: Path, good_mp4: Path) -> list[Case]:
         Case("zero frames", "z.mkv", bad_media.zero_frames(tmp / "z.mkv").read_bytes(), (422,), ("no frames",)),
         Case("garbage packets", "g.mkv", bad_media.garbage_frames(tmp / "g.mkv", good_mp4).read_bytes(), (422,),
              ("cannot be decoded",)),
+        Case("1x1 frames", "tiny.mp4", bad_media.tiny(tmp / "tiny.mp4", "1x1").read_bytes(), (422,),
+             ("at least 16 pixels",)),
+        Case("rotated 90 degrees", "rot.mp4", bad_media.rotated(tmp / "rot.mp4", good_mp4, 90).read_bytes(), (200,),
+             ()),
+        Case("MPEG-TS, 50 frames then random bytes", "junk.ts", bad_media.junk_after(
+            tmp / "junk.ts", bad_media.busy_h264(tmp / "good50.ts", "96x64", 50), 200_000).read_bytes(), (422,),
+             ("is damaged",)),
         Case("8000x8000 frames", "huge.avi", bad_media.huge_frames(tmp / "huge.avi").read_bytes(), (422,),
              ("at most 4096",)),
         Case("bomb: 4096x2304 black frames", "bomb.mp4",
@@ -55,6 +63,11 @@ def build(tmp: Path, good_mp4: Path) -> list[Case]:
              bad_media.black_h264(tmp / "many.mp4", "64x48", 30_000).read_bytes(), (413,), ("declares 30000",)),
         Case("bomb: 30000 tiny frames, no count", "many.mkv",
              bad_media.black_h264(tmp / "many.mkv", "64x48", 30_000).read_bytes(), (413,),
+             (f"more than {MAX_FRAMES} frames",)),
+        Case("bomb: 4096x2304 black frames, MPEG-TS", "bomb.ts",
+             bad_media.black_h264(tmp / "bomb.ts", "4096x2304", 500).read_bytes(), (413,), ("decompression bomb",)),
+        Case(f"{MAX_FRAMES + 1} tiny frames, MPEG-TS (no count)", "many.ts",
+             bad_media.black_h264(tmp / "many.ts", "16x16", MAX_FRAMES + 1).read_bytes(), (413,),
              (f"more than {MAX_FRAMES} frames",)),
         Case("very long clip", "long.mp4", long_clip.read_bytes(), (413,), (f"more than {MAX_FRAMES} frames",)),
         Case("over the size limit", "big.mp4", bytes(MAX_BYTES + 1), (413,), ("larger than the limit",)),
