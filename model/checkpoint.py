@@ -25,11 +25,12 @@ from model.ocrgan import OCRGANVideo
 from model.preprocess import input_spec
 
 FORMAT = "ocrgan-video"
-FORMAT_VERSION = 3  # 2: the SHA-256 covers the header as well as the tensors; 3: the motion band and its scales
+FORMAT_VERSION = 4  # 2: the SHA-256 covers the header as well as the tensors; 3: the motion band and its scales;
+# 4: the direction prior, the memory of normal patches and their cues
 
 
-SCORE_BUFFERS = ("app_scale", "motion_scale", "speed_scale", "rec_scale", "feat_scale", "score_mean", "score_std",
-                 "threshold")
+SCORE_BUFFERS = ("app_scale", "motion_scale", "speed_scale", "dir_scale", "mem_scale", "rec_scale", "feat_scale",
+                 "score_mean", "score_std", "threshold")
 
 
 class CheckpointError(ValueError):
@@ -90,7 +91,7 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
         if half and t.is_floating_point() and t.numel() > 1:
             t = t.half()
         tensors[name] = t.clone()
-    score = {k: float(getattr(model, k)) for k in SCORE_BUFFERS}
+    score = {k: float(getattr(model, k)) for k in SCORE_BUFFERS if hasattr(model, k)}
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.config import OCRGANConfig
+from model.directions import DIRECTIONS, direction_counts, log_prior, moving_threshold, surprise_map
 from model.discriminator import FrameDiscriminator
 from model.frequency import OmniFrequencySplit
 from model.generator import MultiStreamUNet
+from model.memory import MEMORY_LEVEL, coreset, nearest_distance, patch_features
 from model.scoring import (
     CUES,
     combine_cues,
@@ -31,6 +35,7 @@ class Generated:
     target: torch.Tensor  # (B, T', C, H, W) the real appearance they stand for
     fake_flow: torch.Tensor | None = None  # (B, T', 2, H, W) the predicted motion band, with one
     target_flow: torch.Tensor | None = None  # (B, T', 2, H, W)
+    features: torch.Tensor | None = None  # (B, T', h', w', C) patch features of the frames, with a memory
 
 
 @dataclass
@@ -38,6 +43,8 @@ class ErrorMaps:
     app: torch.Tensor  # (B, T', H, W) squared appearance error
     motion: torch.Tensor | None = None  # (B, T', H, W) length of the flow's deviation from its prediction
     speed: torch.Tensor | None = None  # (B, T', H, W) length of the flow itself
+    dir: torch.Tensor | None = None  # (B, T', H, W) surprise of the flow's direction where it moves (model.directions)
+    mem: torch.Tensor | None = None  # (B, T', H, W) distance of the patch around each pixel to the memory
 
 
 @dataclass
@@ -48,6 +55,8 @@ class Scored:
     app: torch.Tensor  # (B, T') patch maximum of the appearance error alone
     motion: torch.Tensor | None  # (B, T') patch maximum of the flow error alone (None without the motion band)
     speed: torch.Tensor | None  # (B, T') patch maximum of the flow magnitude alone (None without the motion band)
+    dir: torch.Tensor | None  # (B, T') patch maximum of the direction surprise alone (None without the motion band)
+    mem: torch.Tensor | None  # (B, T') patch maximum of the distance to the memory alone (None without a memory)
     heatmap: torch.Tensor | None  # (B, T', H, W) the local error map, when asked for
 
 
@@ -60,10 +69,10 @@ class OCRGANVideo(nn.Module):
     "reconstruct" the clip is reconstructed from itself, as in OCR-GAN; with "mixed" the appearance of
     frame t is reconstructed (through the decoder's bottleneck) and its flow predicted from the past.
     The score of a frame is its largest weighted cue, each cue in units of its extreme on normal data: the
-    appearance error, the flow error and the flow's own magnitude (each the largest mean over patches of its
-    map), and the distance between the discriminator's features of the frame and of its prediction. Scales,
-    score statistics and the threshold are buffers, saved with the weights; a scene calibration may replace the
-    scales (`scales=` of `combine`).
+    appearance error, the flow error, the flow's own magnitude and the surprise of its direction where it moves
+    (each the largest mean over patches of its map), and the distance between the discriminator's features of the
+    frame and of its prediction. Scales, score statistics, the threshold and the direction prior are buffers,
+    saved with the weights; a scene calibration may replace the scales (`scales=` of `combine`).
     """
 
     def __init__(self, cfg: OCRGANConfig) -> None:
@@ -77,6 +86,13 @@ class OCRGANVideo(nn.Module):
         self.register_buffer("motion_scale", torch.tensor(1.0))
         self.register_buffer("speed_scale", torch.tensor(1.0))
         self.register_buffer("feat_scale", torch.tensor(1.0))
+        self.register_buffer("dir_scale", torch.tensor(1.0))
+        if cfg.memory_size:  # patch features of the training footage (model.memory), zeros until set, and their unit
+            self.register_buffer("mem_scale", torch.tensor(1.0))
+            self.register_buffer("memory", torch.zeros(cfg.memory_size, self.generator.widths[self.memory_level]))
+        if cfg.motion:  # which way things move where in the training footage (uniform until set), and what moves
+            self.register_buffer("direction_prior", torch.full((DIRECTIONS, *cfg.hw), -math.log(DIRECTIONS)))
+            self.register_buffer("moving_threshold", torch.tensor(0.1))
         self.register_buffer("rec_scale", torch.tensor(1.0))  # the error map's typical peak on normal data (display)
         self.register_buffer("score_mean", torch.tensor(0.0))  # of published scores on normal data
         self.register_buffer("score_std", torch.tensor(1.0))
@@ -102,14 +118,35 @@ class OCRGANVideo(nn.Module):
         app, flow = self.generator_input(clip)
         lap, res = self.split(app)
         streams = [lap, res, *([flow] if self.cfg.motion else [])]
-        fake = (generator or self.generator)(streams, positions)
         pos = positions if positions is not None else slice(None)
+        features = None
+        if self.cfg.memory_size and generator is None:  # scoring: the skips are needed for the memory too
+            skips = self.generator.encode(streams)
+            fake = self.generator.decode(skips, positions)
+            features = patch_features(skips[self.memory_level][:, pos], self.memory_level, self.cfg.score_patch)
+        else:
+            fake = (generator or self.generator)(streams, positions)
         fake_lap, fake_res = fake[0], fake[1]
         if self.generator.residual:  # the bands of the previous frame plus their predicted change
             fake_lap, fake_res = lap[:, pos] + fake_lap, res[:, pos] + fake_res
         target = clip[:, pos]
         flows = (fake[2], target[:, :, nc:]) if self.cfg.motion else (None, None)
-        return Generated(fake_lap + fake_res, fake_lap, fake_res, target[:, :, :nc], *flows)
+        return Generated(fake_lap + fake_res, fake_lap, fake_res, target[:, :, :nc], *flows, features)
+
+    @property
+    def memory_level(self) -> int:
+        """The U-Net level whose features the memory keeps (the finest but one, where the U-Net has one)."""
+        return min(MEMORY_LEVEL, self.cfg.unet_depth - 1)
+
+    @torch.no_grad()
+    def set_memory(self, features: torch.Tensor) -> None:
+        """Fill the memory from patch features of normal footage, (N, C) (Generated.features, flattened): a
+        coreset of them (model.memory)."""
+        bank = coreset(features, self.cfg.memory_size)
+        self.memory.zero_()
+        self.memory[:len(bank)] = bank.to(self.memory)
+        if len(bank) < len(self.memory):  # fewer patches than places: repeat them, the nearest distance is the same
+            self.memory[len(bank):] = bank[torch.arange(len(self.memory) - len(bank)) % len(bank)].to(self.memory)
 
     def attention_maps(self) -> list[torch.Tensor]:
         """Attention probabilities recorded in the last training forward pass."""
@@ -124,8 +161,29 @@ class OCRGANVideo(nn.Module):
         """The per-pixel cues, unscaled: appearance error and, with the motion band, flow error and speed."""
         app = error_map(gen.target, gen.fake)
         if gen.fake_flow is None:
-            return ErrorMaps(app)
-        return ErrorMaps(app, flow_error_map(gen.target_flow, gen.fake_flow), gen.target_flow.float().norm(dim=2))
+            return ErrorMaps(app, mem=self.memory_map(gen, app.shape[-2:]))
+        mem = self.memory_map(gen, app.shape[-2:])
+        flow = gen.target_flow
+        return ErrorMaps(app, flow_error_map(flow, gen.fake_flow), flow.float().norm(dim=2),
+                         surprise_map(flow, self.direction_prior, float(self.moving_threshold)), mem)
+
+    def memory_map(self, gen: Generated, hw: tuple[int, int]) -> torch.Tensor | None:
+        """(B, T', H, W): each patch's distance to its nearest normal patch, spread back over the pixels it covers."""
+        if gen.features is None or not bool(self.memory.any()):  # no memory, or not filled yet (in training)
+            return None
+        d = nearest_distance(gen.features, self.memory)  # (B, T', h', w')
+        return F.interpolate(d.flatten(0, 1)[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0].unflatten(
+            0, d.shape[:2])
+
+    @torch.no_grad()
+    def set_direction_prior(self, flow: torch.Tensor, chunk: int = 256) -> None:
+        """The `dir` cue's prior from the motion band of normal footage, (N, 2, H, W): what counts as moving, and
+        which way things move where (model.directions)."""
+        step = max(1, len(flow) // 500)
+        threshold = moving_threshold(flow[::step].float().norm(dim=1))
+        counts = sum(direction_counts(flow[a:a + chunk], threshold) for a in range(0, len(flow), chunk))
+        self.moving_threshold.fill_(threshold)
+        self.direction_prior.copy_(log_prior(counts))
 
     def weights(self) -> dict[str, float]:
         """The score's weight of each cue (CUES), from the config."""
@@ -133,7 +191,7 @@ class OCRGANVideo(nn.Module):
 
     def scales(self) -> dict[str, float]:
         """The unit of each cue (CUES): its extreme on the calibration footage."""
-        return {k: float(getattr(self, f"{k}_scale")) for k in CUES}
+        return {k: float(getattr(self, f"{k}_scale", 1.0)) for k in CUES}
 
     def combined_map(self, maps: ErrorMaps, weights: dict[str, float] | None = None,
                      scales: dict[str, float] | None = None) -> torch.Tensor:
@@ -141,7 +199,7 @@ class OCRGANVideo(nn.Module):
         heatmap shows; its largest patch mean is `rec`)."""
         w, sc = weights or self.weights(), scales or self.scales()
         out = w["app"] * maps.app / sc["app"]
-        for name in ("motion", "speed"):
+        for name in ("motion", "speed", "dir", "mem"):
             m = getattr(maps, name)
             if m is not None and w[name] > 0:
                 out = torch.maximum(out, w[name] * m / sc[name])
@@ -161,7 +219,8 @@ class OCRGANVideo(nn.Module):
         pooled = {k: pooled_error(m, p) if m is not None else None for k, m in vars(maps).items()}
         err = self.combined_map(maps)
         raw = self.combine({**pooled, "feat": feat})
-        return Scored(raw, pooled_error(err, p), feat, pooled["app"], pooled["motion"], pooled["speed"],
+        return Scored(raw, pooled_error(err, p), feat, pooled["app"], pooled["motion"], pooled["speed"], pooled["dir"],
+                      pooled["mem"],
                       local_error_map(err, p) if heatmap else None)
 
     def score(self, clip: torch.Tensor, positions: slice | None = None) -> torch.Tensor:

@@ -47,14 +47,15 @@ def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
     return (f_real.float() - f_fake.float()).pow(2).mean(dim=-1)
 
 
-CUES = ("app", "motion", "speed", "feat")  # appearance error, flow error, flow magnitude, feature distance
+CUES = ("app", "motion", "speed", "dir", "mem", "feat")  # appearance error, flow error, flow magnitude, direction
+# surprise, distance to the memory of normal patches, feature distance
 
 
 def combine_cues(cues: dict[str, torch.Tensor], weights: dict[str, float], scales: dict[str, float]) -> torch.Tensor:
     """Per-frame score: the largest weighted cue, each in units of its extreme on normal footage (so one cue at its
     extreme suffices, and one cue's everyday noise never adds to another's). `cues` maps names of CUES to per-frame
     values (any missing cue, or one of weight 0, is left out); `weights` and `scales` map the same names."""
-    parts = [weights[k] * v.float() / scales[k] for k, v in cues.items() if v is not None and weights[k] > 0]
+    parts = [weights[k] * v.float() / scales[k] for k, v in cues.items() if v is not None and weights.get(k, 0) > 0]
     if not parts:
         raise ValueError("no cue has a positive weight")
     return torch.stack(parts).amax(dim=0)

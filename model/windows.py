@@ -78,6 +78,8 @@ class WindowScores:
     app: torch.Tensor | None = None  # (n,) the appearance error alone (its largest patch mean)
     motion: torch.Tensor | None = None  # (n,) the flow error alone (None without the motion band)
     speed: torch.Tensor | None = None  # (n,) the flow's magnitude alone (None without the motion band)
+    dir: torch.Tensor | None = None  # (n,) the direction surprise alone (None without the motion band)
+    mem: torch.Tensor | None = None  # (n,) the distance to the memory of normal patches alone (None without one)
 
     def cues(self) -> dict[str, torch.Tensor | None]:
         """The per-frame cues the raw score combines (model.scoring.CUES)."""
@@ -96,14 +98,15 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
     with torch.inference_mode(), ctx:
         s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
-    parts = [x.float().cpu() if x is not None else None for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed)]
+    parts = [x.float().cpu() if x is not None else None
+             for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem)]
     maps = s.heatmap.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)
-        raw, rec, feat, app, motion, speed = (x[i, k - n:] if x is not None else None for x in parts)
+        raw, rec, feat, app, motion, speed, dirs, mem = (x[i, k - n:] if x is not None else None for x in parts)
         out.append(WindowScores(w.indices, raw, maps[i, k - n:] if maps is not None else None, rec, feat, app, motion,
-                                speed))
+                                speed, dirs, mem))
     return out
 
 

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model.directions import DIRECTIONS, direction_bins, moving_threshold
+
 KINDS = ("fast", "wrong_way", "still", "appear")
-DIRECTIONS = 8  # direction bins of the motion prior (bin 0 = moving right, counter-clockwise in the image)
 
 
 @dataclass
@@ -38,10 +39,9 @@ class MotionPrior:
             flow = flow[torch.linspace(0, len(flow) - 1, max_frames).long()]
         flow = flow.float()
         speed = flow.norm(dim=1)  # (N, h, w)
-        threshold = max(0.1, 0.25 * float(torch.quantile(speed.flatten()[::7], 0.99)))
+        threshold = moving_threshold(speed)
         moving = speed > threshold
-        angle = torch.atan2(-flow[:, 1], flow[:, 0])  # image y points down: counter-clockwise angle
-        bins = ((angle / (2 * np.pi) * DIRECTIONS).round().long() % DIRECTIONS)
+        bins = direction_bins(flow)
         hist = torch.stack([F.avg_pool2d(((bins == k) & moving).float()[:, None], cell).sum(0)[0]
                             for k in range(DIRECTIONS)], dim=-1)  # (gh, gw, D)
         total = hist.sum(-1, keepdim=True)

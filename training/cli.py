@@ -55,7 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from model import CheckpointError, load_checkpoint, save_checkpoint
-    from training.calibrate import calibrate
+    from training.calibrate import calibrate, fit_memory
     from training.discover import find_sequences
     from training.frame_store import FrameStore
     from training.sequences import DataError
@@ -64,6 +64,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     try:
         model, info = load_checkpoint(args.checkpoint, args.device)
         store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
+        if store.flow is not None:  # which way things move where on this scene
+            model.set_direction_prior(store.flow)
+        fit_memory(model, (store.sequence(i) for i in range(len(store.sequences))))  # its normal patterns
         stats = calibrate(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
@@ -96,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-pixel", action="store_true", help="skip pixel-level AUC")
     e.set_defaults(func=_eval)
 
-    c = sub.add_parser("calibrate", help="refit score statistics and threshold on other normal footage")
+    c = sub.add_parser("calibrate", help="adapt a checkpoint to a scene from its normal footage: which way things move "
+                       "where, its memory of normal patches, the units of the cues, score statistics and threshold")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--data", required=True, help="normal footage: frame folders or video files")
     c.add_argument("--out", help="write here instead of overwriting the checkpoint")

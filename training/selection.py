@@ -1,8 +1,8 @@
 """How the score combines its parts, chosen on validation data: for each weighting of the appearance error, the
-flow error and the flow's magnitude, how well the score separates normal validation frames from each kind of
-synthetic anomaly. Of the weightings whose mean AUC over kinds is within one standard error of the best
-(differences the validation set cannot resolve), the simplest (the smallest sum of weights) is kept: the
-one-standard-error rule, which prefers the simpler score when the data cannot tell.
+flow error, the flow's magnitude and the surprise of its direction, how well the score separates normal validation
+frames from each kind of synthetic anomaly. Of the weightings whose mean AUC over kinds is within one standard
+error of the best (differences the validation set cannot resolve), the simplest (the smallest sum of weights) is
+kept: the one-standard-error rule, which prefers the simpler score when the data cannot tell.
 
 The discriminator-feature distance joins the score at a fixed weight, FEAT_WEIGHT, and is not chosen here: the
 discriminator is trained to tell normal frames from pasted patches and objects, the very family the synthetic
@@ -27,6 +27,8 @@ APP_WEIGHTS = (0.25, 0.5, 1.0)  # relative to the motion cues' weight of 1, each
 # appearance error always counts when it is far beyond anything normal (a foreign object at a normal speed)
 FEAT_WEIGHT = 0.25  # of the feature distance, in the same units: it counts when far beyond anything normal
 MOTION_WEIGHTS = ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # (flow error, flow magnitude): one or both
+DIR_WEIGHTS = (0.0, 0.5, 1.0)  # of the direction surprise: left out, or counting when beyond anything normal
+MEM_WEIGHTS = (0.0, 0.5, 1.0)  # of the distance to the memory of normal patches (with one), likewise
 
 
 @torch.no_grad()
@@ -48,22 +50,26 @@ def as_cue_weights(row: dict[str, float]) -> dict[str, float]:
     return {k: row[f"w_score_{k}"] for k in CUES}
 
 
-def candidates(motion: bool) -> list[dict[str, float]]:
-    if not motion:
-        return [{"w_score_app": 1.0, "w_score_motion": 0.0, "w_score_speed": 0.0, "w_score_feat": FEAT_WEIGHT}]
-    return [{"w_score_app": a, "w_score_motion": m, "w_score_speed": s, "w_score_feat": FEAT_WEIGHT}
-            for (m, s), a in itertools.product(MOTION_WEIGHTS, APP_WEIGHTS)]
+def candidates(motion: bool, memory: bool = False) -> list[dict[str, float]]:
+    motions = MOTION_WEIGHTS if motion else ((0.0, 0.0),)
+    apps = APP_WEIGHTS if motion or memory else (1.0,)
+    return [{"w_score_app": a, "w_score_motion": m, "w_score_speed": s, "w_score_dir": d, "w_score_mem": k,
+             "w_score_feat": FEAT_WEIGHT}
+            for (m, s), a, d, k in itertools.product(motions, apps, DIR_WEIGHTS if motion else (0.0,),
+                                                      MEM_WEIGHTS if memory else (0.0,))]
 
 
-def select_weights(model: OCRGANVideo, vs: ValidationSet) -> tuple[dict[str, float], list[dict]]:
+def select_weights(model: OCRGANVideo, vs: ValidationSet,
+                   scales: dict[str, float] | None = None) -> tuple[dict[str, float], list[dict]]:
     """The score weights chosen by the one-standard-error rule on the mean pseudo-anomaly AUC over kinds, and the
-    table of every weighting tried. Each part is in units of its extreme on the normal validation frames, as
-    calibration will put it."""
+    table of every weighting tried. Each part is in the units calibration gives it (`scales`; by default its
+    extreme on the normal validation frames)."""
     normal, forged = window_parts(model, vs.windows), window_parts(model, vs.forged)
     kinds = np.array(vs.kinds).repeat(len(vs.windows[0].indices))
-    scales = {k: extreme(v) if v is not None else 1.0 for k, v in normal.items()}
+    if scales is None:
+        scales = {k: extreme(v) if v is not None else 1.0 for k, v in normal.items()}
     rows = []
-    for weights in candidates(normal["motion"] is not None):
+    for weights in candidates(normal["motion"] is not None, normal["mem"] is not None):
         w = as_cue_weights(weights)
         neg, pos = combine_cues(normal, w, scales).numpy(), combine_cues(forged, w, scales).numpy()
         row = dict(weights)

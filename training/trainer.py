@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
 from model import losses as L
 from training import distributed
-from training.calibrate import calibrate
+from training.calibrate import calibrate, fit_memory, fit_units
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
 from training.frame_store import FrameStore
@@ -148,6 +148,8 @@ class Trainer:
 
         self.model = OCRGANVideo(self.mcfg)
         self.model.generator.flow_bound.fill_(self.prior.speed)  # normal speed: what a prediction may explain
+        if self.mcfg.motion:  # which way things move where: the direction cue's prior
+            self.model.set_direction_prior(self.train_store.flow)
         self.model.to(self.device)
         if self.device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)  # ~1.7x faster convolutions with oneDNN
@@ -453,16 +455,19 @@ class Trainer:
         model, info = load_checkpoint(best, self.device)
         weights: dict[str, float] = {}
         validation = pseudo_anomaly_auc(model, self.val_set)
+        val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
+        train_seqs = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
+        fit_memory(model, train_seqs)
+        fit_units(model, val_seqs, train_seqs)
         if self.cfg.select_score_weights:
-            weights, table = select_weights(model, self.val_set)
+            weights, table = select_weights(model, self.val_set, model.scales())
             model.cfg = model.cfg.replace(**weights)
             validation = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
             with (self.run_dir / "score_weights.csv").open("w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(table[0]))
                 w.writeheader()
                 w.writerows(table)
-        stats = calibrate(model, (self.val_store.sequence(i) for i in range(len(self.val_store.sequences))),
-                          self.cfg.threshold_quantile)
+        stats = calibrate(model, val_seqs, self.cfg.threshold_quantile, units=False)
         p = self.progress
         training = {
             "data": self.data,

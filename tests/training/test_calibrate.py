@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from model import OCRGANVideo, score_clip
+from model import OCRGANVideo, iter_clip_scores, score_clip
+from model.scales import cue_values, extreme
 from tests.model.helpers import tiny_cfg
-from training.calibrate import calibrate
+from training.calibrate import calibrate, fit_units
 
 
 def test_calibration_normalises_normal_footage():
@@ -21,3 +22,21 @@ def test_calibration_normalises_normal_footage():
 def test_calibration_needs_frames():
     with pytest.raises(ValueError, match="at least one frame"):
         calibrate(OCRGANVideo(tiny_cfg()), [])
+
+
+def test_units_take_more_normal_footage_into_account_but_never_fall_below_the_held_out_clips():
+    model = OCRGANVideo(tiny_cfg()).eval()
+    g = torch.Generator().manual_seed(0)
+    calm = [torch.rand(30, 1, 32, 32, generator=g) * 0.2 for _ in range(2)]  # little to reconstruct
+    busy = [torch.rand(30, 1, 32, 32, generator=g) * 2 - 1 for _ in range(2)]
+    alone = dict(fit_units(model, calm))
+    with_busy = dict(fit_units(model, calm, busy))
+
+    def extremes(seqs):
+        return {k: extreme(v) for k, v in cue_values([p for s in seqs for p in iter_clip_scores(model, s)]).items()
+                if v is not None}
+
+    assert with_busy["app"] > alone["app"]  # the busier footage strays further
+    assert with_busy["app"] == pytest.approx(extremes(calm + busy)["app"], rel=1e-4)
+    units = fit_units(model, busy, calm)
+    assert {k: units[k] for k in ("app", "feat")} == pytest.approx(extremes(busy))  # calmer footage never lowers one

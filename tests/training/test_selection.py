@@ -7,7 +7,15 @@ from tests.model.helpers import tiny_cfg
 from tests.synthetic import moving_shapes
 from training.anomalies import KINDS
 from training.frame_store import FrameStore
-from training.selection import APP_WEIGHTS, FEAT_WEIGHT, MOTION_WEIGHTS, auc_se, select_weights, window_parts
+from training.selection import (
+    APP_WEIGHTS,
+    DIR_WEIGHTS,
+    FEAT_WEIGHT,
+    MOTION_WEIGHTS,
+    auc_se,
+    select_weights,
+    window_parts,
+)
 from training.validation import build_validation_set, pseudo_anomaly_auc
 
 
@@ -22,7 +30,7 @@ def test_the_simplest_weighting_within_a_standard_error_of_the_best_is_chosen(va
     cfg, vs = validation
     model = OCRGANVideo(cfg).eval()
     weights, table = select_weights(model, vs)
-    assert len(table) == len(MOTION_WEIGHTS) * len(APP_WEIGHTS)
+    assert len(table) == len(MOTION_WEIGHTS) * len(APP_WEIGHTS) * len(DIR_WEIGHTS)
     assert {r["w_score_feat"] for r in table} == {FEAT_WEIGHT}  # fixed: the forgeries overrate it
     assert all(set(KINDS) <= set(row) and 0 < row["mean_se"] < 0.1 for row in table)
     top = max(table, key=lambda r: r["mean"])
@@ -42,7 +50,8 @@ def test_the_table_predicts_what_the_model_scores(validation):
     row = next(r for r in table if r["w_score_app"] == 0.5 and r["w_score_speed"] == 1 and r["w_score_motion"] == 0)
     model.cfg = model.cfg.replace(**{f"w_score_{k}": row[f"w_score_{k}"] for k in CUES})
     for name, values in window_parts(model, vs.windows).items():
-        getattr(model, f"{name}_scale").fill_(extreme(values))
+        if values is not None:  # no memory: no `mem` cue
+            getattr(model, f"{name}_scale").fill_(extreme(values))
     aucs = pseudo_anomaly_auc(model, vs)
     assert all(aucs[k] == pytest.approx(row[k], abs=1e-6) for k in KINDS)
 

@@ -1,0 +1,54 @@
+"""A memory of normal patterns: patch features of the training footage, kept as a bank, and the distance of each
+patch of a frame to its nearest normal neighbour (the `mem` cue).
+
+The features are the generator's skip features at one level of the U-Net (after channel selection between the
+bands and the temporal module), averaged over patches of about `score_patch` pixels. What training never showed, a
+foreign object, a vehicle among walkers, is far from every patch in the bank whatever the decoder can copy through
+its skips; what it showed is near one. The bank is a greedy k-centre coreset of the training patches: it covers the
+rare normal patterns as well as the common ones, which a random sample of the same size would leave out."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MEMORY_LEVEL = 1  # U-Net level whose skip features are remembered (level l is 2^(l+1) times smaller)
+CANDIDATES = 200_000  # training patches the coreset is chosen from (a random sample of them when there are more)
+
+
+def patch_features(skip: torch.Tensor, level: int, patch: int) -> torch.Tensor:
+    """(B, T, C, h, w) skip features of level `level` -> (B, T, h', w', C): averaged over cells that cover about
+    `patch` pixels of the input (stride one cell)."""
+    cells = max(1, min(patch >> (level + 1), *skip.shape[-2:]))
+    pooled = F.avg_pool2d(skip.flatten(0, 1).float(), cells, stride=1)
+    return pooled.unflatten(0, skip.shape[:2]).permute(0, 1, 3, 4, 2)
+
+
+def nearest_distance(features: torch.Tensor, bank: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(..., C) features -> (...) Euclidean distance of each to its nearest row of `bank` (K, C). Computed as
+    min_k(|m_k|^2 - 2 q.m_k) + |q|^2 in one matrix product per chunk (chunks of the features small enough for the
+    distances to stay in cache)."""
+    flat = features.reshape(-1, features.shape[-1]).float()
+    bank = bank.to(flat.device, torch.float32)
+    b2, bt = bank.pow(2).sum(1), bank.T
+    out = [torch.addmm(b2, flat[a:a + chunk], bt, alpha=-2).amin(1) for a in range(0, len(flat), chunk)]
+    if not out:
+        return flat.new_zeros(features.shape[:-1])
+    return (torch.cat(out) + flat.pow(2).sum(1)).clamp_min(0).sqrt().reshape(features.shape[:-1])
+
+
+def coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """(N, C) -> (min(size, N), C): greedy k-centre selection (each pick the feature farthest from those picked)."""
+    g = torch.Generator().manual_seed(seed)
+    features = features.float()
+    if len(features) > CANDIDATES:
+        features = features[torch.randperm(len(features), generator=g)[:CANDIDATES]]
+    if len(features) <= size:
+        return features.clone()
+    picked = [int(torch.randint(len(features), (), generator=g))]
+    dist = (features - features[picked[0]]).pow(2).sum(1)
+    for _ in range(size - 1):
+        k = int(dist.argmax())
+        picked.append(k)
+        dist = torch.minimum(dist, (features - features[k]).pow(2).sum(1))
+    return features[picked].clone()
