@@ -103,15 +103,11 @@ class StaticHTTP:
         self.thread.join(5)
 
 
-class SameAnswer:
-    """Answers every request on every connection (a head up to its blank line) with the same bytes: an RTSP
-    server that only ever redirects, say. Over TLS with `tls`; records the first line of each request."""
+class _Acceptor:
+    """A server on loopback that hands each connection it accepts to `_take`, in its accepting thread, until it is
+    left; `port` is where it listens."""
 
-    def __init__(self, answer: bytes, tls: ssl.SSLContext | None = None) -> None:
-        self.answer, self.tls = answer, tls
-        self.requests: list[str] = []
-
-    def __enter__(self) -> SameAnswer:
+    def __enter__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
@@ -126,7 +122,27 @@ class SameAnswer:
                 conn = self.sock.accept()[0]
             except OSError:
                 continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class SameAnswer(_Acceptor):
+    """Answers every request on every connection (a head up to its blank line) with the same bytes: an RTSP
+    server that only ever redirects, say. Over TLS with `tls`; records the first line of each request."""
+
+    def __init__(self, answer: bytes, tls: ssl.SSLContext | None = None) -> None:
+        self.answer, self.tls = answer, tls
+        self.requests: list[str] = []
+
+    def _take(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError), conn:
@@ -140,11 +156,6 @@ class SameAnswer:
                     head, data = data.split(b"\r\n\r\n", 1)
                     self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
                     conn.sendall(self.answer)
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
 
 
 class Backlogged:
@@ -161,31 +172,16 @@ class Backlogged:
         self.sock.close()
 
 
-class SilentTCP:
+class SilentTCP(_Acceptor):
     """Accepts connections and never answers (a camera that hangs); `conns` are the connections it got."""
 
-    def __enter__(self) -> SilentTCP:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
+    def __init__(self) -> None:
         self.conns: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-        return self
 
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                self.conns.append(self.sock.accept()[0])
-            except OSError:
-                continue
+    def _take(self, conn: socket.socket) -> None:
+        self.conns.append(conn)
 
     def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(5)
+        super().__exit__(*exc)
         for c in self.conns:
             c.close()
-        self.sock.close()
