@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 MEMORY_LEVEL = 1  # U-Net level whose skip features are remembered (level l is 2^(l+1) times smaller)
 CANDIDATES = 200_000  # training patches the coreset is chosen from (a random sample of them when there are more)
+MAX_PATCHES = 1_000_000  # patches of the training footage held at once to draw them from (a share of each frame's)
 
 
 def patch_features(skip: torch.Tensor, level: int, patch: int) -> torch.Tensor:

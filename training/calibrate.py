@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from model import OCRGANVideo, iter_clip_scores
+from model.memory import MAX_PATCHES
 from model.scales import cue_values, extreme
 from model.scoring import CUES
 from model.windows import iter_clip_windows, postprocess
@@ -27,22 +28,29 @@ def _score_all(model: OCRGANVideo, sequences: list[torch.Tensor], batch: int, de
 
 
 @torch.no_grad()
-def fit_memory(model: OCRGANVideo, sequences: Iterable[torch.Tensor], batch: int = 8) -> int:
+def fit_memory(model: OCRGANVideo, sequences: Iterable[torch.Tensor], batch: int = 8, seed: int = 0) -> int:
     """Fill a model's memory of normal patches (model.memory) from normal sequences of model input frames, each
-    frame's patches taken once, as scoring sees them. Returns the number of patches it was chosen from."""
+    frame's patches taken once, as scoring sees them; of long footage, a random share of each frame's patches, so
+    that at most about MAX_PATCHES are held whatever its length. Returns the number of patches it was chosen from."""
     if not model.cfg.memory_size:
         return 0
     model.eval()
     device = next(model.parameters()).device
     t = model.cfg.num_frames
+    sequences = list(sequences)
+    total_frames = sum(len(s) for s in sequences)
+    g = torch.Generator().manual_seed(seed)
     feats = []
-    for frames in tqdm(list(sequences), desc="memory", unit="sequence", leave=False):
+    for frames in tqdm(sequences, desc="memory", unit="sequence", leave=False):
         windows = list(iter_clip_windows(frames, t, model.cfg.stride))
         for a in range(0, len(windows), batch):
             ws = windows[a:a + batch]
             k = max(len(w.indices) for w in ws)
             gen = model(torch.stack([w.frames for w in ws]).to(device), positions=slice(t - k, t))
-            feats += [gen.features[i, k - len(w.indices):].flatten(0, -2).cpu() for i, w in enumerate(ws)]
+            for i, w in enumerate(ws):
+                f = gen.features[i, k - len(w.indices):].flatten(0, -2).cpu()
+                share = min(1.0, MAX_PATCHES / (total_frames * f.shape[0] / len(w.indices)))
+                feats.append(f if share >= 1 else f[torch.rand(len(f), generator=g) < share])
     if not feats:
         raise ValueError("the memory needs at least one frame of normal footage")
     bank = torch.cat(feats)

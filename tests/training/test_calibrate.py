@@ -5,7 +5,8 @@ import torch
 from model import OCRGANVideo, iter_clip_scores, score_clip
 from model.scales import cue_values, extreme
 from tests.model.helpers import tiny_cfg
-from training.calibrate import calibrate, fit_units
+from training import calibrate as calibrate_module
+from training.calibrate import calibrate, fit_memory, fit_units
 
 
 def test_calibration_normalises_normal_footage():
@@ -40,3 +41,14 @@ def test_units_take_more_normal_footage_into_account_but_never_fall_below_the_he
     assert with_busy["app"] == pytest.approx(extremes(calm + busy)["app"], rel=1e-4)
     units = fit_units(model, busy, calm)
     assert {k: units[k] for k in ("app", "feat")} == pytest.approx(extremes(busy))  # calmer footage never lowers one
+
+
+def test_the_memory_is_filled_from_every_frames_patches_or_a_share_of_long_footage(monkeypatch):
+    cfg = tiny_cfg(memory_size=32, score_patch=4)
+    model = OCRGANVideo(cfg).eval()
+    seqs = [torch.rand(20, 1, 32, 32) * 2 - 1 for _ in range(2)]
+    assert fit_memory(model, seqs) == 40 * 8 * 8  # 40 frames of 8x8 patches
+    assert model.memory.abs().sum(1).gt(0).all()
+    monkeypatch.setattr(calibrate_module, "MAX_PATCHES", 640)
+    assert 400 < fit_memory(model, seqs) < 900  # about a quarter of the patches
+    assert fit_memory(OCRGANVideo(tiny_cfg()), seqs) == 0  # no memory to fill
