@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi import Depends, HTTPException, Request, Response, Security, WebSocket
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
 
 from service.services import Services
 
 API_KEY_HEADER = "X-API-Key"
+
+# declares the key in the OpenAPI document (components.securitySchemes.ApiKey); the check is require_api_key's
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False,
+    description="Required by the routes that change something (POST /score, POST and DELETE /streams) when the "
+                "service runs with OCRGAN_API_KEY: 401 without it, 403 when wrong. WebSockets also take it as the "
+                "`api_key` query parameter. Reads are open.")
 
 
 def get_services(request: Request) -> Services:
@@ -30,11 +40,17 @@ def key_problem(expected: str | None, given: str | None) -> tuple[int, str] | No
     return None
 
 
-def require_api_key(request: Request) -> None:
-    """Guard for mutating routes: the X-API-Key header must match OCRGAN_API_KEY when one is set."""
+def check_api_key(request: Request) -> None:
+    """401/403 unless the X-API-Key header matches OCRGAN_API_KEY (when one is set)."""
     problem = key_problem(request.app.state.settings.api_key, request.headers.get(API_KEY_HEADER))
     if problem:
         raise HTTPException(problem[0], problem[1], headers={"WWW-Authenticate": "ApiKey"})
+
+
+def require_api_key(request: Request, _key: Annotated[str | None, Security(api_key_header)]) -> None:
+    """Guard for mutating routes (declared as `dependencies=[ApiKey]`). AuthFirstRoute checks it before the
+    request is parsed; this dependency checks it again wherever the route class is not used."""
+    check_api_key(request)
 
 
 def websocket_key_problem(ws: WebSocket) -> tuple[int, str] | None:
@@ -44,3 +60,19 @@ def websocket_key_problem(ws: WebSocket) -> tuple[int, str] | None:
 
 
 ApiKey = Depends(require_api_key)
+
+
+class AuthFirstRoute(APIRoute):
+    """A route whose API key, when it requires one, is checked before anything of the request is read or
+    validated: a client without the key learns 401/403, not whether its body or parameters would pass."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not any(d.call is require_api_key for d in self.dependant.dependencies):
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            check_api_key(request)
+            return await handler(request)
+
+        return guarded

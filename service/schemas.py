@@ -1,6 +1,9 @@
-"""Request bodies of the API (unknown fields are refused, so typos fail loudly)."""
+"""Request bodies of the API (unknown fields are refused, so typos fail loudly) and the shapes of its answers and
+WebSocket messages, as the OpenAPI document declares them."""
 
 from __future__ import annotations
+
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,3 +22,208 @@ class StreamSpec(BaseModel):
     stride: int | None = Field(None, ge=1, description="frames between scored windows; default the model's")
     calibrate: bool = Field(True, description="learn this camera's normal score statistics over a warm-up of "
                                               "OCRGAN_CALIBRATION_FRAMES frames (false: the checkpoint's)")
+
+
+# --- responses (documented in the OpenAPI document; the routes return plain dicts of these shapes) -------------
+
+class ErrorResponse(BaseModel):
+    """Every refusal: what was wrong, in a sentence."""
+
+    detail: str = Field(examples=["no stream 'gate'"])
+
+
+class FieldError(BaseModel):
+    """One field of a request that does not match the schema (its value is not echoed: a URL may hold a password)."""
+
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field's path",
+                                 examples=[["body", "url"]])
+    msg: str
+    type: str = Field(examples=["missing"])
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: a list of field errors when the request does not match the schema; a sentence when it does but is
+    refused all the same (a refused camera URL, an undecodable clip, a stride the model cannot take)."""
+
+    detail: str | list[FieldError]
+
+
+class FrameScore(BaseModel):
+    index: int
+    timestamp: float = Field(description="seconds from the clip's first frame")
+    score: float
+    normalised: float
+    anomaly: bool
+    calibrating: bool = Field(description="one of the opening frames calibration is learned on (never anomalous)")
+    heatmap: list[list[float]] | None = Field(None, description="with ?heatmaps=true: a coarse anomaly map")
+
+
+class ClipCalibration(BaseModel):
+    source: str = Field(description="clip (its opening seconds) or camera (its learned calibration)")
+    mean: float
+    std: float
+    frames: int | None = None
+    seconds: float | None = None
+    camera: str | None = None
+    scales: dict[str, float] | None = None
+
+
+class ModelInfo(BaseModel):
+    """The served checkpoint (GET /model adds the backend, the replica and whether an API key is required)."""
+
+    checkpoint: str
+    sha256: str | None = None
+    num_frames: int
+    height: int
+    width: int
+    channels: int
+    stride: int
+    threshold: float
+
+
+class ScoreResult(BaseModel):
+    """POST /score: per-frame anomaly scores of a clip."""
+
+    frames: list[FrameScore]
+    num_frames: int
+    calibration: str | ClipCalibration = Field(description='"checkpoint", or the clip\'s or camera\'s calibration')
+    fps: float | None = None
+    width: int
+    height: int
+    rotation: int = Field(description="degrees counterclockwise the frames were turned upright: 0, 90, 180, 270")
+    start_time: float | None = Field(None, description="the first frame's own time in the file, seconds")
+    format: str | None = None
+    codec: str | None = None
+    model: ModelInfo
+    elapsed_ms: float
+    heatmap_grid: list[int] | None = Field(None, description="with ?heatmaps=true: rows and columns of a heatmap")
+
+
+StreamStateName = Literal["pending", "connecting", "running", "reconnecting", "stopped", "failed"]
+
+
+class LastScore(BaseModel):
+    frame_index: int
+    timestamp: float
+    score: float
+    normalised: float
+    anomaly: bool
+
+
+class Normalisation(BaseModel):
+    mean: float
+    std: float
+    threshold: float
+    calibration: Literal["off", "warming", "done"]
+    calibration_frames: int | None = None
+    calibration_target: int | None = None
+    heatmap_scale: float | None = None
+    scales: dict[str, float] | None = None
+
+
+class StreamView(BaseModel):
+    """A camera as a replica sees it (a camera no replica scores yet has only the registration's fields)."""
+
+    id: str
+    url: str = Field(description="the camera URL, its password redacted")
+    state: StreamStateName
+    replica: str | None = Field(None, description="the replica scoring it")
+    fps: float | None = Field(None, description="sampling rate")
+    stride: int | None = None
+    calibrate: bool | None = None
+    fps_measured: float | None = None
+    frames_decoded: int | None = None
+    frames_skipped: int | None = None
+    frames_dropped: int | None = None
+    frames_scored: int | None = None
+    decode_errors: int | None = None
+    reconnects: int | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_frame_age_s: float | None = None
+    source_size: list[int] | None = None
+    started_at: float | None = None
+    updated_at: float | None = None
+    last_score: LastScore | None = None
+    anomaly_active: bool | None = None
+    anomaly_events: int | None = None
+    normalisation: Normalisation | None = None
+
+
+class StreamList(BaseModel):
+    streams: list[StreamView]
+    replica: str = Field(description="the replica that answered")
+
+
+class ScoreMessage(BaseModel):
+    """A scored frame of a camera (WebSocket message, and an item of GET /streams/{id}/scores)."""
+
+    type: Literal["score"]
+    stream_id: str
+    frame_index: int
+    timestamp: float = Field(description="unix time of the frame")
+    score: float
+    normalised: float
+    anomaly: bool
+
+
+class EventMessage(BaseModel):
+    """An anomaly event starts or ends (with hysteresis)."""
+
+    type: Literal["event"]
+    stream_id: str
+    event: Literal["start", "end"]
+    frame_index: int
+    timestamp: float
+    started_at: float | None = None
+    peak: float | None = None
+    at: float
+
+
+class StatusMessage(BaseModel):
+    """A camera's state changed."""
+
+    type: Literal["status"]
+    stream_id: str
+    state: StreamStateName
+    previous: StreamStateName
+    reason: str | None = None
+    timestamp: float
+    replica: str | None = None
+
+
+class HelloMessage(BaseModel):
+    """The first WebSocket message: the replica, the threshold and the cameras (one, on /ws/streams/{id})."""
+
+    type: Literal["hello"]
+    replica: str
+    threshold: float
+    streams: list[StreamView]
+
+
+StreamMessage = Annotated[ScoreMessage | EventMessage | StatusMessage, Field(discriminator="type")]
+WebSocketMessage = Annotated[HelloMessage | ScoreMessage | EventMessage | StatusMessage, Field(discriminator="type")]
+
+
+class StreamScores(BaseModel):
+    stream_id: str
+    items: list[StreamMessage] = Field(description="oldest first: score messages, with ?events=true also event "
+                                                   "and status messages")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    model: bool
+    scorer: bool
+    backend: str
+    backend_reachable: bool
+    ready: bool
+
+
+class ServedModel(ModelInfo):
+    backend: str
+    replica: str
+    auth: bool = Field(description="mutating routes require the X-API-Key header")

@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse
 
 from service.calibration import CameraScale, CheckpointScale, ClipScale, OpeningScale
 from service.clips import ClipLimits, Watch, score_file
-from service.deps import ApiKey, ServicesDep
-from service.errors import ServiceError
-from service.schemas import STREAM_ID_PATTERN
+from service.deps import ApiKey, AuthFirstRoute, ServicesDep
+from service.errors import SCORE, ServiceError
+from service.schemas import STREAM_ID_PATTERN, ScoreResult
 from service.services import Services
 from service.uploads import UploadTimeouts, receive_upload
 
-router = APIRouter(tags=["clips"])
+router = APIRouter(tags=["clips"], route_class=AuthFirstRoute)
 
 BINARY = {"type": "string", "format": "binary"}
 UPLOAD_DOC = {"requestBody": {"content": {
@@ -41,7 +41,8 @@ class ScoreOptions:
     camera: str | None
 
 
-@router.post("/score", dependencies=[ApiKey], openapi_extra=UPLOAD_DOC)
+@router.post("/score", dependencies=[ApiKey], openapi_extra=UPLOAD_DOC, response_model=None,
+             responses={200: {"model": ScoreResult}, **SCORE})
 async def score(request: Request, svc: ServicesDep,
                 heatmaps: Annotated[bool, Query(description="add a coarse anomaly map per frame")] = False,
                 stride: Annotated[int | None, Query(ge=1, description="default: the service's stride")] = None,

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from service.deps import ApiKey, ServicesDep
-from service.errors import ServiceError
-from service.schemas import STREAM_ID_PATTERN, StreamSpec
+from service.deps import ApiKey, AuthFirstRoute, ServicesDep
+from service.errors import BACKEND_DOWN, STREAM_READ, STREAM_WRITE, UNKNOWN_STREAM, UNREADABLE_BODY, ServiceError
+from service.schemas import STREAM_ID_PATTERN, ErrorResponse, StreamList, StreamScores, StreamSpec, StreamView
 
-router = APIRouter(prefix="/streams", tags=["streams"])
+router = APIRouter(prefix="/streams", tags=["streams"], route_class=AuthFirstRoute)
+
 StreamId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, examples=["gate"])]
 
 
@@ -19,19 +20,21 @@ def _known(svc, stream_id: str) -> None:
         raise ServiceError(404, f"no stream {stream_id!r}")
 
 
-@router.post("", status_code=201, dependencies=[ApiKey])
+@router.post("", status_code=201, dependencies=[ApiKey], response_model=None,
+             responses={201: {"model": StreamView, "description": "registered"}, **UNREADABLE_BODY, **STREAM_WRITE,
+                        409: {"model": ErrorResponse, "description": "a stream with this id exists"}})
 def add_stream(spec: StreamSpec, svc: ServicesDep) -> dict[str, Any]:
     """Register a camera; it is scored by this replica or another one holding its lease."""
     svc.streams.validate(spec)
     return svc.streams.add(spec)
 
 
-@router.get("")
+@router.get("", response_model=None, responses={200: {"model": StreamList}, **BACKEND_DOWN})
 def list_streams(svc: ServicesDep) -> dict[str, Any]:
     return {"streams": svc.streams.views(), "replica": svc.replica_id}
 
 
-@router.get("/{stream_id}")
+@router.get("/{stream_id}", response_model=None, responses={200: {"model": StreamView}, **STREAM_READ})
 def get_stream(stream_id: StreamId, svc: ServicesDep) -> dict[str, Any]:
     view = svc.streams.view(stream_id)
     if view is None:
@@ -39,14 +42,15 @@ def get_stream(stream_id: StreamId, svc: ServicesDep) -> dict[str, Any]:
     return view
 
 
-@router.delete("/{stream_id}", status_code=204, dependencies=[ApiKey])
+@router.delete("/{stream_id}", status_code=204, dependencies=[ApiKey], response_class=Response,
+               responses={204: {"description": "stopped and forgotten"}, **STREAM_WRITE, **UNKNOWN_STREAM})
 def delete_stream(stream_id: StreamId, svc: ServicesDep) -> Response:
     if not svc.streams.remove(stream_id):
         raise ServiceError(404, f"no stream {stream_id!r}")
     return Response(status_code=204)
 
 
-@router.get("/{stream_id}/scores")
+@router.get("/{stream_id}/scores", response_model=None, responses={200: {"model": StreamScores}, **STREAM_READ})
 def stream_scores(stream_id: StreamId, svc: ServicesDep,
                   since: Annotated[float | None, Query(description="unix time; only later messages")] = None,
                   limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
@@ -61,7 +65,8 @@ def stream_scores(stream_id: StreamId, svc: ServicesDep,
 
 
 @router.get("/{stream_id}/snapshot.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})
+            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "a JPEG"}, **STREAM_READ})
 def snapshot(stream_id: StreamId, svc: ServicesDep) -> Response:
     """The latest frame with the anomaly heatmap blended over it."""
     _known(svc, stream_id)

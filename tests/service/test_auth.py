@@ -38,6 +38,25 @@ def test_mutating_routes_need_the_key(app, mp4_clip):
         assert r.status_code in (200, 201, 204), (method, path, r.text)
 
 
+def test_the_key_is_checked_before_the_request_is_read(app):
+    """A client without the key learns 401/403, not whether its body or parameters would have passed."""
+    malformed = [
+        ("POST", "/streams", {"content": b"\xff\xfe", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/streams", {"content": b"{", "headers": {"Content-Type": "application/json"}}),
+        ("POST", "/streams", {"json": {"id": "no spaces allowed", "url": "", "extra": 1}}),
+        ("POST", "/score?stride=0&calibrate_seconds=-1&camera=%20", {"content": b"not a video"}),
+        ("DELETE", "/streams/no%20spaces", {}),
+    ]
+    for method, path, kw in malformed:
+        headers = kw.pop("headers", {})
+        r = app.client.request(method, path, headers=headers, **kw)
+        assert r.status_code == 401, (method, path, r.text)
+        r = app.client.request(method, path, headers={**headers, "X-API-Key": "wrong"}, **kw)
+        assert r.status_code == 403, (method, path, r.text)
+        r = app.client.request(method, path, headers={**headers, "X-API-Key": KEY}, **kw)
+        assert r.status_code in (400, 422), (method, path, r.text)
+
+
 def test_reads_stay_open(app):
     for path in ("/", "/healthz", "/readyz", "/metrics", "/model", "/streams", "/static/app.js"):
         assert app.client.get(path).status_code == 200, path
