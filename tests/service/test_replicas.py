@@ -52,7 +52,9 @@ def test_replicas_split_cameras_and_take_over_a_dead_ones(live, rtsp, redis, che
             json.loads(ws.recv(timeout=10))  # hello
             m = wait_for(lambda: (x := json.loads(ws.recv(timeout=10)))["type"] == "score" and x, 20)
             assert m["replica"] == b_id
-        assert a.client.get(f"/streams/{b_cam}/snapshot.jpg").status_code == 200  # shared through Redis
+        # shared through Redis: B publishes its cameras' snapshots every 2 s, so one is there within that
+        wait_for(lambda: a.client.get(f"/streams/{b_cam}/snapshot.jpg").status_code == 200, 5,
+                 what="B's snapshot through Redis")
 
         b.kill()  # no goodbye: its leases expire
         wait_for(lambda: len(a.services.streams.workers) == 4 and all(
