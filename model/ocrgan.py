@@ -69,10 +69,11 @@ class OCRGANVideo(nn.Module):
     "reconstruct" the clip is reconstructed from itself, as in OCR-GAN; with "mixed" the appearance of
     frame t is reconstructed (through the decoder's bottleneck) and its flow predicted from the past.
     The score of a frame is its largest weighted cue, each cue in units of its extreme on normal data: the
-    appearance error, the flow error, the flow's own magnitude and the surprise of its direction where it moves
-    (each the largest mean over patches of its map), and the distance between the discriminator's features of the
-    frame and of its prediction. Scales, score statistics, the threshold and the direction prior are buffers,
-    saved with the weights; a scene calibration may replace the scales (`scales=` of `combine`).
+    appearance error, the flow error, the flow's own magnitude, the surprise of its direction where it moves and,
+    with a memory, each patch's distance to the nearest remembered normal patch (each the largest mean over
+    patches of its map), and the distance between the discriminator's features of the frame and of its
+    prediction. Scales, score statistics, the threshold, the direction prior and the memory are buffers, saved with
+    the weights; a scene calibration may replace the scales (`scales=` of `combine`).
     """
 
     def __init__(self, cfg: OCRGANConfig) -> None:
@@ -158,7 +159,8 @@ class OCRGANVideo(nn.Module):
 
     # --- scoring -------------------------------------------------------------------------------
     def error_maps(self, gen: Generated) -> ErrorMaps:
-        """The per-pixel cues, unscaled: appearance error and, with the motion band, flow error and speed."""
+        """The per-pixel cues, unscaled: appearance error; with the motion band, flow error, speed and direction
+        surprise; with a filled memory, the distance to it."""
         app = error_map(gen.target, gen.fake)
         if gen.fake_flow is None:
             return ErrorMaps(app, mem=self.memory_map(gen, app.shape[-2:]))
