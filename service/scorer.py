@@ -5,9 +5,9 @@ uploaded clips are advanced a batch at a time in between, so neither starves the
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,7 +22,6 @@ from service.metrics import Metrics
 from service.model_host import ModelHost
 
 log = logging.getLogger("ocrgan.scorer")
-_WAKE = object()  # put in the window queue when a clip has a batch ready, so the scorer does not sleep on it
 
 
 class ScoreSink(Protocol):
@@ -50,7 +49,9 @@ class Scorer:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clip_batch = clip_batch
-        self.windows: queue.Queue = queue.Queue()  # WindowJobs, bounded per camera by its worker; or _WAKE
+        self._windows: deque[WindowJob] = deque()  # bounded per camera by its worker
+        self._clip_ready = False  # a clip has a batch waiting: the scorer does not sleep on the windows
+        self._arrived = threading.Condition()  # a window or a clip batch arrived
         self.clips: list[ClipJob] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,8 +75,20 @@ class Scorer:
         return self._thread.is_alive()
 
     def submit(self, job: WindowJob) -> None:
-        self.windows.put_nowait(job)
-        self.metrics.scorer_queue.set(self.windows.qsize())
+        with self._arrived:
+            self._windows.append(job)
+            self.metrics.scorer_queue.set(len(self._windows))
+            self._arrived.notify()
+
+    @property
+    def queued(self) -> int:
+        """Windows waiting to be scored."""
+        return len(self._windows)
+
+    def _wake(self) -> None:
+        with self._arrived:
+            self._clip_ready = True
+            self._arrived.notify()
 
     # --- clips -----------------------------------------------------------------------------------
     def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
@@ -90,10 +103,10 @@ class Scorer:
                 while not job.put(frame):
                     self._check(job)
                 if job.frames.qsize() == job.need:
-                    self.windows.put_nowait(_WAKE)
+                    self._wake()
             while not job.end():
                 self._check(job)
-            self.windows.put_nowait(_WAKE)
+            self._wake()
             while not job.finished.wait(0.5):
                 self._check(job)
             if job.error is not None:
@@ -132,28 +145,34 @@ class Scorer:
                 clip.step()
 
     def _collect(self, wait: bool) -> list[WindowJob]:
-        """Up to max_batch windows: the first (waiting up to 50 ms when `wait`), then what arrives
-        within max_wait of it."""
+        """Up to max_batch windows: the first (waiting up to 50 ms when `wait`, unless a clip batch
+        arrives), then what arrives within max_wait of it."""
         batch: list[WindowJob] = []
         deadline = None
-        while len(batch) < self.max_batch:
-            try:
+        waited = False
+        with self._arrived:
+            while len(batch) < self.max_batch:
+                if self._windows:
+                    batch.append(self._windows.popleft())
+                    if deadline is None:
+                        deadline = time.monotonic() + self.max_wait_s
+                    continue
+                if self._clip_ready:
+                    self._clip_ready = False
+                    if not batch:
+                        break  # a clip is ready: go and step it
                 if deadline is None:
-                    item = self.windows.get(timeout=0.05) if wait else self.windows.get_nowait()
-                else:
-                    remaining = deadline - time.monotonic()
-                    item = self.windows.get_nowait() if remaining <= 0 else self.windows.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if item is _WAKE:
-                if not batch:
-                    break  # a clip is ready: go and step it
-                continue
-            batch.append(item)
-            if deadline is None:
-                deadline = time.monotonic() + self.max_wait_s
-        if batch:
-            self.metrics.scorer_queue.set(self.windows.qsize())
+                    if not wait or waited:
+                        break
+                    waited = True
+                    self._arrived.wait(0.05)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+            if batch:
+                self.metrics.scorer_queue.set(len(self._windows))
         return batch
 
     def _score(self, batch: list[WindowJob]) -> None:

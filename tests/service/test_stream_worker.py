@@ -147,7 +147,7 @@ def test_frames_are_dropped_and_counted_when_scoring_falls_behind(rtsp, parts, w
     built = parts(start_scorer=False, max_pending_windows=1)  # a scorer that never scores
     w, _rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam", fps=25)
     wait_for(lambda: w.counts["dropped"] >= 10, 20, what="drops")
-    assert w.pending == 1 and built[2].windows.qsize() == 1  # bounded: one window queued, no more
+    assert w.pending == 1 and built[2].queued == 1  # bounded: one window queued, no more
     assert w.assembler.count == 4  # frames that got a number: the first window's
     metrics = built[3].render().decode()
     assert 'ocrgan_frames_dropped_total{stream="cam"}' in metrics
