@@ -31,10 +31,10 @@ import psutil
 import torch
 
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
+from service.cameras.urls import StreamTarget
 from service.demo import DEMO_CLIP, FALLBACK
-from service.model_host import ModelHost
+from service.inference.host import ModelHost
 from service.settings import DEFAULT_CHECKPOINT, Settings
-from service.urls import StreamTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]

@@ -36,12 +36,12 @@ import psutil
 import torch
 
 from model import OCRGANConfig, OCRGANVideo, Window, save_checkpoint, score_windows
+from service.api.schemas import StreamSpec
+from service.api.services import Services
+from service.cameras.urls import StreamTarget
 from service.demo import DEMO_CLIP, FALLBACK
-from service.model_host import ModelHost
-from service.schemas import StreamSpec
-from service.services import Services
+from service.inference.host import ModelHost
 from service.settings import DEFAULT_CHECKPOINT, Settings
-from service.urls import StreamTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace, **defaults):
 def _load(settings):
     """The model, or None after printing why the checkpoint cannot be used."""
     from model import CheckpointError
-    from service.model_host import ModelHost
+    from service.inference.host import ModelHost
 
     try:
         return ModelHost.load(settings)
@@ -45,7 +45,7 @@ def _load(settings):
 def run_server(settings, host, on_startup=None) -> None:
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     uvicorn.run(create_app(settings, host, on_startup), host=settings.host, port=settings.port,
                 log_level=settings.log_level, ws="websockets-sansio", access_log=settings.log_level == "debug")
@@ -62,9 +62,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from service.calibration import CheckpointScale, OpeningScale
-    from service.clips import ClipLimits, inline_runner, score_file
+    from service.clips.video import ClipLimits, inline_runner, score_file
     from service.errors import ServiceError
+    from service.inference.calibration import CheckpointScale, OpeningScale
 
     if args.calibrate_seconds is not None and not 0 < args.calibrate_seconds < float("inf"):
         print(f"ocrgan score: --calibrate-seconds must be a positive number, not {args.calibrate_seconds:g}",

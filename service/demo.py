@@ -60,8 +60,8 @@ def free_or_next(host: str, port: int) -> int:
 
 def register_demo_camera(services) -> None:
     """Start the bundled looping camera (a local file: allowed for this built-in stream only)."""
-    from service.schemas import StreamSpec
-    from service.urls import StreamTarget
+    from service.api.schemas import StreamSpec
+    from service.cameras.urls import StreamTarget
 
     spec = StreamSpec(id=DEMO_STREAM, url=f"file://{DEMO_CLIP}", fps=10, calibrate=True)
     services.streams.add_local(spec, StreamTarget(str(DEMO_CLIP), True))

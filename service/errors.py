@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.schemas import ErrorResponse, ValidationErrorResponse
+from service.api.schemas import ErrorResponse, ValidationErrorResponse
 
 CLIENT_GONE = 499  # nginx's "client closed request": the work was stopped, nobody is left to read the answer
 

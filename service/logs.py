@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from service.urls import redact
+from service.cameras.urls import redact
 
 LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")  # "" is the root logger
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from service.calibration import MIN_FRAMES as MIN_CALIBRATION_FRAMES
+from service.inference.calibration import MIN_FRAMES as MIN_CALIBRATION_FRAMES
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "default.safetensors"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from tests.service.servers import LOOPBACK_ONLY, LiveApp, redis_server, rtsp_server
 from tests.synthetic import moving_shapes, write_video

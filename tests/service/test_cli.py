@@ -15,7 +15,7 @@ import torch
 
 from model import load_checkpoint, preprocess, score_clip
 from ocrgan_cli import main
-from service.app import create_app
+from service.api.app import create_app
 from tests.service.servers import LiveApp
 from training.decode import iter_video
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from service.app import create_app
+from service.api.app import create_app
 from tests.service.servers import LiveApp
 
 

@@ -1,0 +1,1 @@
+"""Live cameras: the URL policy and relay, one connection and worker per camera, their scores and snapshots."""

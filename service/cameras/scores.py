@@ -1,0 +1,115 @@
+"""A camera's published scores: the checkpoint's smoothing/normalisation (ScorePostprocessor), calibration to
+the camera's own units and normal statistics (service/inference/calibration.py, on by default), and anomaly events with
+hysteresis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from model import ScorePostprocessor, WindowScores
+from service.inference.calibration import Calibration, CalibrationState, frame_cues
+from service.inference.host import ModelHost
+
+
+class EventTracker:
+    """Anomaly events with hysteresis: start after `start` anomalous frames in a row, end after `end` normal ones."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end = start, end
+        self.active = False
+        self.run = 0  # consecutive frames disagreeing with the current state
+        self.peak = 0.0
+        self.started_at: float | None = None
+
+    def update(self, anomaly: bool, normalised: float, timestamp: float) -> str | None:
+        """'start', 'end' or None."""
+        if self.active:
+            self.peak = max(self.peak, normalised)
+        self.run = self.run + 1 if anomaly != self.active else 0
+        if not self.active and self.run >= self.start:
+            self.active, self.run, self.peak, self.started_at = True, 0, normalised, timestamp
+            return "start"
+        if self.active and self.run >= self.end:
+            self.active, self.run = False, 0
+            return "end"
+        return None
+
+
+@dataclass
+class LastScore:
+    frame_index: int
+    timestamp: float
+    score: float
+    normalised: float
+    anomaly: bool
+
+
+class StreamScoring:
+    def __init__(self, stream_id: str, host: ModelHost, calibrate: bool, calibration_frames: int,
+                 event_start: int, event_end: int) -> None:
+        self.stream_id = stream_id
+        self.model = host.model
+        self.post = ScorePostprocessor.for_model(host.model)
+        self.rec_scale = float(host.model.rec_scale)
+        self.calibration = Calibration(calibration_frames, host.model) if calibrate else None
+        self.events = EventTracker(event_start, event_end)
+        self.last: LastScore | None = None
+        self.events_started = 0
+
+    def consume(self, scores: WindowScores, timestamps: list[float]) -> list[dict[str, Any]]:
+        """One window's published frames -> score messages (and event messages), in frame order."""
+        out: list[dict[str, Any]] = []
+        cues = scores.cues()
+        raws = self._raw(scores)
+        for i, (index, rec, ts) in enumerate(zip(scores.indices, scores.rec.tolist(), timestamps, strict=True)):
+            score, normalised, anomaly = self.post(raws[i])
+            c = self.calibration
+            if c is not None and c.state is CalibrationState.WARMING:
+                anomaly = False
+                if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
+                    self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
+                    raws = self._raw(scores)
+            self.last = LastScore(index, ts, score, normalised, anomaly)
+            out.append({"type": "score", "stream_id": self.stream_id, "frame_index": index, "timestamp": ts,
+                        "score": score, "normalised": normalised, "anomaly": anomaly})
+            event = self.events.update(anomaly, normalised, ts)
+            if event is not None:
+                self.events_started += event == "start"
+                out.append({"type": "event", "stream_id": self.stream_id, "event": event, "frame_index": index,
+                            "timestamp": ts, "started_at": self.events.started_at,
+                            "peak": self.events.peak, "at": time.time()})
+        return out
+
+    def _raw(self, scores: WindowScores) -> list[float]:
+        """Raw scores in the scene's units once calibrated, else as scored (the checkpoint's units)."""
+        c = self.calibration
+        if c is None or c.scales is None:
+            return scores.raw.tolist()
+        return self.model.combine(scores.cues(), c.scales).tolist()
+
+    @property
+    def heatmap_scale(self) -> float:
+        """What the snapshot heatmap is drawn relative to: the camera's own typical heatmap peak once it has
+        calibrated (Calibration.heatmap_scale), the checkpoint's rec_scale before that or without calibration."""
+        c = self.calibration
+        if c is not None and c.state is CalibrationState.DONE and c.heatmap_scale is not None:
+            return c.heatmap_scale
+        return self.rec_scale
+
+    def describe(self) -> dict[str, Any]:
+        c = self.calibration
+        return {
+            "last_score": None if self.last is None else vars(self.last),
+            "anomaly_active": self.events.active,
+            "anomaly_events": self.events_started,
+            "normalisation": {
+                "mean": self.post.mean, "std": self.post.std, "threshold": self.post.threshold,
+                "calibration": CalibrationState.OFF if c is None else c.state,
+                "calibration_frames": None if c is None else min(c.n, c.target),
+                "calibration_target": None if c is None else c.target,
+                "heatmap_scale": self.heatmap_scale,
+                "scales": None if c is None else c.scales,
+            },
+        }

@@ -1,0 +1,321 @@
+"""One camera: a thread that connects, decodes, samples to the target fps, assembles windows by the
+model/windows.py rule and hands them to the scorer; reconnects with capped exponential backoff.
+
+Frames are numbered in the order they enter the window assembler. Every such frame gets exactly one
+published score (from the window that ends at or after it, see model/windows.py). When the scorer is
+behind (max_pending_windows of this camera queued), arriving frames are dropped and counted before
+they get a number; after a reconnect the assembler restarts, so frames waiting for their window are
+dropped (and counted) too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from model import SequencePreprocessor, WindowAssembler, WindowScores
+from service.api.schemas import StreamSpec
+from service.cameras.scores import StreamScoring
+from service.cameras.snapshot import render_snapshot
+from service.cameras.source import FrameSource, SourceError, SourceOptions
+from service.cameras.urls import StreamTarget, check_stream_url, redact
+from service.errors import ServiceError
+from service.inference.host import ModelHost
+from service.inference.scorer import Scorer, WindowJob
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger("ocrgan.streams")
+
+
+class StreamState(StrEnum):
+    PENDING = "pending"  # registered, not (yet) taken by any replica
+    CONNECTING = "connecting"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+    FAILED = "failed"  # gave up after OCRGAN_MAX_FAILURES failed connections in a row
+
+
+Publish = Callable[[list[dict[str, Any]]], None]
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Capped exponential backoff, jittered within [delay/2, delay] so cameras do not retry in step."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay * (0.5 + random.random() / 2)
+
+
+class FpsSampler:
+    """Keep frames so that kept timestamps are about 1/fps apart (all of them when the source is slower)."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps
+        self.next_due: float | None = None
+
+    def keep(self, t: float) -> bool:
+        if self.next_due is None or t < self.next_due - 10 * self.period:  # first frame, or time went back
+            self.next_due = t + self.period
+            return True
+        if t < self.next_due - 1e-3:
+            return False
+        self.next_due += self.period
+        if self.next_due <= t:  # after a gap, do not try to catch up
+            self.next_due = t + self.period
+        return True
+
+
+class StreamWorker:
+    def __init__(self, spec: StreamSpec, target: StreamTarget, settings: Settings, host: ModelHost,
+                 scorer: Scorer, metrics: Metrics, publish: Publish, replica: str) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.target = target
+        self.settings = settings
+        self.host = host
+        self.scorer = scorer
+        self.metrics = metrics
+        self.publish = publish
+        self.replica = replica
+        self.fps = spec.fps or settings.stream_fps
+        self.stride = spec.stride or host.stride
+        self.scoring = StreamScoring(spec.id, host, spec.calibrate, settings.calibration_frames,
+                                     settings.event_start_frames, settings.event_end_frames)
+        self.state = StreamState.CONNECTING
+        self.alive = True  # the scorer drops windows of a stopped worker
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"ocrgan-stream-{spec.id}", daemon=True)
+        self.assembler = WindowAssembler(host.model.cfg.num_frames, self.stride)
+        self.prep = SequencePreprocessor(host.model.cfg)  # holds the previous frame for the motion band
+        self._arrivals: deque[tuple[float, float]] = deque()  # (monotonic, wall) of frames awaiting a window
+        self._accepted: deque[float] = deque(maxlen=256)  # monotonic times, for the measured fps
+        self.pending = 0  # windows queued at the scorer
+        self.counts = {"decoded": 0, "skipped": 0, "dropped": 0, "scored": 0, "decode_errors": 0}
+        self.reconnects = 0
+        self.failures = 0  # consecutive failed connections
+        self.last_error: str | None = None  # why the camera is not running; None while it runs
+        self.last_error_at: float | None = None  # epoch seconds last_error was recorded at
+        self.last_frame_at: float | None = None  # monotonic
+        self.started_at = time.time()
+        self.source_size: tuple[int, int] | None = None
+        self.latest: tuple[int, np.ndarray] | None = None  # (frame index, image) of the newest frame
+        self.heat: tuple[int, np.ndarray, np.ndarray] | None = None  # (index, image, heatmap) of the latest map
+        self._last_heat_request = 0.0
+        self._convert = VideoReformatter()  # reused: keeps its scaler context between frames
+        self._m = {name: getattr(metrics, f"frames_{name}").labels(self.id)
+                   for name in ("decoded", "skipped", "dropped", "scored")}
+        metrics.add_stream(self.id)
+        metrics.set_state(self.id, self.state)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Signal the thread to end (it does within one frame or one I/O timeout); see join()."""
+        self._stop.set()
+        self.alive = False
+        self._set_state(StreamState.STOPPED, reason)
+
+    def join(self) -> None:
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.settings.open_timeout_seconds + 5)
+
+    def _set_state(self, state: StreamState, reason: str | None = None) -> None:
+        with self._lock:
+            if state == self.state or (self.state is StreamState.STOPPED and state is not StreamState.STOPPED):
+                return
+            previous, self.state = self.state, state
+        self.metrics.set_state(self.id, state)
+        log.info("stream %s: %s -> %s%s", self.id, previous, state, f" ({reason})" if reason else "")
+        self.publish([{"type": "status", "stream_id": self.id, "state": str(state), "previous": str(previous),
+                       "reason": reason, "timestamp": time.time(), "replica": self.replica}])
+
+    # --- connection loop -------------------------------------------------------------------------
+    def _run(self) -> None:
+        s = self.settings
+        opts = SourceOptions(s.open_timeout_seconds, s.watchdog_seconds, s)
+        while not self._stop.is_set():
+            try:
+                self._recheck_url()
+                with FrameSource(self.target, opts, self._stop) as source:
+                    self.source_size = source.size
+                    self._consume(source)
+            except SourceError as e:
+                self._error(str(e))
+            except Exception as e:  # a bug must not kill the camera for good
+                log.exception("stream %s: unexpected error", self.id)
+                self._error(redact(f"{type(e).__name__}: {e}"))
+            if self._stop.is_set():
+                break
+            self.failures += 1
+            if s.max_failures and self.failures >= s.max_failures:
+                self._set_state(StreamState.FAILED, self.last_error)
+                return
+            self.reconnects += 1
+            self.metrics.reconnects.labels(self.id).inc()
+            self._set_state(StreamState.RECONNECTING, self.last_error)
+            self._restart_windows()
+            self._stop.wait(backoff(self.failures, s.reconnect_base_seconds, s.reconnect_cap_seconds))
+
+    def _error(self, message: str) -> None:
+        self.last_error, self.last_error_at = message, time.time()
+
+    def _recheck_url(self) -> None:
+        """The URL policy again before every connection: a host name checked at registration may resolve
+        to a refused address now (DNS rebinding onto loopback, link-local or metadata addresses), or to none.
+        The relay checks each address it connects to once more (service/cameras/relay.py)."""
+        if self.target.is_file:
+            return  # a built-in camera, or a file allowed at registration
+        try:
+            check_stream_url(self.spec.url, self.settings)
+        except ServiceError as e:
+            raise SourceError(f"refused: {e.message}") from e
+
+    def _consume(self, source: FrameSource) -> None:
+        sampler = FpsSampler(self.fps)
+        got_frame = False
+        for frame, t in source.frames():
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            self.counts["decode_errors"] = source.decode_errors
+            if not got_frame:
+                got_frame = True
+                self.failures = 0
+                self.last_error = self.last_error_at = None  # the error is past (its reason stays in the status log)
+                self._set_state(StreamState.RUNNING)
+            self.last_frame_at = now
+            self.counts["decoded"] += 1
+            self._m["decoded"].inc()
+            if not sampler.keep(t):
+                self.counts["skipped"] += 1
+                self._m["skipped"].inc()
+                continue
+            self._accept(frame, now)
+        if not got_frame:
+            raise SourceError(f"no frame decoded ({source.decode_errors} undecodable packets)")
+
+    # --- frames -> windows -----------------------------------------------------------------------
+    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+        fmt = "gray" if self.host.grey else "rgb24"
+        h, w = self.host.model.cfg.hw
+        if self.settings.prescale and frame.width > 2 * w and frame.height > 2 * h:
+            return self._convert.reformat(frame, width=2 * w, height=2 * h, format=fmt,
+                                          interpolation="AREA").to_ndarray()
+        return self._convert.reformat(frame, format=fmt).to_ndarray()
+
+    def _accept(self, frame: av.VideoFrame, now: float) -> None:
+        with self._lock:
+            busy = self.pending >= self.settings.max_pending_windows
+        if busy:
+            self.counts["dropped"] += 1
+            self._m["dropped"].inc()
+            return
+        image = self._image(frame)
+        x = self.prep(image)  # (in_channels, h, w)
+        self._accepted.append(now)
+        self._arrivals.append((now, time.time()))
+        window = self.assembler.push(x)
+        self.latest = (self.assembler.count - 1, image)
+        if window is None:
+            return
+        arrivals = [self._arrivals.popleft() for _ in window.indices]
+        want_heat = now - self._last_heat_request >= self.settings.snapshot_interval_seconds
+        if want_heat:
+            self._last_heat_request = now
+        job = WindowJob(self, window, [a[0] for a in arrivals], [a[1] for a in arrivals], want_heat,
+                        image if want_heat else None)
+        with self._lock:
+            self.pending += 1
+        self.scorer.submit(job)
+
+    def _restart_windows(self) -> None:
+        """After a discontinuity: frames still waiting for their window are dropped with the buffer."""
+        lost = len(self._arrivals)
+        self.assembler.restart()
+        self.prep.reset()
+        self._arrivals.clear()
+        if lost:
+            self.counts["dropped"] += lost
+            self._m["dropped"].inc(lost)
+
+    # --- scorer thread ---------------------------------------------------------------------------
+    def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
+        with self._lock:
+            self.pending -= 1
+        if not self.alive:
+            return
+        messages = self.scoring.consume(scores, job.timestamps)
+        if scores.heatmaps is not None and job.frame is not None:
+            self.heat = (scores.indices[-1], job.frame, scores.heatmaps[-1].numpy())
+        self.publish(messages)
+        done = time.monotonic()
+        for t in job.arrivals:
+            self.metrics.latency.observe(done - t)
+        n = len(scores.indices)
+        self.counts["scored"] += n
+        m = self.metrics
+        self._m["scored"].inc(n)
+        last = self.scoring.last
+        m.anomaly_score.labels(self.id).set(last.normalised)
+        m.anomaly_active.labels(self.id).set(1.0 if self.scoring.events.active else 0.0)
+        started = sum(1 for msg in messages if msg["type"] == "event" and msg["event"] == "start")
+        if started:
+            m.anomaly_events.labels(self.id).inc(started)
+
+    # --- views -----------------------------------------------------------------------------------
+    def measured_fps(self) -> float:
+        times = [t for t in self._accepted if t >= time.monotonic() - 5.0]
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def snapshot(self) -> bytes | None:
+        """JPEG of the newest frame with the latest anomaly map blended over it (None before any frame), the map
+        drawn relative to the camera's own typical level once it has calibrated (StreamScoring.heatmap_scale)."""
+        if self.heat is not None:
+            _, image, heat = self.heat
+            return render_snapshot(image, heat, self.scoring.heatmap_scale)
+        if self.latest is not None:
+            return render_snapshot(self.latest[1], None, 1.0)
+        return None
+
+    def view(self) -> dict[str, Any]:
+        age = None if self.last_frame_at is None else round(time.monotonic() - self.last_frame_at, 3)
+        fps = self.measured_fps()
+        self.metrics.stream_fps.labels(self.id).set(fps)
+        return {
+            "id": self.id,
+            "url": redact(self.spec.url),
+            "state": str(self.state),
+            "fps": self.fps,
+            "fps_measured": round(fps, 2),
+            "stride": self.stride,
+            "calibrate": self.spec.calibrate,
+            "frames_decoded": self.counts["decoded"],
+            "frames_skipped": self.counts["skipped"],
+            "frames_dropped": self.counts["dropped"],
+            "frames_scored": self.counts["scored"],
+            "decode_errors": self.counts["decode_errors"],
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,  # why it is not running (connecting/reconnecting/failed); null while running
+            "last_error_at": self.last_error_at,
+            "last_frame_age_s": age,
+            "source_size": list(self.source_size) if self.source_size else None,
+            "replica": self.replica,
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            **self.scoring.describe(),
+        }

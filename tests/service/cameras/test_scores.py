@@ -1,0 +1,70 @@
+"""Per-camera post-processing: calibration warm-up, the heatmap scale, anomaly events with hysteresis."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import WindowScores
+from service.cameras.scores import EventTracker, StreamScoring
+
+
+def test_events_need_k_anomalous_frames_to_start_and_m_normal_to_end():
+    ev = EventTracker(start=3, end=2)
+    seq = [True, True, False, True, True, True, False, True, False, False, True]
+    out = [ev.update(a, 5.0 if a else 0.0, float(i)) for i, a in enumerate(seq)]
+    assert out == [None, None, None, None, None, "start", None, None, None, "end", None]
+    assert ev.started_at == 5.0 and ev.peak == 5.0
+
+
+class _Host:
+    def __init__(self, mean=0.0, std=1.0, threshold=3.0):
+        from model import OCRGANConfig, OCRGANVideo
+
+        self.model = OCRGANVideo(OCRGANConfig(isize=16, nc=1, ngf=4, ndf=4, nz=4, num_frames=4, stride=2))
+        self.model.set_score_statistics(mean, std, threshold)
+
+
+def scores(indices, app, rec=None, feat=0.1):
+    """A window's scores as the checkpoint scores them (appearance weight 1 and unit 1, so raw = app)."""
+    a = torch.tensor(app)
+    return WindowScores(indices, a, None, a if rec is None else torch.tensor(rec), torch.full_like(a, feat), a)
+
+
+def test_stream_scoring_messages_and_calibration():
+    """A scene whose appearance error is 10 times the training scene's: the warm-up learns it as the scene's unit,
+    so the scores are then about 1 on its normal frames, and twice its normal error is an anomaly."""
+    s = StreamScoring("cam", _Host(), calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    msgs = s.consume(scores([0, 1], [10.0, 10.0]), [100.0, 100.1])
+    assert [m["type"] for m in msgs] == ["score", "score"]
+    assert msgs[0] == {"type": "score", "stream_id": "cam", "frame_index": 0, "timestamp": 100.0, "score": 10.0,
+                       "normalised": 10.0, "anomaly": False}  # held back while warming up
+    s.consume(scores([2, 3], [10.0, 10.0]), [100.2, 100.3])
+    norm = s.describe()["normalisation"]
+    assert norm["calibration"] == "done"
+    assert norm["scales"]["app"] == pytest.approx(10.0) and norm["scales"]["feat"] == pytest.approx(0.25)  # floored
+    assert s.post.mean == pytest.approx(1.0) and s.post.std == pytest.approx(0.05)  # in the scene's units
+    msgs = s.consume(scores([4, 5, 6], [10.0, 20.0, 20.0]), [100.4, 100.5, 100.6])
+    assert [m["score"] for m in msgs[:3]] == pytest.approx([1.0, 2.0, 2.0])
+    kinds = [(m["type"], m.get("event")) for m in msgs]
+    assert kinds == [("score", None), ("score", None), ("score", None), ("event", "start")]
+    assert msgs[1]["anomaly"] and not msgs[0]["anomaly"]
+    assert s.describe()["anomaly_active"] and s.events_started == 1
+
+
+def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
+    """Before and without calibration the snapshot uses the checkpoint's rec_scale; after, the mean rec of the
+    camera's warm-up frames (its typical heatmap peak)."""
+    host = _Host()
+    host.model.rec_scale.fill_(0.5)
+    s = StreamScoring("cam", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    s.consume(scores([0, 1], [1.0, 1.0], rec=[0.01, 0.03]), [0.0, 0.1])
+    assert s.heatmap_scale == pytest.approx(0.5)  # still warming
+    s.consume(scores([2, 3], [1.0, 1.0], rec=[0.02, 0.04]), [0.2, 0.3])
+    assert s.heatmap_scale == pytest.approx(0.025)
+    s.consume(scores([4, 5], [1.0, 1.0], rec=[9.0, 9.0]), [0.4, 0.5])  # later frames do not move it
+    assert s.describe()["normalisation"]["heatmap_scale"] == pytest.approx(0.025)
+    off = StreamScoring("cam", host, calibrate=False, calibration_frames=4, event_start=2, event_end=2)
+    off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5, rec=[0.01] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
+    assert off.heatmap_scale == pytest.approx(0.5)
+    assert off.describe()["normalisation"]["calibration"] == "off"

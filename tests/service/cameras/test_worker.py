@@ -1,0 +1,238 @@
+"""One camera against a real loopback RTSP server: scores, frame numbering, drops, reconnects, watchdog,
+calibration by default and the snapshot drawn on the camera's own scale."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from service.api.schemas import StreamSpec
+from service.cameras.snapshot import render_snapshot
+from service.cameras.urls import StreamTarget
+from service.cameras.worker import FpsSampler, StreamState, StreamWorker, backoff
+from service.inference.host import ModelHost
+from service.inference.scorer import Scorer
+from service.metrics import Metrics
+from tests.service.junk_servers import SilentTCP
+from tests.service.servers import free_port, wait_for
+
+
+def test_fps_sampler_keeps_the_target_rate():
+    s = FpsSampler(10.0)
+    kept = [t / 25 for t in range(250) if s.keep(t / 25)]  # 10 s of 25 fps
+    assert 98 <= len(kept) <= 102
+    s = FpsSampler(30.0)
+    assert all(s.keep(t / 25) for t in range(50))  # slower source: everything
+    s = FpsSampler(5.0)
+    assert s.keep(0.0) and s.keep(100.0) and s.keep(3.0)  # a jump ahead, then time going back
+
+
+def test_backoff_is_capped_exponential_with_jitter():
+    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 10.0)]:
+        d = backoff(attempt, 1.0, 10.0)
+        assert full / 2 <= d <= full
+
+
+class Recorder:
+    def __init__(self):
+        self.messages = []
+        self.received = []  # monotonic time each message was published at
+        self.lock = threading.Lock()
+
+    def __call__(self, messages):
+        now = time.monotonic()
+        with self.lock:
+            self.messages.extend(messages)
+            self.received.extend(now for _ in messages)
+
+    def first_status(self, state):
+        """(message, monotonic time) of the first status message that announced `state`."""
+        with self.lock:
+            return next((m, t) for m, t in zip(self.messages, self.received, strict=True)
+                        if m["type"] == "status" and m["state"] == state)
+
+    def of(self, kind):
+        with self.lock:
+            return [m for m in self.messages if m["type"] == kind]
+
+    def states(self):
+        return [m["state"] for m in self.of("status")]
+
+
+@pytest.fixture
+def parts(make_settings):
+    """(settings, host, scorer, metrics); the scorer is started by the test when wanted."""
+    built = []
+
+    def make(start_scorer=True, **kw):
+        settings = make_settings(**kw)
+        host = ModelHost.load(settings)
+        metrics = Metrics([str(s) for s in StreamState])
+        scorer = Scorer(host, metrics, host.batch_sizes(settings)[0], 0.005, host.batch_sizes(settings)[1])
+        if start_scorer:
+            scorer.start()
+        built.append(scorer)
+        return settings, host, scorer, metrics
+
+    yield make
+    for s in built:
+        s.stop()
+
+
+@pytest.fixture
+def workers():
+    made = []
+    yield made
+    for w in made:
+        w.stop()
+        w.join()
+
+
+def start_worker(workers, parts, url, fps=10.0, **kw):
+    settings, host, scorer, metrics = parts
+    rec = Recorder()
+    w = StreamWorker(StreamSpec(id="cam", url=url, fps=fps), StreamTarget(url, False), settings, host, scorer,
+                     metrics, rec, "test")
+    workers.append(w)
+    w.start()
+    return w, rec
+
+
+@pytest.mark.slow
+def test_every_accepted_frame_gets_exactly_one_score(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    w, rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: len(rec.of("score")) >= 24, 20, what="24 scores")
+    assert w.state is StreamState.RUNNING
+    w.stop()
+    w.join()
+    idx = [m["frame_index"] for m in rec.of("score")]
+    assert idx == list(range(len(idx)))  # in order, none twice, none missing
+    assert w.counts["scored"] == len(idx) and w.counts["dropped"] == 0
+    stamps = [m["timestamp"] for m in rec.of("score")]
+    assert stamps == sorted(stamps)
+    assert rec.states()[:1] == ["running"] and rec.states()[-1] == "stopped"
+    assert w.snapshot()[:2] == b"\xff\xd8"  # a JPEG
+    v = w.view()
+    assert v["source_size"] == [96, 64] and 5 < v["fps_measured"] < 15
+
+
+@pytest.mark.slow
+def test_a_camera_calibrates_by_default_and_draws_its_snapshot_on_its_own_scale(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    built = parts(calibration_frames=10, snapshot_interval_seconds=0.1)
+    w, rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam")  # no "calibrate" given
+    assert w.spec.calibrate and w.view()["normalisation"]["calibration_target"] == 10
+    wait_for(lambda: w.view()["normalisation"]["calibration"] == "done" and w.heat is not None
+             and w.heat[0] >= 10, 20, what="calibration and a later heatmap")
+    w.stop()  # the scorer no longer replaces w.heat
+    w.join()
+    scores = rec.of("score")
+    assert not any(m["anomaly"] for m in scores[:10])  # flags held back during the warm-up
+    norm = w.view()["normalisation"]
+    rec_scale = float(built[1].model.rec_scale)
+    assert norm["heatmap_scale"] == w.scoring.calibration.heatmap_scale != rec_scale
+    _, image, heat = w.heat
+    assert w.snapshot() == render_snapshot(image, heat, norm["heatmap_scale"])
+    assert w.snapshot() != render_snapshot(image, heat, rec_scale)
+
+
+@pytest.mark.slow
+def test_frames_are_dropped_and_counted_when_scoring_falls_behind(rtsp, parts, workers):
+    server = rtsp(fps=25)
+    built = parts(start_scorer=False, max_pending_windows=1)  # a scorer that never scores
+    w, _rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam", fps=25)
+    wait_for(lambda: w.counts["dropped"] >= 10, 20, what="drops")
+    assert w.pending == 1 and built[2].queued == 1  # bounded: one window queued, no more
+    assert w.assembler.count == 4  # frames that got a number: the first window's
+    metrics = built[3].render().decode()
+    assert 'ocrgan_frames_dropped_total{stream="cam"}' in metrics
+
+
+@pytest.mark.slow
+def test_reconnects_after_the_camera_dies_and_returns(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    w, rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > 4, 20, what="running")
+    server.kill()
+    wait_for(lambda: w.state is StreamState.RECONNECTING, 10, what="reconnecting")
+    scored = w.counts["scored"]
+    server.start()
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > scored + 4, 20, what="running again")
+    assert w.reconnects >= 1
+    states = rec.states()
+    assert states.index("reconnecting") < len(states) - 1 - states[::-1].index("running")
+    idx = [m["frame_index"] for m in rec.of("score")]
+    assert len(idx) == len(set(idx)) and idx == sorted(idx)  # numbering continues across the reconnect
+
+
+@pytest.mark.slow
+def test_watchdog_ends_a_frozen_camera_on_time_and_the_error_is_past_once_running(rtsp, parts, workers):
+    """A server frozen mid-stream (its socket open, nothing sent): the watchdog fires at its setting, counted from
+    the last frame received, not later because of frames the decoder or FFmpeg still held."""
+    watchdog = 3.0
+    server = rtsp(fps=10)
+    w, rec = start_worker(workers, parts(watchdog_seconds=watchdog), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["decoded"] > 10, 20, what="running")
+    assert w.view()["last_error"] is None
+    os.killpg(server.proc.pid, signal.SIGSTOP)  # the socket stays open, no more packets
+    frozen = time.monotonic()
+    try:
+        wait_for(lambda: w.state is not StreamState.RUNNING, watchdog + 10, what="watchdog")
+        message, fired = rec.first_status("reconnecting")
+        last_frame = w.last_frame_at
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+    silence = fired - last_frame
+    print(f"\nwatchdog {watchdog:g}s: left running {silence:.2f}s after the last frame "
+          f"({fired - frozen:.2f}s after SIGSTOP)")
+    assert watchdog - 1 <= silence <= watchdog + 1, silence
+    assert last_frame <= frozen + 1  # no frame came long after the freeze (the decoder held none back)
+    assert message["reason"] == f"watchdog: no frame for {watchdog:g}s" == w.last_error
+    v = w.view()
+    assert v["last_error"] == message["reason"] and v["last_error_at"] >= message["timestamp"] - 1
+    wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running again")
+    assert w.reconnects >= 1
+    v = w.view()
+    assert v["last_error"] is None and v["last_error_at"] is None  # running: no error is current
+
+
+def test_a_camera_that_accepts_and_sends_nothing_times_out(parts, workers):
+    with SilentTCP() as silent:
+        start = time.monotonic()
+        w, rec = start_worker(workers, parts(max_failures=1, open_timeout_seconds=2),
+                              f"rtsp://127.0.0.1:{silent.port}/cam")
+        wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+        took = time.monotonic() - start
+    assert w.last_error == "cannot open: timed out after 2s", w.last_error
+    assert 1.5 <= took <= 4, took
+    assert rec.states() == ["failed"]
+
+
+def test_a_refusing_camera_fails_after_max_failures(parts, workers):
+    w, rec = start_worker(workers, parts(max_failures=2), f"rtsp://127.0.0.1:{free_port()}/none")
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert rec.states() == ["reconnecting", "failed"]
+    assert w.last_error == "cannot open: could not connect to the camera" and w.reconnects == 1
+
+
+def test_credentials_never_reach_status_or_errors(parts, workers):
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/none"
+    w, rec = start_worker(workers, parts(max_failures=1), url)
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert "hunter2" not in repr(w.view()) and "hunter2" not in repr(rec.messages)
+    assert w.view()["url"].startswith("rtsp://***@")
+
+
+@pytest.mark.slow
+def test_the_url_policy_is_checked_again_at_every_connection(rtsp, parts, workers):
+    """A host that passed at registration but resolves to a refused address later is not connected to."""
+    server = rtsp()
+    w, rec = start_worker(workers, parts(allow_loopback=False, max_failures=2), f"rtsp://127.0.0.1:{server.port}/cam")
+    wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
+    assert "refused" in w.last_error and "loopback" in w.last_error
+    assert w.counts["decoded"] == 0 and rec.states() == ["reconnecting", "failed"]

@@ -1,0 +1,115 @@
+"""The scorer thread: micro-batches windows of several cameras, interleaves clips, owns the model."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from model import Window, iter_clip_scores, score_windows
+from service.errors import ServiceError
+from service.inference.host import ModelHost
+from service.inference.scorer import Scorer, WindowJob
+from service.metrics import Metrics
+from tests.service.servers import wait_for
+
+
+class Sink:
+    def __init__(self):
+        self.alive = True
+        self.got = []
+        self.threads = set()
+
+    def on_scores(self, job, scores):
+        self.got.append((job, scores))
+        self.threads.add(threading.current_thread().name)
+
+
+@pytest.fixture
+def host(make_settings):
+    return ModelHost.load(make_settings())
+
+
+@pytest.fixture
+def scorer(host):
+    s = Scorer(host, Metrics(["running"]), max_batch=4, max_wait_s=0.01, clip_batch=2)
+    yield s
+    s.stop()
+
+
+def window(cfg, start):
+    return Window(torch.rand(cfg.num_frames, cfg.nc, *cfg.hw) * 2 - 1, list(range(start, start + 4)))
+
+
+def job(sink, w):
+    return WindowJob(sink, w, [0.0] * len(w.indices), [0.0] * len(w.indices))
+
+
+def test_windows_of_several_cameras_share_a_batch(scorer, host):
+    cfg = host.model.cfg
+    sinks = [Sink() for _ in range(3)]
+    jobs = [job(s, window(cfg, 4 * k)) for k in range(3) for s in sinks]  # 9 windows queued before start
+    for j in jobs:
+        scorer.submit(j)
+    scorer.start()
+    wait_for(lambda: all(len(s.got) == 3 for s in sinks), 20, what="all windows scored")
+    assert scorer.batches == 3  # 4 + 4 + 1
+    for s in sinks:
+        assert [sc.indices for _, sc in s.got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+        assert s.threads == {"ocrgan-scorer"}
+    # batched scores equal one-by-one scores
+    j0, s0 = sinks[1].got[2]
+    alone = score_windows(host.model, [j0.window])[0]
+    assert torch.allclose(s0.raw, alone.raw, atol=1e-5)
+
+
+def test_windows_of_stopped_cameras_are_skipped(scorer, host):
+    sink = Sink()
+    sink.alive = False
+    scorer.submit(job(sink, window(host.model.cfg, 0)))
+    live = Sink()
+    scorer.submit(job(live, window(host.model.cfg, 0)))
+    scorer.start()
+    wait_for(lambda: live.got, 10)
+    assert sink.got == []
+
+
+def test_clip_runs_in_the_scorer_thread_and_equals_iter_clip_scores(scorer, host):
+    cfg = host.model.cfg
+    frames = [torch.rand(cfg.nc, *cfg.hw) * 2 - 1 for _ in range(23)]
+    scorer.start()
+    sink = Sink()
+    for k in range(6):  # camera traffic at the same time
+        scorer.submit(job(sink, window(cfg, 4 * k)))
+    got = scorer.run_clip(iter(frames), stride=4, heatmaps=True)
+    ref = list(iter_clip_scores(host.model, frames, 4, 2, heatmaps=True))
+    assert [g.indices for g in got] == [r.indices for r in ref]
+    assert torch.allclose(torch.cat([g.raw for g in got]), torch.cat([r.raw for r in ref]), atol=1e-5)
+    assert got[0].heatmaps.shape == (4, *cfg.hw)
+    wait_for(lambda: len(sink.got) == 6, 10)
+
+
+def test_a_clip_that_fails_to_decode_leaves_the_scorer_working(scorer, host):
+    cfg = host.model.cfg
+    scorer.start()
+
+    def frames():
+        for _ in range(10):
+            yield torch.zeros(cfg.nc, *cfg.hw)
+        raise ServiceError(422, "broken at frame 10")
+
+    with pytest.raises(ServiceError, match="frame 10"):
+        scorer.run_clip(frames(), stride=4, heatmaps=False)
+    wait_for(lambda: not scorer.clips, 5, what="the cancelled clip to go")
+    got = scorer.run_clip(iter([torch.zeros(cfg.nc, *cfg.hw)] * 5), stride=4, heatmaps=False)
+    assert [g.indices for g in got] == [[0, 1, 2, 3], [4]]
+
+
+def test_clip_refused_when_scorer_stopped(scorer, host):
+    scorer.start()
+    scorer.stop()
+    cfg = host.model.cfg
+    with pytest.raises(ServiceError) as e:
+        scorer.run_clip(iter([torch.zeros(cfg.nc, *cfg.hw)] * 40), stride=4, heatmaps=False)
+    assert e.value.status == 503
