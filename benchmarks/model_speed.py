@@ -5,7 +5,9 @@ frame) and the whole per-frame cost, preprocessing and model together.
 
     python benchmarks/model_speed.py [--threads 1 2] [--configs seed,default] [--checkpoint PATH]
 
-A "published frame" is one frame given its score: a window of T frames publishes `stride` of them.
+A "published frame" is one frame given its score: a window of T frames publishes `stride` of them. The
+streaming rows score each frame on arrival from cached per-frame features (model.streaming), for one camera and
+for four cameras batched in one pass; `stream_cost_vs_windows_b1` is its cost per frame over the window path's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model import OCRGANConfig, OCRGANVideo, SequencePreprocessor, load_checkpoint
 from model import losses as L
+from model.streaming import FrameStream, score_frames
 
 CONFIGS = {
     "seed": dict(),  # the seed document's defaults: 64x64 RGB, ngf=ndf=64, full temporal
@@ -105,6 +108,13 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
         row[f"fps_b{b}"] = round(b * s / sec, 1)  # published frames per second
         row[f"GFLOP_per_frame_b{b}"] = round(flops / (b * s) / 1e9, 3)
         row[f"achieved_vs_matmul_b{b}"] = round(flops / sec / peak, 3)
+    if cfg.causal:  # frame by frame from cached per-frame features (model.streaming), against the windows above
+        for cams in (1, 4):
+            sec, flops = streaming_seconds(model, cams)
+            row[f"stream_fps_{cams}cam"] = round(cams / sec, 1)
+            row[f"stream_GFLOP_per_frame_{cams}cam"] = round(flops / cams / 1e9, 3)
+            row[f"stream_achieved_vs_matmul_{cams}cam"] = round(flops / sec / peak, 3)
+        row["stream_cost_vs_windows_b1"] = round(row["fps_b1"] / row["stream_fps_1cam"], 2)
     cl = copy.deepcopy(model).to(memory_format=torch.channels_last)  # oneDNN's preferred layout on CPUs
     with torch.inference_mode():
         sec = timeit(lambda: cl.score(clip, pos))  # the batch of 8
@@ -114,6 +124,25 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     if train:
         row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
     return row
+
+
+def streaming_seconds(model: OCRGANVideo, cameras: int) -> tuple[float, float]:
+    """Seconds and FLOPs of one pass that scores one new frame of each of `cameras` sequences, once their caches
+    are full."""
+    cfg = model.cfg
+    states = [FrameStream(model) for _ in range(cameras)]
+    frames = torch.rand(cfg.num_frames + 1, cameras, cfg.in_channels, *cfg.hw) * 2 - 1
+    step = iter(range(10**9))
+
+    def one() -> None:
+        f = frames[next(step) % len(frames)]
+        score_frames(model, [(s, f[i:i + 1]) for i, s in enumerate(states)])
+
+    for _ in range(cfg.num_frames):
+        one()
+    with FlopCounterMode(display=False) as fc:
+        one()
+    return timeit(one), fc.get_total_flops()
 
 
 def preprocess_seconds(cfg: OCRGANConfig) -> float:

@@ -8,7 +8,7 @@ from torch import nn
 
 from model.channel_selection import ChannelSelection
 from model.config import OCRGANConfig
-from model.temporal import TemporalFeatureFusion, make_temporal, skip_plan, uses_input_fusion
+from model.temporal import KeysValues, TemporalFeatureFusion, make_temporal, skip_plan, uses_input_fusion
 
 FLOW_GAIN = 4.0  # flow (pixels per frame) enters the network multiplied by this: ~[-1, 1] for normal motion
 
@@ -89,15 +89,33 @@ class MultiStreamUNet(nn.Module):
                 self.head.weight.mul_(0.01)
                 self.head.bias.zero_()
 
-    def encode(self, streams: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Skip features per level, each (B, T, C_l, H_l, W_l), after the temporal modules."""
+    def encode(self, streams: list[torch.Tensor], context: int = 0, last: int | None = None) -> list[torch.Tensor]:
+        """Skip features per level, each (B, T, C_l, H_l, W_l), after the temporal modules (of the `last` frames
+        only, when given). The first `context` frames of the streams are only context for the input fusion: they
+        are dropped before the encoder."""
+        return self.mix(self.encode_frames(streams, context), last)
+
+    def encode_frames(self, streams: list[torch.Tensor], context: int = 0) -> list[torch.Tensor]:
+        """Per-frame features per level, (B, T, C_l, H_l, W_l), before the temporal modules: each frame's depend on
+        that frame alone (and, with input fusion, on the frames before it, which `context` leading frames supply)."""
         b, t = streams[0].shape[:2]
-        xs = [fuse(s).flatten(0, 1) for fuse, s in zip(self.fuse, self._scaled(streams), strict=True)]  # (B*T, ...)
-        skips = []
-        for level, (select, temporal) in enumerate(zip(self.select, self.temporal, strict=True)):
+        t -= context
+        xs = [fuse(s)[:, context:].flatten(0, 1) for fuse, s in zip(self.fuse, self._scaled(streams), strict=True)]
+        levels = []
+        for level, select in enumerate(self.select):
             xs = list(select(*(enc[level](x) for enc, x in zip(self.enc, xs, strict=True))))
-            skips.append(temporal(torch.stack(xs).sum(0).unflatten(0, (b, t))))
-        return skips
+            levels.append(torch.stack(xs).sum(0).unflatten(0, (b, t)))
+        return levels
+
+    def mix(self, levels: list[torch.Tensor], last: int | None = None, kv: KeysValues = None) -> list[torch.Tensor]:
+        """The temporal module of each level over its per-frame features -> the skip features (of the `last`
+        frames only, when given: the same values for less work). `kv`: attention keys and values already known."""
+        return [temporal(x, last, kv) for temporal, x in zip(self.temporal, levels, strict=True)]
+
+    @property
+    def fusion_context(self) -> int:
+        """Frames before a frame that its input fusion reads (0 without input fusion)."""
+        return max((f.k - 1 for f in self.fuse if isinstance(f, TemporalFeatureFusion)), default=0)
 
     def _scaled(self, streams: list[torch.Tensor]) -> list[torch.Tensor]:
         return [*streams[:2], *(s * FLOW_GAIN for s in streams[2:])]

@@ -112,25 +112,52 @@ class OCRGANVideo(nn.Module):
         flow = self.shifted(clip) if objective in ("predict", "mixed") else clip
         return app[:, :, :nc], flow[:, :, nc:]
 
-    def forward(self, clip: torch.Tensor, positions: slice | None = None,
-                generator: nn.Module | None = None) -> Generated:
-        """`generator` replaces self.generator for this call (a distributed wrapper of it, in training)."""
-        nc = self.cfg.nc
+    @property
+    def context_frames(self) -> int:
+        """Frames before a frame that its generator input reads: the previous frame where the generator sees the
+        clip shifted, and those the input fusion reads."""
+        return (1 if self.cfg.objective in ("predict", "mixed") else 0) + self.generator.fusion_context
+
+    def streams(self, clip: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The generator's input streams of a clip (B, T, C_in, H, W), and its appearance bands (lap, res)."""
         app, flow = self.generator_input(clip)
         lap, res = self.split(app)
-        streams = [lap, res, *([flow] if self.cfg.motion else [])]
+        return [lap, res, *([flow] if self.cfg.motion else [])], lap, res
+
+    def forward(self, clip: torch.Tensor, positions: slice | None = None,
+                generator: nn.Module | None = None, context: int = 0) -> Generated:
+        """`generator` replaces self.generator for this call (a distributed wrapper of it, in training). The first
+        `context` frames of the clip only give the frames after them their past (see context_frames); positions
+        count from the first frame after them."""
+        streams, lap, res = self.streams(clip)
         pos = positions if positions is not None else slice(None)
-        features = None
-        if self.cfg.memory_size and generator is None:  # scoring: the skips are needed for the memory too
-            skips = self.generator.encode(streams)
-            fake = self.generator.decode(skips, positions)
-            features = patch_features(skips[self.memory_level][:, pos], self.memory_level, self.cfg.score_patch)
+        skips, skip_pos = None, pos
+        if (self.cfg.memory_size and generator is None) or context:  # scoring
+            t = clip.shape[1] - context
+            start, stop, step = pos.indices(t)
+            if stop == t and step == 1 and start > 0:  # the window's last frames: the temporal modules for them only
+                skips, skip_pos = self.generator.encode(streams, context, last=t - start), slice(None)
+            else:
+                skips = self.generator.encode(streams, context)
+            fake = self.generator.decode(skips, None if skip_pos == slice(None) else positions)
         else:
             fake = (generator or self.generator)(streams, positions)
+        frames = slice(context, None)
+        return self.generated(clip[:, frames][:, pos], lap[:, frames][:, pos], res[:, frames][:, pos], fake, skips,
+                              skip_pos)
+
+    def generated(self, target: torch.Tensor, lap: torch.Tensor, res: torch.Tensor, fake: list[torch.Tensor],
+                  skips: list[torch.Tensor] | None, pos: slice) -> Generated:
+        """What the generator made (`fake`) of the frames at positions `pos` of the window, beside the frames
+        themselves (`target`, (B, T', C_in, H, W)) and their appearance bands; with a memory, the frames' patch
+        features from the window's `skips`."""
+        nc = self.cfg.nc
+        features = None
+        if self.cfg.memory_size and skips is not None:
+            features = patch_features(skips[self.memory_level][:, pos], self.memory_level, self.cfg.score_patch)
         fake_lap, fake_res = fake[0], fake[1]
         if self.generator.residual:  # the bands of the previous frame plus their predicted change
-            fake_lap, fake_res = lap[:, pos] + fake_lap, res[:, pos] + fake_res
-        target = clip[:, pos]
+            fake_lap, fake_res = lap + fake_lap, res + fake_res
         flows = (fake[2], target[:, :, nc:]) if self.cfg.motion else (None, None)
         return Generated(fake_lap + fake_res, fake_lap, fake_res, target[:, :, :nc], *flows, features)
 
@@ -212,8 +239,11 @@ class OCRGANVideo(nn.Module):
         return combine_cues(cues, self.weights(), scales or self.scales())
 
     @torch.no_grad()
-    def score_detailed(self, clip: torch.Tensor, positions: slice | None = None, heatmap: bool = False) -> Scored:
-        gen = self(clip, positions)
+    def score_detailed(self, clip: torch.Tensor, positions: slice | None = None, heatmap: bool = False,
+                       context: int = 0) -> Scored:
+        return self.score_generated(self(clip, positions, context=context), heatmap)
+
+    def score_generated(self, gen: Generated, heatmap: bool = False) -> Scored:
         maps = self.error_maps(gen)
         p = self.cfg.score_patch
         d = self.discriminator

@@ -2,9 +2,11 @@
 
 from model.temporal.attention import (
     BasicTemporalAttention,
+    KeysValues,
     TemporalModule,
     TemporalSelfAttention,
     temporal_mask,
+    to_tokens,
 )
 from model.temporal.bottleneck_fusion import EnhancedTemporalFusion
 from model.temporal.factory import discriminator_kind, make_temporal, skip_plan, uses_input_fusion
@@ -18,6 +20,7 @@ __all__ = [
     "BasicTemporalAttention",
     "EnhancedTemporalFusion",
     "HierarchicalTemporalAttention",
+    "KeysValues",
     "MultiScaleTemporalAttention",
     "TemporalFeatureFusion",
     "TemporalModule",
@@ -26,5 +29,6 @@ __all__ = [
     "make_temporal",
     "skip_plan",
     "temporal_mask",
+    "to_tokens",
     "uses_input_fusion",
 ]

@@ -55,9 +55,27 @@ class TemporalSelfAttention(nn.Module):
         nn.init.trunc_normal_(self.pos, std=0.02)
         self.last_attention: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def frame_kv(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, F, C) tokens -> (N, F, 2C): each frame's keys and values before its position code is added (they
+        depend on that frame alone, so a stream computes them once per frame)."""
+        c = x.shape[-1]
+        return F.linear(self.norm(x), self.qkv.weight[c:])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last: int | None = None,
+                kv: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, T, C) -> the update of every frame, or of the `last` frames only (N, last, C): the same values, as
+        each frame's query is its own. `kv`: the frames' frame_kv, when already known."""
         n, t, c = x.shape  # (N, T, C)
         h = self.heads
+        if not self.training and (last is not None or kv is not None):
+            first = t - (last or t)  # the first frame whose update is asked for
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(self.norm(x[:, first:]) + self.pos[first:t], w[:c], b[:c])
+            q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
+            kv = (self.frame_kv(x) if kv is None else kv) + F.linear(self.pos[:t], w[c:], b[c:])
+            k, v = kv.reshape(n, t, 2, h, c // h).permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[first:])
+            return self.proj(out.transpose(1, 2).reshape(n, t - first, c))
         y = self.norm(x) + self.pos[:t]
         q, k, v = self.qkv(y).reshape(n, t, 3, h, c // h).permute(2, 0, 3, 1, 4)  # 3 x (N, h, T, d)
         if self.training:
@@ -68,7 +86,8 @@ class TemporalSelfAttention(nn.Module):
         else:
             self.last_attention = None
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(1, 2).reshape(n, t, c))
+        out = self.proj(out.transpose(1, 2).reshape(n, t, c))
+        return out if last is None else out[:, t - last:]
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -83,12 +102,40 @@ def from_tokens(tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return tokens.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
 
 
+KeysValues = dict[nn.Module, torch.Tensor] | None  # each attention block's frame_kv of its tokens, when known
+
+
+def keys(kv: KeysValues, attn: nn.Module) -> torch.Tensor | None:
+    return kv.get(attn) if kv else None
+
+
+def tail(x: torch.Tensor, last: int | None) -> torch.Tensor:
+    """The `last` frames of (B, T, ...) (all when None)."""
+    return x if last is None else x[:, x.shape[1] - last:]
+
+
 class TemporalModule(nn.Module):
-    """Base of the skip-level temporal modules: (B, T, C, H, W) -> same shape, residual."""
+    """Base of the skip-level temporal modules: (B, T, C, H, W) -> same shape, residual; with `last`, the output of
+    the last `last` frames only (B, last, C, H, W), the same values for less work."""
 
     def attention_maps(self) -> list[torch.Tensor]:
         return [m.last_attention for m in self.modules()
                 if isinstance(m, TemporalSelfAttention) and m.last_attention is not None]
+
+    def attentions(self) -> list[TemporalSelfAttention]:
+        """The attention blocks inside, each over the tokens of token_grid(x)."""
+        return [m for m in self.modules() if isinstance(m, TemporalSelfAttention)]
+
+    def token_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> the feature grid whose tokens the attention blocks see."""
+        return x
+
+
+class NoTemporal(TemporalModule):
+    """No temporal mixing: each frame's features pass unchanged."""
+
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
+        return tail(x, last)
 
 
 class PooledTemporal(TemporalModule):
@@ -100,11 +147,15 @@ class PooledTemporal(TemporalModule):
         self.inner = inner
         self.factor = factor
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def token_grid(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
-        coarse = F.avg_pool2d(x.flatten(0, 1), self.factor).unflatten(0, (b, t))
-        update = (self.inner(coarse) - coarse).flatten(0, 1)
-        return x + F.interpolate(update, scale_factor=self.factor, mode="nearest").unflatten(0, (b, t))
+        return F.avg_pool2d(x.flatten(0, 1), self.factor).unflatten(0, (b, t))
+
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
+        coarse = self.token_grid(x)
+        update = (self.inner(coarse, last, kv) - tail(coarse, last)).flatten(0, 1)
+        x = tail(x, last)
+        return x + F.interpolate(update, scale_factor=self.factor, mode="nearest").unflatten(0, x.shape[:2])
 
 
 class BasicTemporalAttention(TemporalModule):
@@ -115,7 +166,8 @@ class BasicTemporalAttention(TemporalModule):
         self.causal = causal
         self.attn = TemporalSelfAttention(channels, heads, num_frames)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)
         mask = temporal_mask(tok.shape[1], self.causal, device=x.device)
-        return x + from_tokens(self.attn(tok, mask), x.shape)
+        x = tail(x, last)
+        return x + from_tokens(self.attn(tok, mask, last, keys(kv, self.attn)), x.shape)

@@ -7,9 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.temporal.attention import (
+    KeysValues,
     TemporalModule,
     TemporalSelfAttention,
     from_tokens,
+    keys,
+    tail,
     temporal_mask,
     to_tokens,
 )
@@ -28,12 +31,17 @@ class EnhancedTemporalFusion(TemporalModule):
         self.mlp = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, 2 * channels), nn.GELU(),
                                  nn.Linear(2 * channels, channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)  # (N, T, C)
         t = tok.shape[1]
-        tok = tok + self.attn(tok, temporal_mask(t, self.causal, device=x.device))
-        y = self.conv_norm(tok).transpose(1, 2)  # (N, C, T)
-        y = F.pad(y, (2, 0) if self.causal else (1, 1), mode="replicate")
-        tok = tok + self.tconv(y).transpose(1, 2)
+        mask = temporal_mask(t, self.causal, device=x.device)
+        if last is not None and self.causal and last + 2 <= t:  # the last frames need the attention of 2 more
+            tok = tail(tok, last + 2) + self.attn(tok, mask, last + 2, keys(kv, self.attn))
+            tok = tok[:, 2:] + self.tconv(self.conv_norm(tok).transpose(1, 2)).transpose(1, 2)
+        else:
+            tok = tok + self.attn(tok, mask, kv=keys(kv, self.attn))
+            y = self.conv_norm(tok).transpose(1, 2)  # (N, C, T)
+            y = F.pad(y, (2, 0) if self.causal else (1, 1), mode="replicate")
+            tok = tail(tok + self.tconv(y).transpose(1, 2), last)
         tok = tok + self.mlp(tok)
-        return from_tokens(tok, x.shape)
+        return from_tokens(tok, tail(x, last).shape)

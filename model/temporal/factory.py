@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from model.temporal.attention import BasicTemporalAttention, PooledTemporal
+from model.temporal.attention import BasicTemporalAttention, NoTemporal, PooledTemporal
 from model.temporal.bottleneck_fusion import EnhancedTemporalFusion
 from model.temporal.hierarchical import HierarchicalTemporalAttention
 from model.temporal.multiscale import MultiScaleTemporalAttention
@@ -26,7 +26,7 @@ def make_temporal(kind: str, channels: int, heads: int, num_frames: int, causal:
 
 def _make(kind: str, channels: int, heads: int, num_frames: int, causal: bool) -> nn.Module:
     if kind == "none":
-        return nn.Identity()
+        return NoTemporal()
     if kind == "basic":
         return BasicTemporalAttention(channels, heads, num_frames, causal)
     if kind == "multiscale":

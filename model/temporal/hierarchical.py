@@ -6,9 +6,12 @@ import torch
 from torch import nn
 
 from model.temporal.attention import (
+    KeysValues,
     TemporalModule,
     TemporalSelfAttention,
     from_tokens,
+    keys,
+    tail,
     temporal_mask,
     to_tokens,
 )
@@ -28,11 +31,13 @@ class HierarchicalTemporalAttention(TemporalModule):
         self.snip_attn = TemporalSelfAttention(channels, heads, num_frames)
         self.mix = nn.Parameter(torch.zeros(3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)
         t = tok.shape[1]
-        frame = self.frame(tok)
-        seq = self.seq_attn(tok, temporal_mask(t, self.causal, window=self.sequence, device=x.device))
-        snip = self.snip_attn(tok, temporal_mask(t, self.causal, device=x.device))
+        frame = self.frame(tail(tok, last))
+        seq = self.seq_attn(tok, temporal_mask(t, self.causal, window=self.sequence, device=x.device), last,
+                            keys(kv, self.seq_attn))
+        snip = self.snip_attn(tok, temporal_mask(t, self.causal, device=x.device), last, keys(kv, self.snip_attn))
         w = self.mix.softmax(0)
+        x = tail(x, last)
         return x + from_tokens(w[0] * frame + w[1] * seq + w[2] * snip, x.shape)

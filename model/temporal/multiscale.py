@@ -6,9 +6,12 @@ import torch
 from torch import nn
 
 from model.temporal.attention import (
+    KeysValues,
     TemporalModule,
     TemporalSelfAttention,
     from_tokens,
+    keys,
+    tail,
     temporal_mask,
     to_tokens,
 )
@@ -26,11 +29,12 @@ class MultiScaleTemporalAttention(TemporalModule):
         self.branches = nn.ModuleList(TemporalSelfAttention(channels, heads, num_frames) for _ in scales)
         self.fuse = nn.Linear(channels * len(scales), channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)  # (N, T, C)
         t = tok.shape[1]
         outs = [
-            branch(tok, temporal_mask(t, self.causal, dilation=s, device=x.device))
+            branch(tok, temporal_mask(t, self.causal, dilation=s, device=x.device), last, keys(kv, branch))
             for branch, s in zip(self.branches, self.scales, strict=True)
         ]
+        x = tail(x, last)
         return x + from_tokens(self.fuse(torch.cat(outs, dim=-1)), x.shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.temporal.attention import TemporalModule, from_tokens, temporal_mask, to_tokens
+from model.temporal.attention import KeysValues, TemporalModule, from_tokens, tail, temporal_mask, to_tokens
 
 
 class AdaptiveTemporalPooling(TemporalModule):
@@ -20,11 +20,13 @@ class AdaptiveTemporalPooling(TemporalModule):
         self.proj = nn.Linear(channels, channels)
         self.gate = nn.Parameter(torch.full((channels,), 0.1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = self.norm(to_tokens(x))  # (N, T, C)
         t = tok.shape[1]
+        q = last or t  # the frames whose output is asked for: the last q
         r = self.relevance(tok).squeeze(-1)  # (N, T)
-        mask = temporal_mask(t, self.causal, device=x.device)  # (T, T)
-        w = r[:, None, :].expand(-1, t, -1).masked_fill(~mask, float("-inf")).softmax(-1)  # (N, T, T)
-        pooled = w @ tok  # (N, T, C)
+        mask = temporal_mask(t, self.causal, device=x.device)[t - q:]  # (q, T)
+        w = r[:, None, :].expand(-1, q, -1).masked_fill(~mask, float("-inf")).softmax(-1)  # (N, q, T)
+        pooled = w @ tok  # (N, q, C)
+        x = tail(x, last)
         return x + from_tokens(self.proj(pooled) * self.gate.tanh(), x.shape)

@@ -12,7 +12,7 @@ from model.temporal import (
     skip_plan,
     temporal_mask,
 )
-from model.temporal.attention import PooledTemporal, fit_heads
+from model.temporal.attention import NoTemporal, PooledTemporal, fit_heads
 
 MODULES = {
     "basic": lambda c: BasicTemporalAttention(c, 4, 16, causal=True),
@@ -87,7 +87,7 @@ def test_input_fusion_adds_causal_motion_channels():
 def test_plans():
     assert skip_plan("full", 5) == ["multiscale", "hierarchical", "hierarchical", "hierarchical", "enhanced"]
     assert skip_plan("basic", 3) == ["basic"] * 3
-    assert isinstance(make_temporal("none", 8, 4, 16, True), torch.nn.Identity)
+    assert isinstance(make_temporal("none", 8, 4, 16, True), NoTemporal)
     assert isinstance(make_temporal("basic", 8, 4, 16, True, grid=(64, 96)), PooledTemporal)
     assert isinstance(make_temporal("basic", 8, 4, 16, True, grid=(32, 48)), BasicTemporalAttention)
     with pytest.raises(ValueError):

@@ -1,0 +1,112 @@
+"""Scoring a sequence frame by frame from cached per-frame features: the work on each frame is done once.
+
+The model is causal (every objective but "reconstruct"): a frame's encoder features depend on that frame and the
+few before it that its generator input reads (`OCRGANVideo.context_frames`: the previous frame where the generator
+sees the clip shifted, and those the input fusion reads). So each sequence keeps:
+- the last `context_frames` preprocessed frames, which give a new frame its past;
+- per U-Net level, the encoder features of its last T-1 frames (before the temporal modules).
+
+When frames arrive, the encoder runs on them only; the temporal modules run over each one's T-frame stack of
+cached features; the decoder, the discriminator features and the cues are computed for the new frames only.
+
+A frame's score equals that of the full T-frame window ending at it whose frames are given their true past, i.e.
+`score_detailed(frames[t-T+1-c .. t], positions=slice(T-1, T), context=c)` with c = context_frames; a sequence
+behaves as if its first frame had been shown before it began, as in model.windows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+from model.ocrgan import OCRGANVideo, Scored
+from model.temporal import TemporalModule, to_tokens
+
+
+class FrameStream:
+    """What one sequence (a camera, a clip) keeps between its frames."""
+
+    def __init__(self, model: OCRGANVideo) -> None:
+        if not model.cfg.causal:
+            raise ValueError(f'objective "{model.cfg.objective}" sees later frames: it cannot score frame by frame')
+        self.context = model.context_frames
+        self.num_frames = model.cfg.num_frames
+        self.raw: deque[torch.Tensor] = deque(maxlen=max(self.context, 1))  # the last frames, (C_in, H, W) each
+        self.rings: dict[object, torch.Tensor] = {}  # per-frame tensors of the last T-1 frames, oldest first
+        self.count = 0  # frames scored so far
+
+    def reset(self) -> None:
+        """Forget the past after a discontinuity (a reconnect): the next frame starts a new sequence."""
+        self.raw.clear()
+        self.rings.clear()
+
+    def inputs(self, frames: torch.Tensor) -> torch.Tensor:
+        """(n, C_in, H, W) new frames -> (n, context + 1, C_in, H, W): each with the frames before it."""
+        out = []
+        for f in frames:
+            if not self.raw:
+                self.raw.extend([f] * self.raw.maxlen)
+            past = list(self.raw)[len(self.raw) - self.context:] if self.context else []
+            out.append(torch.stack([*past, f]))
+            self.raw.append(f)
+        return torch.stack(out)
+
+    def windows(self, key: object, new: torch.Tensor) -> torch.Tensor:
+        """A per-frame tensor of the new frames (n, ...) -> each one's T-frame stack (n, T, ...), oldest first; the
+        last T-1 are kept under `key` (at a sequence's start, its first frame's stand for the frames before it)."""
+        t = self.num_frames
+        ring = self.rings.get(key)
+        if ring is None:
+            ring = new[:1].expand(t - 1, *new.shape[1:])
+        full = torch.cat([ring, new])  # (T-1+n, ...)
+        self.rings[key] = full[-(t - 1):].clone()
+        return full.unfold(0, t, 1).movedim(-1, 1)  # (n, T, ...)
+
+
+@torch.no_grad()
+def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor]],
+                 heatmap: bool = False) -> list[Scored]:
+    """Score new frames of any number of sequences in one pass: `items` holds each sequence's state and its new
+    frames (n_i, C_in, H, W) in order; returns per item the Scored of its frames (each field (1, n_i) or
+    (1, n_i, H, W))."""
+    if not items:
+        return []
+    device = next(model.parameters()).device
+    clip = torch.cat([s.inputs(f.to(device)) for s, f in items])  # (N, c + 1, C_in, H, W)
+    c = clip.shape[1] - 1
+    streams, lap, res = model.streams(clip)
+    levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]  # per level (N, C, H, W)
+    # per-frame inputs of the temporal modules: each level's features and each attention block's keys and values
+    per_frame: dict[object, torch.Tensor] = {}
+    for level, (temporal, x) in enumerate(zip(model.generator.temporal, levels, strict=True)):
+        per_frame[level] = x
+        blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
+        if blocks:
+            grid = temporal.token_grid(x[:, None])  # (N, 1, C, h, w)
+            tok = to_tokens(grid)  # (N*h*w, 1, C)
+            for block in blocks:
+                per_frame[block] = block.frame_kv(tok).reshape(len(x), -1, tok.shape[-1] * 2)  # (N, h*w, 2C)
+    sizes = [len(f) for _, f in items]
+    stacks: dict[object, list[torch.Tensor]] = {k: [] for k in per_frame}
+    for (state, _), a in zip(items, torch.tensor([0, *sizes]).cumsum(0).tolist(), strict=False):
+        n = len(_)
+        for key, x in per_frame.items():
+            stacks[key].append(state.windows(key, x[a:a + n]))
+    windows = [torch.cat(stacks[level]) for level in range(len(levels))]  # per level (N, T, C, H, W)
+    kv = {k: torch.cat(v).transpose(1, 2).flatten(0, 1) for k, v in stacks.items() if not isinstance(k, int)}
+    skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
+    fake = model.generator.decode(skips)
+    gen = model.generated(clip[:, c:], lap[:, c:], res[:, c:], fake, skips, slice(None))
+    # the frames of one pass as one sequence (1, N): the cues are per frame, so this changes nothing but the shape
+    for name in vars(gen):
+        v = getattr(gen, name)
+        if v is not None:
+            setattr(gen, name, v.transpose(0, 1))
+    scored = model.score_generated(gen, heatmap)
+    out, a = [], 0
+    for (state, _), n in zip(items, sizes, strict=True):
+        state.count += n
+        out.append(Scored(*(v[:, a:a + n] if v is not None else None for v in vars(scored).values())))
+        a += n
+    return out
