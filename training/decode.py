@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
+from media.decode import NoVideoStream, read_video
 from training.sequences import DataError, Sequence
 
 
@@ -23,16 +23,11 @@ def read_image(path: Path, grey: bool) -> np.ndarray:
 
 
 def iter_video(path: Path, grey: bool) -> Iterator[np.ndarray]:
-    """Frames of a video file; luma through the decoder's own conversion, like the service."""
-    fmt = "gray" if grey else "rgb24"
-    convert = VideoReformatter()  # one scaler for the whole video, as the service keeps one per clip
+    """Frames of a video file, decoded and converted as uploads and cameras are (media.decode): upright, luma
+    through the decoder's own conversion."""
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                yield convert.reformat(frame, format=fmt).to_ndarray()
-    except (av.FFmpegError, IndexError) as e:
+        yield from read_video(path, grey)
+    except (av.FFmpegError, NoVideoStream) as e:
         raise DataError(f"{path}: cannot decode video: {e}") from e
 
 

@@ -1,6 +1,6 @@
 """One connection to a camera: PyAV over TCP with I/O timeouts, every connection made through a relay that holds it
 to the URL policy (cameras/relay.py). Finite files (local, or over HTTP) are paced to real time by their timestamps
-so they behave like live cameras; local files loop."""
+so they behave like live cameras; local files loop. Decoding is media.decode's, as for uploads and training."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import av
 
+from media.decode import FrameClock, VideoDecoder, frame_rate, open_input
 from service.cameras.relay import Refused, Relay
 from service.cameras.urls import StreamTarget, redact
 from service.settings import Settings
@@ -103,7 +104,7 @@ class FrameSource:
         self.stop = stop
         self.container = None
         self.relay: Relay | None = None
-        self.decode_errors = 0
+        self.decoder: VideoDecoder | None = None
         self.source_fps: float | None = None
         self.size: tuple[int, int] | None = None
         self.paced = False
@@ -121,8 +122,7 @@ class FrameSource:
             self.__exit__()
             raise SourceError("the source has no video stream")
         stream = self.container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        self.source_fps = float(rate) if rate else None
+        self.source_fps = frame_rate(stream)
         self.size = (stream.codec_context.width, stream.codec_context.height)
         # live cameras deliver in real time already; a finite file (local or over HTTP) is paced by its timestamps
         self.paced = self.target.is_file or (not self.target.url.startswith("rtsp") and bool(self.container.duration))
@@ -136,13 +136,13 @@ class FrameSource:
 
     def _open(self) -> av.container.InputContainer:
         if self.target.is_file:
-            return av.open(self.target.url, timeout=(self.opts.open_timeout_s, self.opts.read_timeout_s))
+            return open_input(self.target.url, timeout=(self.opts.open_timeout_s, self.opts.read_timeout_s))
         timeout = (self.opts.open_timeout_s + BACKSTOP_S, self.opts.read_timeout_s + BACKSTOP_S)
         try:  # the relay gives up connecting first, so that a camera that drops connections reads as unreachable
             self.relay = Relay(self.target.url, self.opts.settings, self.opts.open_timeout_s / 2)
         except Refused as e:
             raise SourceError(f"refused: {e}") from e
-        return av.open(self.relay.url, options=_av_options(self.relay, self.opts), timeout=timeout)
+        return open_input(self.relay.url, options=_av_options(self.relay, self.opts), timeout=timeout)
 
     def _failure(self, what: str, e: Exception | None = None) -> SourceError:
         """Why the connection failed, as the API may show it: a hop the policy refused, the one message for a
@@ -159,6 +159,11 @@ class FrameSource:
         reason = getattr(e, "strerror", None) or str(e)
         return SourceError(f"{what}: {redact(reason)}")
 
+    @property
+    def decode_errors(self) -> int:
+        """Packets of garbage the decoder skipped on this connection."""
+        return self.decoder.bad_packets if self.decoder is not None else 0
+
     def _expired(self) -> SourceError:
         if self.container is None:  # still opening
             return SourceError(f"cannot open: timed out after {self.opts.open_timeout_s:g}s")
@@ -174,18 +179,18 @@ class FrameSource:
             self.relay.close()
 
     def frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
-        stream = self.container.streams.video[0]
         w, h = self.size or (0, 0)
-        stream.thread_type = "AUTO" if w * h >= 1280 * 720 else "NONE"  # threads pay off on big frames only
-        clock: tuple[float, float] | None = None  # (stream time, monotonic) of the pacing origin
-        offset = 0.0  # added to timestamps after each loop of a file
-        last_t = 0.0
+        # threads pay off on big frames only; garbage in one packet is skipped (and counted), as a camera's is
+        self.decoder = VideoDecoder(self.container, threads=None if w * h >= 1280 * 720 else 1, skip_bad_packets=True,
+                                    until=lambda: self.stop.is_set() or self.watchdog.fired)
+        clock = FrameClock(self.source_fps)  # the file's own time; `offset` is added after each loop of a file
+        pacing: tuple[float, float] | None = None  # (stream time, monotonic) of the pacing origin
+        offset = 0.0
         while not self.stop.is_set():
-            for frame in self._decode(stream):
-                t = self._time(frame, last_t) + offset
+            for frame in self._decode():
+                t = clock(frame) + offset
                 if self.paced:
-                    clock = self._pace(t, clock)
-                last_t = t - offset
+                    pacing = self._pace(t, pacing)
                 yield frame, t
                 if self.stop.is_set():
                     return
@@ -193,36 +198,24 @@ class FrameSource:
                 raise self._expired()
             if not (self.target.is_file and self.opts.loop_files):
                 raise self._failure("end of stream")
-            offset += last_t + 1.0 / (self.source_fps or 25.0)
+            offset += (clock.last or 0.0) + clock.step
             self.container.seek(0)
 
-    def _decode(self, stream) -> Iterator[av.VideoFrame]:
+    def _decode(self) -> Iterator[av.VideoFrame]:
         """Decoded frames. Only a frame decoded from a packet just received kicks the watchdog: those the decoder
         gives up when flushed at the end of a stream may be seconds old. Once the watchdog has expired (a silent
         socket, or packets without a decodable frame), nothing more is yielded."""
         try:
-            for packet in self.container.demux(stream):
-                received = packet.size > 0  # the last packet of a stream is empty: it flushes the decoder
-                try:
-                    for frame in packet.decode():
-                        if self.watchdog.fired:
-                            break
-                        if received:
-                            self.watchdog.kick()
-                        yield frame
-                except av.InvalidDataError:
-                    self.decode_errors += 1  # garbage in one packet
+            for frame in self.decoder:
                 if self.watchdog.fired:
-                    raise self._expired()
-                if self.stop.is_set():
-                    return
+                    break
+                if self.decoder.received:
+                    self.watchdog.kick()
+                yield frame
+            if self.watchdog.fired:
+                raise self._expired()
         except (av.FFmpegError, OSError) as e:
             raise self._failure("read failed", e) from e
-
-    def _time(self, frame: av.VideoFrame, last_t: float) -> float:
-        if frame.time is not None:
-            return float(frame.time)
-        return last_t + 1.0 / (self.source_fps or 25.0)
 
     def _pace(self, t: float, clock: tuple[float, float] | None) -> tuple[float, float]:
         """Sleep until stream time t is due on the wall clock; returns the (possibly reset) origin."""

@@ -1,8 +1,8 @@
 """Uploaded clips: open and check a video file, decode it frame by frame, shape the per-frame results.
 
-Frames are decoded as training decodes videos (luma for nc == 1, else RGB, at full size) and go through
-model.preprocess(); scores come from model.iter_clip_scores + the same post-processing as evaluation, normalised
-by the checkpoint's statistics or by a calibration (the clip's opening seconds, or a camera's).
+Frames are decoded and converted by media.decode, as training decodes videos (luma for nc == 1, else RGB, at full
+size), and go through model.preprocess(); scores come from model.iter_clip_scores + the same post-processing as
+evaluation, normalised by the checkpoint's statistics or by a calibration (the clip's opening seconds, or a camera's).
 
 Frames are turned upright as the stream's display matrix says (a phone's 90-degree rotation), and timestamped in
 seconds from the first frame (its time in the file is the clip's start_time).
@@ -28,8 +28,8 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from av.video.reformatter import VideoReformatter
 
+from media.decode import FrameClock, FrameConverter, VideoDecoder, frame_rate, open_input
 from model import ClipScores, OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
 from model.scales import cue_values
 from model.windows import postprocess
@@ -114,13 +114,6 @@ class ClipMeta:
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
 
-def _upright_turns(degrees: int) -> int:
-    """Quarter turns counterclockwise (np.rot90's k) for a display matrix's rotation; 0 when it is not a multiple of
-    90 degrees, as FFmpeg's own autorotation leaves such a frame."""
-    turns, rest = divmod(degrees, 90)
-    return turns % 4 if rest == 0 else 0
-
-
 def _reason(e: Exception) -> str:
     """FFmpeg's reason without the file name (a server-side temp path)."""
     return getattr(e, "strerror", None) or type(e).__name__
@@ -149,7 +142,7 @@ class Clip:
         self.watch = watch or Watch()
         self.file_bytes = path.stat().st_size
         try:
-            self.container = av.open(str(path), metadata_errors="replace")
+            self.container = open_input(path)
         except av.error.EOFError as e:
             raise ServiceError(422, "the file ends before its first frame (no frames, or cut short)") from e
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
@@ -177,8 +170,7 @@ class Clip:
         if self.stream.frames > self.limits.max_frames:  # refused before decoding anything
             raise ServiceError(413, f"the clip has more than {self.limits.max_frames} frames (the limit): "
                                     f"its header declares {self.stream.frames}")
-        rate = self.stream.average_rate or self.stream.guessed_rate
-        return ClipMeta(fmt, ctx.name, ctx.width, ctx.height, float(rate) if rate else None)
+        return ClipMeta(fmt, ctx.name, ctx.width, ctx.height, frame_rate(self.stream))
 
     def __enter__(self) -> Clip:
         return self
@@ -232,19 +224,17 @@ class Clip:
     def _rewind(self) -> None:
         """Back to the first packet: the file is opened anew (seeking to the start is not exact in every format)."""
         self.container.close()
-        self.container = av.open(str(self.path), metadata_errors="replace")
+        self.container = open_input(self.path)
         self.stream = self.container.streams.video[0]
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """The video's frames in decode order, each checked against the limits and the watch before anything else
         is done with it: a clip over a budget costs no conversion, preprocessing or scoring of its frames."""
         meta, limits = self.meta, self.limits
-        self.stream.thread_type = "AUTO"
-        self.stream.thread_count = DECODER_THREADS  # FFmpeg's own default is one per core, per upload
         budget = limits.pixel_budget(self.file_bytes)
         n = pixels = 0
         try:
-            for frame in self.container.decode(self.stream):
+            for frame in VideoDecoder(self.container, DECODER_THREADS):  # not FFmpeg's one per core, per upload
                 self.watch.check()
                 if n == limits.max_frames:
                     raise ServiceError(413, f"the clip has more than {limits.max_frames} frames (the limit)")
@@ -265,20 +255,17 @@ class Clip:
     def frames(self) -> Iterator[np.ndarray]:
         """uint8 frames (H, W) luma or (H, W, 3) RGB, in decode order; timestamps recorded in meta."""
         meta = self.meta
-        fmt = "gray" if self.grey else "rgb24"
-        convert = VideoReformatter()  # one for the clip: frame.to_ndarray(format=...) would build one per frame
-        n, turns = 0, 0
+        convert, clock = FrameConverter(self.grey), FrameClock(meta.fps)
+        n = 0
         for frame in self._decode():
+            t = clock(frame)
+            image = convert(frame)
             if n == 0:  # the display matrix is the stream's: the first frame's holds for the clip
-                meta.rotation = _upright_turns(frame.rotation) * 90
-                turns = meta.rotation // 90
-                meta.start_time = round(float(frame.time), 6) if frame.time is not None else None
-            t = frame.time
-            meta.timestamps.append(round(float(t) - (meta.start_time or 0.0), 6) if t is not None
-                                   else n / (meta.fps or 25.0))
+                meta.rotation = convert.rotation or 0
+                meta.start_time = round(t, 6) if frame.time is not None else None
+            meta.timestamps.append(round(t - (meta.start_time or 0.0), 6))
             n += 1
-            image = convert.reformat(frame, format=fmt).to_ndarray()
-            yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+            yield image
         if n == 0:
             raise ServiceError(422, f"no frame of the {meta.codec} video stream could be decoded")
         self._check_complete(n)

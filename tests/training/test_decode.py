@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from testkit.synthetic import moving_shapes, write_frames, write_video
 from tests.model.helpers import tiny_cfg
-from tests.synthetic import moving_shapes, write_frames, write_video
 from training.decode import iter_frames, read_image
 from training.frame_store import FrameStore
 from training.sequences import DataError, Sequence, image_files

@@ -14,8 +14,8 @@ from model import load_checkpoint, preprocess, score_clip
 from service.clips.video import Clip, ClipLimits, Watch, heatmap_grid, inline_runner, model_inputs, score_file
 from service.errors import CLIENT_GONE, ServiceError
 from service.inference.host import ModelHost
+from testkit.synthetic import write_video
 from tests.service import bad_media
-from tests.synthetic import write_video
 
 LIMITS = ClipLimits(max_frames=1000, max_pixels=4096 * 2304, max_side=4096)
 FORMATS = [  # (suffix, codec, pix_fmt)
