@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from model.config import OCRGANConfig
+from model.files import atomic_write
 from model.ocrgan import OCRGANVideo
 from model.preprocess import input_spec
 
@@ -67,21 +66,6 @@ def checkpoint_digest(tensors: dict[str, torch.Tensor], header: dict[str, Any]) 
     return h.hexdigest()
 
 
-def _atomic_replace(write, path: Path) -> None:
-    """Write through `write(tmp_path)` next to `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, Any] | None = None,
                     half: bool = False) -> str:
     """Write the model atomically; `half` stores weights as fp16 (scalars stay fp32). Returns the digest."""
@@ -103,7 +87,7 @@ def save_checkpoint(model: OCRGANVideo, path: str | Path, training: dict[str, An
     }
     header["sha256"] = digest = checkpoint_digest(tensors, header)
     meta = {"ocrgan": json.dumps(header)}
-    _atomic_replace(lambda tmp: save_file(tensors, tmp, metadata=meta), Path(path))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     return digest
 
 

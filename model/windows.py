@@ -178,3 +178,17 @@ def postprocess(model: OCRGANVideo, raw: torch.Tensor) -> ClipScores:
     norm = torch.tensor([r[1] for r in rows])
     anomaly = torch.tensor([r[2] for r in rows], dtype=torch.bool)
     return ClipScores(raw, score, norm, anomaly)
+
+
+def anomalous_runs(flags: Iterable[bool]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive anomalous frames, from per-frame flags (ground truth or predicted)."""
+    runs, start, n = [], None, 0
+    for n, flag in enumerate(flags):
+        if flag and start is None:
+            start = n
+        elif not flag and start is not None:
+            runs.append((start, n))
+            start = None
+    if start is not None:
+        runs.append((start, n + 1))
+    return runs

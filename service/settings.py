@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,26 @@ COMPOSE_VARIABLES = frozenset({"env_file", "publish", "checkpoints_dir"})
 def state_dir() -> Path:
     """Where the embedded backend keeps its files ($XDG_STATE_HOME/ocrgan)."""
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ocrgan"
+
+
+class Backoff:
+    """Retry delays of a connection (a camera, Redis): base, 2 base, 4 base ... capped, each jittered within
+    [delay/2, delay] so clients that failed together do not retry in step; reset() after a success."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        if not 0 < base <= cap:
+            raise ValueError(f"backoff needs 0 < base <= cap, got base {base:g}, cap {cap:g}")
+        self.base, self.cap = base, cap
+        self.failures = 0
+
+    def next(self) -> float:
+        """The wait before the next attempt, counting one more failure."""
+        delay = min(self.cap, self.base * 2 ** min(self.failures, 64))
+        self.failures += 1
+        return delay * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 class Settings(BaseSettings):

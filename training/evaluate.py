@@ -16,11 +16,11 @@ from tqdm import tqdm
 
 from model import iter_clip_scores, load_checkpoint
 from model.windows import postprocess
+from training.auc import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
+from training.auc import pixel_auc as pixel_auc_of
 from training.baselines import baseline_scores, flow_size
 from training.discover import find_sequences
 from training.frame_store import FrameStore
-from training.metrics import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
-from training.metrics import pixel_auc as pixel_auc_of
 from training.plots import plot_roc, plot_timeline
 from training.sequences import DataError
 
@@ -89,11 +89,11 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
              sigma: float = 3.0, workers: int = 2, batch: int = 8, pixel: bool = True) -> dict:
     t0 = time.time()
     out = Path(out_dir)
-    (out / "timelines").mkdir(parents=True, exist_ok=True)
     model, info = load_checkpoint(checkpoint, device)
     cfg = info.config
     stride = stride or cfg.stride
     seqs = find_sequences(data, "test")
+    (out / "timelines").mkdir(parents=True, exist_ok=True)  # once the checkpoint and the data are known good
     store = FrameStore(seqs, cfg, workers, desc="decoding test")
     masks = load_masks(data) if pixel else None
     grid = (cfg.hw[0] // PIXEL_DOWNSCALE, cfg.hw[1] // PIXEL_DOWNSCALE)

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from model.windows import anomalous_runs
+
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path) -> None:
     """curves: name -> (fpr, tpr, auc)."""
@@ -27,7 +29,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path
 def plot_timeline(name: str, normalised: np.ndarray, labels: np.ndarray, threshold: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 2.6))
     t = np.arange(len(normalised))
-    for a, b in _runs(labels):
+    for a, b in anomalous_runs(labels):
         ax.axvspan(a - 0.5, b - 0.5, color="tab:red", alpha=0.15, lw=0)
     ax.plot(t, normalised, color="tab:blue", lw=1.2, label="score (normalised)")
     ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:.2f}")
@@ -37,9 +39,3 @@ def plot_timeline(name: str, normalised: np.ndarray, labels: np.ndarray, thresho
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of 1s."""
-    padded = np.r_[0, labels.astype(int), 0]
-    d = np.diff(padded)
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True))

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from model.files import atomic_write
+
 
 def save_state(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """torch.save, atomically (model/files.py)."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from model import OCRGANVideo, WindowAssembler, score_clip, score_windows
-from model.windows import iter_clip_windows, postprocess
+from model.windows import anomalous_runs, iter_clip_windows, postprocess
 from tests.model.helpers import tiny_cfg
 
 
@@ -82,3 +82,15 @@ def test_postprocessing_smooths_causally_and_thresholds():
 def test_empty_sequence():
     model = OCRGANVideo(tiny_cfg()).eval()
     assert len(score_clip(model, []).raw) == 0
+
+
+@pytest.mark.parametrize(("flags", "runs"), [
+    ([], []),
+    ([0, 0, 0], []),
+    ([1, 1, 1], [(0, 3)]),
+    ([0, 1, 1, 0, 1, 0, 0, 1, 1], [(1, 3), (4, 5), (7, 9)]),
+])
+def test_anomalous_runs_are_half_open_and_take_any_flags(flags, runs):
+    assert anomalous_runs(flags) == runs
+    assert anomalous_runs(torch.tensor(flags, dtype=torch.bool)) == runs
+    assert anomalous_runs(f > 0 for f in flags) == runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import DEFAULT_CHECKPOINT, Settings
+from service.settings import DEFAULT_CHECKPOINT, Backoff, Settings
 
 
 def test_defaults(monkeypatch, tmp_path):
@@ -85,3 +85,19 @@ def test_compose_variables_are_exactly_those_of_the_compose_file():
     text = (Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text()
     used = {v.lower() for v in re.findall(r"\$\{OCRGAN_([A-Z0-9_]+)", text)}
     assert used - set(Settings.model_fields) == COMPOSE_VARIABLES
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_and_restarts_after_reset():
+    b = Backoff(1.0, 10.0)
+    for full in [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]:
+        assert full / 2 <= b.next() <= full
+    b.reset()
+    assert 0.5 <= b.next() <= 1.0
+    waits = {Backoff(1.0, 10.0).next() for _ in range(20)}
+    assert len(waits) > 1  # jittered: cameras that failed together do not retry in step
+
+
+@pytest.mark.parametrize(("base", "cap"), [(0.0, 1.0), (-1.0, 1.0), (2.0, 1.0)])
+def test_backoff_refuses_a_base_that_is_not_positive_or_above_the_cap(base, cap):
+    with pytest.raises(ValueError, match="0 < base <= cap"):
+        Backoff(base, cap)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+from model.files import atomic_write, stale_temp_files
 from service.publishing.backends.base import Backend, Message
 
 log = logging.getLogger("ocrgan.backend")
@@ -29,9 +28,8 @@ class EmbeddedBackend(Backend):
 
     def _remove_stale_temp_files(self) -> None:
         """A process killed while writing the registry leaves its temp file behind (the registry is whole)."""
-        if self.path.parent.is_dir():
-            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+        for stale in stale_temp_files(self.path):
+            stale.unlink(missing_ok=True)
 
     def ping(self) -> bool:
         return True
@@ -68,31 +66,19 @@ class EmbeddedBackend(Backend):
 
     def _write(self, specs: dict[str, dict[str, Any]]) -> None:
         """Atomically replace the registry file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"version": 1, "streams": specs}, f, indent=2, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.path, json.dumps({"version": 1, "streams": specs}, indent=2, sort_keys=True).encode())
 
     # --- publishing ------------------------------------------------------------------------------
     def publish(self, messages: list[Message]) -> None:
         with self._lock:
             for m in messages:
-                sid = m.get("stream_id")
-                if sid is not None:
-                    self._history.setdefault(sid, deque(maxlen=self.history_length)).append(m)
+                self._history.setdefault(m.stream_id, deque(maxlen=self.history_length)).append(m)
 
     def history(self, stream_id: str, since: float | None, limit: int) -> list[Message]:
         with self._lock:
             items = list(self._history.get(stream_id, ()))
         if since is not None:
-            items = [m for m in items if m.get("timestamp", 0.0) > since]
+            items = [m for m in items if m.timestamp > since]
         return items[-limit:] if limit else []
 
     def forget(self, stream_id: str) -> None:

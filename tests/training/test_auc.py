@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import auc_report, clip_auc, gaussian, minmax, protocols, threshold_report
+from training.auc import auc_report, clip_auc, gaussian, minmax, protocols, threshold_report
 
 
 def test_micro_and_macro_auc_by_hand():
