@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from service_e2e import rtsp_targets, run_service  # noqa: E402
 
-from tests.service.servers import LOOPBACK_ONLY, AppProcess  # noqa: E402
+from testkit.servers import LOOPBACK_ONLY, AppProcess  # noqa: E402
 
 RANDOM = {"ped2": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, stride=8), "small": FALLBACK,
           "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}

@@ -45,7 +45,7 @@ from service.settings import DEFAULT_CHECKPOINT, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.service.servers import LOOPBACK_ONLY  # noqa: E402
+from testkit.servers import LOOPBACK_ONLY  # noqa: E402
 
 RANDOM = {"small": FALLBACK, "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
 
@@ -138,7 +138,7 @@ def rtsp_targets(n: int, size: str) -> tuple[subprocess.Popen, list[StreamTarget
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mounts = ",".join(f"c{i}" for i in range(n))
-    proc = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests/service/rtsp_server.py"), str(port),
+    proc = subprocess.Popen(["/usr/bin/python3", str(ROOT / "testkit/rtsp_server.py"), str(port),
                              "--mounts", mounts, "--size", size, "--fps", "25"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     return proc, [StreamTarget(f"rtsp://127.0.0.1:{port}/c{i}", False) for i in range(n)]

@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from service_capacity import RANDOM, checkpoint_for  # noqa: E402
 
 from service.demo import DEMO_CLIP  # noqa: E402
-from tests.service.servers import AppProcess  # noqa: E402
+from testkit.servers import AppProcess  # noqa: E402
 
 # (stage, pattern on "function (file)"), innermost match wins; checked from the leaf up
 STAGES = [

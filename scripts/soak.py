@@ -1,11 +1,11 @@
 """A soak run of any length: `ocrgan serve` under N RTSP cameras, uploads and WebSocket clients, with
-memory, threads, file descriptors, frames and errors reported at the end (tests/service/load_run.py).
+memory, threads, file descriptors, frames and errors reported at the end (testkit/load_run.py).
 
     python scripts/soak.py [--minutes 60] [--cameras 8] [--fps 25] [--sample-fps 10] [--uploaders 2]
                            [--checkpoint service/assets/default.safetensors] [--threads 1]
 
 Needs what the tests need: the system python with gst-rtsp-server (scripts/system-deps.sh) and ffmpeg.
-Exits 1 when a bound of tests/service/test_load.py is broken.
+Exits 1 when a bound of testkit/load_run.py (the one tests/service/test_load.py holds) is broken.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from service.settings import DEFAULT_CHECKPOINT  # noqa: E402
-from tests.service.load_run import LoadConfig, run_load  # noqa: E402
-from tests.service.test_load import check  # noqa: E402
-from tests.synthetic import moving_shapes, write_video  # noqa: E402
+from testkit.load_run import LoadConfig, check, run_load  # noqa: E402
+from testkit.synthetic import moving_shapes, write_video  # noqa: E402
 
 
 def main() -> int:

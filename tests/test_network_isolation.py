@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.connect_trace import beyond_loopback, is_local, traced
+from testkit.connect_trace import beyond_loopback, is_local, traced
 
 HOW = "run the suite through `make test`, or `scripts/loopback-only.sh python -m pytest`"
 

@@ -10,8 +10,8 @@ import pytest
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
 from service.api.app import create_app
 from service.settings import Settings
-from tests.service.servers import LOOPBACK_ONLY, LiveApp, redis_server, rtsp_server
-from tests.synthetic import moving_shapes, write_video
+from testkit.servers import LOOPBACK_ONLY, LiveApp, redis_server, rtsp_server
+from testkit.synthetic import moving_shapes, write_video
 
 TINY = dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)
 

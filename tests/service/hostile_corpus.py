@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit.synthetic import moving_shapes, write_video
 from tests.service import bad_media
-from tests.synthetic import moving_shapes, write_video
 
 MAX_FRAMES = 2000  # the service's upload_max_frames in these tests
 MAX_BYTES = 8_000_000  # and its upload_max_bytes

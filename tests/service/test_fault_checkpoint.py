@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from service.api.app import create_app
-from tests.service.servers import LiveApp
+from testkit.servers import LiveApp
 
 
 def flip_weights(src: Path, dst: Path) -> None:

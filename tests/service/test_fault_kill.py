@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.service.servers import NOWHERE, AppProcess, wait_for
+from testkit.servers import NOWHERE, AppProcess, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.service.servers import redis_server, wait_for
-from tests.service.ws_recorder import WsRecorder
+from testkit.servers import redis_server, wait_for
+from testkit.ws_recorder import WsRecorder
 
 pytestmark = pytest.mark.slow
 LEASE = 2.0

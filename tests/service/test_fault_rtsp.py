@@ -9,9 +9,9 @@ import time
 import pytest
 
 from service.settings import Settings
-from tests.service.scrape import value
-from tests.service.servers import wait_for
-from tests.service.ws_recorder import WsRecorder
+from testkit.scrape import value
+from testkit.servers import wait_for
+from testkit.ws_recorder import WsRecorder
 
 pytestmark = pytest.mark.slow
 CAMS = ["a", "b", "c"]

@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from tests.service.servers import AppProcess, free_port, wait_for
-from tests.service.ws_recorder import WsRecorder
+from testkit.servers import AppProcess, free_port, wait_for
+from testkit.ws_recorder import WsRecorder
 
 pytestmark = pytest.mark.slow
 KEY = "k3y-0f-the-service"

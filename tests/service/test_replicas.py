@@ -8,7 +8,7 @@ import json
 import pytest
 from websockets.sync.client import connect
 
-from tests.service.servers import NOWHERE, AppProcess, redis_server, wait_for
+from testkit.servers import NOWHERE, AppProcess, redis_server, wait_for
 
 pytestmark = pytest.mark.slow
 LEASE = 2.0

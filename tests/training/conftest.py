@@ -1,6 +1,6 @@
 import pytest
 
-from tests.synthetic import make_frame_folder_dataset
+from testkit.synthetic import make_frame_folder_dataset
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.motion import sequence_flow
-from tests.synthetic import moving_shapes
+from testkit.synthetic import moving_shapes
 from training.anomalies import DIRECTIONS, KINDS, MotionPrior, forge_window
 
 

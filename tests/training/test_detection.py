@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from model import load_checkpoint, preprocess_sequence, score_clip
-from tests.synthetic import moving_shapes, write_frames
+from testkit.synthetic import moving_shapes, write_frames
 from training.config import load_config
 from training.trainer import Trainer
 

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from tests.synthetic import make_frame_folder_dataset, make_ucsd_dataset, make_video_dataset
+from testkit.synthetic import make_frame_folder_dataset, make_ucsd_dataset, make_video_dataset
 from training.discover import detect_layout, find_sequences
 from training.sequences import DataError
 

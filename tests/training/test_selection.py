@@ -3,8 +3,8 @@ import pytest
 from model import OCRGANVideo
 from model.scales import extreme
 from model.scoring import CUES
+from testkit.synthetic import moving_shapes
 from tests.model.helpers import tiny_cfg
-from tests.synthetic import moving_shapes
 from training.anomalies import KINDS
 from training.frame_store import FrameStore
 from training.selection import (

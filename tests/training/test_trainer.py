@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from model import load_checkpoint
-from tests.synthetic import make_frame_folder_dataset
+from testkit.synthetic import make_frame_folder_dataset
 from tests.training.conftest import TINY
 from training.config import load_config
 from training.sequences import Sequence

@@ -1,8 +1,8 @@
 import pytest
 
 from model import OCRGANVideo
+from testkit.synthetic import moving_shapes
 from tests.model.helpers import tiny_cfg
-from tests.synthetic import moving_shapes
 from training.anomalies import KINDS
 from training.frame_store import FrameStore
 from training.validation import build_validation_set, pseudo_anomaly_auc, validation_loss

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 from pathlib import Path
-
-from tests.deploy.tools import tool
 
 # connect(7, {sa_family=AF_INET, sin_port=htons(554), sin_addr=inet_addr("192.168.1.20")}, 16) = ...
 # connect(7, {sa_family=AF_INET6, sin6_port=htons(554), ..., inet_pton(AF_INET6, "2002::1", &sin6_addr), ...
@@ -17,7 +16,10 @@ _CONNECT = re.compile(r'connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((
 
 def traced(argv: list[str], log: Path) -> list[str]:
     """`argv` under strace, recording its connect() calls (and those of every thread and child) in `log`."""
-    return [tool("strace"), "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-e", "signal=none",
+    strace = shutil.which("strace", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if strace is None:
+        raise RuntimeError("strace is not installed: run scripts/system-deps.sh")
+    return [strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-e", "signal=none",
             "-o", str(log), "--", *argv]
 
 

@@ -1,6 +1,6 @@
-"""Small synthetic surveillance videos made by the tests: blobs walking slowly to the right are normal; the
-anomalies are a block crossing too fast ("fast"), one moving vertically ("wrong-way"), a walker going left at
-a walker's speed ("backwards") and a foreign object, a dark square, walking right at a walker's speed
+"""Small synthetic surveillance videos for the tests and scripts: blobs walking slowly to the right are normal;
+the anomalies are a block crossing too fast ("fast"), one moving vertically ("wrong-way"), a walker going left
+at a walker's speed ("backwards") and a foreign object, a dark square, walking right at a walker's speed
 ("foreign")."""
 
 from __future__ import annotations

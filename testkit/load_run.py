@@ -3,7 +3,8 @@ uploaded to POST /score without pause by concurrent clients, one WebSocket clien
 message and one that never reads. The service's memory, threads and file descriptors are sampled,
 /metrics is scraped every second, and the log is read at the end.
 
-Used by tests/service/test_load.py (a short run and a 10-minute soak) and scripts/soak.py (any length).
+Used by tests/service/test_load.py (a short run and a 10-minute soak) and scripts/soak.py (any length), both
+held to the bounds of `check`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,23 @@ from pathlib import Path
 import httpx
 from websockets.sync.client import connect
 
-from tests.service.proc_stats import MB, ProcessSampler, Sample
-from tests.service.scrape import samples
-from tests.service.servers import AppProcess, rtsp_server, wait_for
-from tests.service.ws_recorder import WsRecorder
+from model.checkpoint import read_header
+from service.settings import Settings
+from testkit.proc_stats import MB, ProcessSampler, Sample
+from testkit.scrape import samples
+from testkit.servers import AppProcess, rtsp_server, wait_for
+from testkit.ws_recorder import WsRecorder
+
+RSS_GROWTH_MB = 32  # start to end of the measured period
+RSS_SPIKE_MB = 200  # start to the highest sample
+# Threads come and go with the load: each upload being decoded holds FFmpeg's decoder threads, and anyio's
+# worker threads retire after 10 s idle. Bounded: per uploader (decoder threads + a worker) plus slack.
+# A leak shows as growth of the floor that the transient threads come and go above: the fewest threads in the
+# last third of the run may not exceed the fewest in the first third by more than THREAD_GROWTH.
+THREADS_PER_UPLOAD = 6
+THREAD_GROWTH = 3
+FD_SPREAD = 16
+MAX_PENDING = Settings.model_fields["max_pending_windows"].default
 
 
 @dataclass
@@ -188,3 +202,22 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
         states={v["id"]: v["state"] for v in views},
         log_errors=_log_lines(app.log, "ERROR"), log_warnings=_log_lines(app.log, "WARNING"),
     )
+
+
+def check(report: LoadReport, cfg: LoadConfig) -> None:
+    """Assert the bounds of a load run (AssertionError names the one broken)."""
+    stride = read_header(cfg.checkpoint)["config"]["stride"]
+    print("\n" + "\n".join(report.lines()))
+    assert report.uploads_failed == [] and report.uploads_ok > 0
+    assert report.log_errors == []
+    assert set(report.states.values()) == {"running"}
+    assert report.scored > 0 and report.ws_messages > report.scored
+    start, end, peak = report.rss_mb
+    assert end - start <= RSS_GROWTH_MB and peak - start <= RSS_SPIKE_MB, report.rss_mb
+    assert report.threads[1] - report.threads[0] <= cfg.uploaders * THREADS_PER_UPLOAD + 4, report.threads
+    assert report.thread_floors[1] - report.thread_floors[0] <= THREAD_GROWTH, report.thread_floors
+    assert report.fds[1] - report.fds[0] <= FD_SPREAD, report.fds
+    # dropped frames are counted, never queued: the scorer holds at most MAX_PENDING windows per camera,
+    # and every accepted frame is scored, dropped, or waiting for its window
+    assert report.queue_max <= cfg.cameras * MAX_PENDING
+    assert report.unaccounted <= cfg.cameras * stride * (1 + MAX_PENDING)

@@ -1,5 +1,5 @@
-"""Real servers for the service tests: the app under uvicorn (in a thread, or as a subprocess), Redis and a
-loopback RTSP server (gst-rtsp-server under the system python), each stoppable and restartable."""
+"""Real servers for the service tests and benchmarks: the app under uvicorn (in a thread, or as a subprocess),
+Redis and a loopback RTSP server (gst-rtsp-server under the system python), each stoppable and restartable."""
 
 from __future__ import annotations
 
@@ -118,11 +118,11 @@ class AppProcess:
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         argv = [sys.executable, "-m", "ocrgan_cli", "serve"]
         if trace_connects is not None:
-            from tests.service.connect_trace import traced
+            from testkit.connect_trace import traced
 
             argv = traced(argv, trace_connects)
         self.proc = subprocess.Popen(argv, env=full, stdout=self._out, stderr=subprocess.STDOUT,
-                                     cwd=HERE.parent.parent)
+                                     cwd=HERE.parent)
         self.pid = self.proc.pid if trace_connects is None else self._child_of(self.proc.pid)
         self.client = httpx.Client(base_url=self.url, timeout=30)
         wait_for(lambda: self.proc.poll() is not None or self._ready(), 60, what="ocrgan serve start-up")

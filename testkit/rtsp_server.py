@@ -1,4 +1,4 @@
-"""A loopback RTSP server for the tests, run with the system python (python3-gi + gst-rtsp-server).
+"""A loopback RTSP server for the tests and benchmarks, run with the system python (python3-gi + gst-rtsp-server).
 
 Serves a moving test pattern, H.264 over RTP, on every mount given; prints "ready" once listening.
 Usage: /usr/bin/python3 rtsp_server.py PORT [--mounts cam0,cam1] [--size 96x64] [--fps 10]
