@@ -16,14 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from model import CheckpointError
 from service.api.routes import ops, page, score, streams, ws
 from service.api.routes.page import STATIC
-from service.api.schemas import WebSocketMessage
+from service.api.schemas import live_messages_schema
 from service.api.services import Services
 from service.cameras.urls import redact
 from service.errors import ServiceError
@@ -44,9 +43,9 @@ Routes that change something take the API key in the `X-API-Key` header when the
 
 WebSockets (not described by OpenAPI paths): `GET /ws/streams` (every camera) and `GET /ws/streams/{stream_id}`
 push JSON messages, each a `WebSocketMessage` (components below): first a `HelloMessage`, then
-`ScoreMessage`, `EventMessage` and `StatusMessage`s. They take the key as the `api_key` query parameter or the
-header; the handshake is refused with 401/403 (key), 404 (unknown camera), 422 (invalid id) or 503 (too many
-clients)."""
+`ScoreMessage`, `EventMessage` and `StatusMessage`s (`GET /schemas/messages.json` serves the same schema on its
+own). They take the key as the `api_key` query parameter or the header; the handshake is refused with 401/403
+(key), 404 (unknown camera), 422 (invalid id) or 503 (too many clients)."""
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -64,12 +63,11 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description,
                           routes=app.routes, tags=app.openapi_tags)
-        ws = TypeAdapter(WebSocketMessage).json_schema(ref_template="#/components/schemas/{model}")
+        ws = live_messages_schema(ref_template="#/components/schemas/{model}")
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in ws.pop("$defs", {}).items():
             schemas.setdefault(name, schema)
-        schemas["WebSocketMessage"] = {**ws, "title": "WebSocketMessage",
-                                       "description": "a message pushed on /ws/streams and /ws/streams/{stream_id}"}
+        schemas["WebSocketMessage"] = ws
         app.openapi_schema = doc
     return app.openapi_schema
 

@@ -9,6 +9,7 @@ import secrets
 import socket
 from typing import Any
 
+from service.api.schemas import StreamMessage
 from service.cameras.manager import StreamManager
 from service.cameras.worker import StreamState
 from service.inference.host import ModelHost
@@ -43,10 +44,8 @@ class Services:
         """Load the model (unless given) and build the parts; raises CheckpointError on a bad checkpoint."""
         return cls(settings, host or ModelHost.load(settings))
 
-    def publish(self, messages: list[dict[str, Any]]) -> None:
+    def publish(self, messages: list[StreamMessage]) -> None:
         """From any thread: to local WebSocket clients, and to the backend (history, other replicas)."""
-        for m in messages:
-            m.setdefault("replica", self.replica_id)
         self.hub.publish_threadsafe(messages)
         self.backend.publish(messages)
 

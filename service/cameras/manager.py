@@ -19,12 +19,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from service.api.schemas import StreamSpec
+from pydantic import ValidationError
+
+from service.api.schemas import StreamSpec, StreamView, validation_problems
 from service.cameras.urls import StreamTarget, check_stream_url, redact
-from service.cameras.worker import StreamState, StreamWorker
+from service.cameras.worker import Publish, StreamState, StreamWorker
 from service.errors import ServiceError
 from service.inference.host import ModelHost
 from service.inference.scorer import Scorer
@@ -33,7 +34,6 @@ from service.publishing.backends.base import Backend, BackendUnavailable
 from service.settings import Settings
 
 log = logging.getLogger("ocrgan.streams")
-Publish = Callable[[list[dict[str, Any]]], None]
 
 
 class StreamManager:
@@ -95,7 +95,7 @@ class StreamManager:
             raise ServiceError(422, f"stride must be in [1, {cfg.num_frames}] for this model")
         return check_stream_url(spec.url, self.settings, resolve)
 
-    def add(self, spec: StreamSpec) -> dict[str, Any]:
+    def add(self, spec: StreamSpec) -> StreamView:
         """Register a camera (URL already validated); 409 if the id is taken."""
         with self._lock:
             try:
@@ -106,7 +106,7 @@ class StreamManager:
                 raise ServiceError(409, f"stream {spec.id!r} already exists")
             log.info("stream %s added: %s", spec.id, redact(spec.url))
             self.tick()
-            return self.view(spec.id) or {"id": spec.id, "state": StreamState.PENDING}
+            return self.view(spec.id) or StreamView(id=spec.id, url=redact(spec.url), state=StreamState.PENDING)
 
     def add_local(self, spec: StreamSpec, target: StreamTarget) -> None:
         """A built-in camera of this process (the demo): trusted target, not persisted, not shared."""
@@ -142,7 +142,7 @@ class StreamManager:
         with self._lock:
             return sorted(set(self.specs) | set(self.local) | set(self.workers))
 
-    def view(self, stream_id: str) -> dict[str, Any] | None:
+    def view(self, stream_id: str) -> StreamView | None:
         with self._lock:
             worker = self.workers.get(stream_id)
             spec = self.specs.get(stream_id)
@@ -150,18 +150,30 @@ class StreamManager:
             return worker.view()
         if spec is None:
             return None
+        shared = self._shared_view(stream_id)
+        fresh = shared is not None and time.time() - (shared.updated_at or 0) < self.stale_after
+        if fresh and shared.state != StreamState.STOPPED:
+            return shared
+        return StreamView(id=stream_id, url=redact(spec["url"]), state=StreamState.PENDING, replica=None,
+                          fps=spec.get("fps") or self.settings.stream_fps,
+                          stride=spec.get("stride") or self.host.stride,
+                          calibrate=spec.get("calibrate", StreamSpec.model_fields["calibrate"].default))
+
+    def _shared_view(self, stream_id: str) -> StreamView | None:
+        """The view of a camera as the replica scoring it last shared it (None: none shared, or unreadable)."""
         try:
             shared = self.backend.get_status().get(stream_id)
         except BackendUnavailable:
-            shared = None
-        fresh = shared is not None and time.time() - shared.get("updated_at", 0) < self.stale_after
-        if fresh and shared.get("state") != StreamState.STOPPED:
-            return shared
-        return {"id": stream_id, "url": redact(spec["url"]), "state": str(StreamState.PENDING), "replica": None,
-                "fps": spec.get("fps") or self.settings.stream_fps, "stride": spec.get("stride") or self.host.stride,
-                "calibrate": spec.get("calibrate", StreamSpec.model_fields["calibrate"].default)}
+            return None
+        if shared is None:
+            return None
+        try:
+            return StreamView.model_validate(shared)
+        except ValidationError as e:
+            log.warning("stream %s: its shared status is refused (%s)", stream_id, validation_problems(e))
+            return None
 
-    def views(self) -> list[dict[str, Any]]:
+    def views(self) -> list[StreamView]:
         return [v for sid in self.ids() if (v := self.view(sid)) is not None]
 
     def snapshot(self, stream_id: str) -> bytes | None:
@@ -266,7 +278,7 @@ class StreamManager:
         if not workers or not self.backend.shared:
             return
         try:
-            self.backend.put_status({sid: w.view() for sid, w in workers.items()})
+            self.backend.put_status({sid: w.view().model_dump(mode="json") for sid, w in workers.items()})
             if time.monotonic() - self._snapshot_at >= 2.0:
                 self._snapshot_at = time.monotonic()
                 for sid, w in workers.items():

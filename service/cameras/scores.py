@@ -5,10 +5,10 @@ hysteresis."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from model import ScorePostprocessor, WindowScores
+from service.api.schemas import EventMessage, LastScore, Normalisation, ScoreMessage
 from service.inference.calibration import Calibration, CalibrationState, frame_cues
 from service.inference.host import ModelHost
 
@@ -37,19 +37,11 @@ class EventTracker:
         return None
 
 
-@dataclass
-class LastScore:
-    frame_index: int
-    timestamp: float
-    score: float
-    normalised: float
-    anomaly: bool
-
-
 class StreamScoring:
-    def __init__(self, stream_id: str, host: ModelHost, calibrate: bool, calibration_frames: int,
+    def __init__(self, stream_id: str, replica: str, host: ModelHost, calibrate: bool, calibration_frames: int,
                  event_start: int, event_end: int) -> None:
         self.stream_id = stream_id
+        self.replica = replica
         self.model = host.model
         self.post = ScorePostprocessor.for_model(host.model)
         self.rec_scale = float(host.model.rec_scale)
@@ -58,9 +50,10 @@ class StreamScoring:
         self.last: LastScore | None = None
         self.events_started = 0
 
-    def consume(self, scores: WindowScores, timestamps: list[float]) -> list[dict[str, Any]]:
+    def consume(self, scores: WindowScores, timestamps: list[float]) -> list[ScoreMessage | EventMessage]:
         """One window's published frames -> score messages (and event messages), in frame order."""
-        out: list[dict[str, Any]] = []
+        out: list[ScoreMessage | EventMessage] = []
+        sid, replica = self.stream_id, self.replica
         cues = scores.cues()
         raws = self._raw(scores)
         for i, (index, rec, ts) in enumerate(zip(scores.indices, scores.rec.tolist(), timestamps, strict=True)):
@@ -71,15 +64,18 @@ class StreamScoring:
                 if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
                     self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
                     raws = self._raw(scores)
-            self.last = LastScore(index, ts, score, normalised, anomaly)
-            out.append({"type": "score", "stream_id": self.stream_id, "frame_index": index, "timestamp": ts,
-                        "score": score, "normalised": normalised, "anomaly": anomaly})
+            out.append(ScoreMessage(type="score", stream_id=sid, replica=replica, frame_index=index, timestamp=ts,
+                                    score=score, normalised=normalised, anomaly=anomaly))
             event = self.events.update(anomaly, normalised, ts)
             if event is not None:
                 self.events_started += event == "start"
-                out.append({"type": "event", "stream_id": self.stream_id, "event": event, "frame_index": index,
-                            "timestamp": ts, "started_at": self.events.started_at,
-                            "peak": self.events.peak, "at": time.time()})
+                out.append(EventMessage(type="event", stream_id=sid, replica=replica, event=event, frame_index=index,
+                                        timestamp=ts, started_at=self.events.started_at, peak=self.events.peak,
+                                        at=time.time()))
+        if out:
+            m = next(m for m in reversed(out) if isinstance(m, ScoreMessage))
+            self.last = LastScore(frame_index=m.frame_index, timestamp=m.timestamp, score=m.score,
+                                  normalised=m.normalised, anomaly=m.anomaly)
         return out
 
     def _raw(self, scores: WindowScores) -> list[float]:
@@ -99,17 +95,18 @@ class StreamScoring:
         return self.rec_scale
 
     def describe(self) -> dict[str, Any]:
+        """This camera's part of its StreamView."""
         c = self.calibration
         return {
-            "last_score": None if self.last is None else vars(self.last),
+            "last_score": self.last,
             "anomaly_active": self.events.active,
             "anomaly_events": self.events_started,
-            "normalisation": {
-                "mean": self.post.mean, "std": self.post.std, "threshold": self.post.threshold,
-                "calibration": CalibrationState.OFF if c is None else c.state,
-                "calibration_frames": None if c is None else min(c.n, c.target),
-                "calibration_target": None if c is None else c.target,
-                "heatmap_scale": self.heatmap_scale,
-                "scales": None if c is None else c.scales,
-            },
+            "normalisation": Normalisation(
+                mean=self.post.mean, std=self.post.std, threshold=self.post.threshold,
+                calibration=CalibrationState.OFF if c is None else c.state,
+                calibration_frames=None if c is None else min(c.n, c.target),
+                calibration_target=None if c is None else c.target,
+                heatmap_scale=self.heatmap_scale,
+                scales=None if c is None else c.scales,
+            ),
         }

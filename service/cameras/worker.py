@@ -11,20 +11,18 @@ dropped (and counted) too.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
+from media.decode import FrameConverter
 from model import SequencePreprocessor, WindowAssembler, WindowScores
-from service.api.schemas import StreamSpec
+from service.api.schemas import EventMessage, ScoreMessage, StatusMessage, StreamSpec, StreamView
 from service.cameras.scores import StreamScoring
 from service.cameras.snapshot import render_snapshot
 from service.cameras.source import FrameSource, SourceError, SourceOptions
@@ -33,7 +31,7 @@ from service.errors import ServiceError
 from service.inference.host import ModelHost
 from service.inference.scorer import Scorer, WindowJob
 from service.metrics import Metrics
-from service.settings import Settings
+from service.settings import Backoff, Settings
 
 log = logging.getLogger("ocrgan.streams")
 
@@ -47,13 +45,7 @@ class StreamState(StrEnum):
     FAILED = "failed"  # gave up after OCRGAN_MAX_FAILURES failed connections in a row
 
 
-Publish = Callable[[list[dict[str, Any]]], None]
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Capped exponential backoff, jittered within [delay/2, delay] so cameras do not retry in step."""
-    delay = min(cap, base * 2 ** max(attempt - 1, 0))
-    return delay * (0.5 + random.random() / 2)
+Publish = Callable[[list[ScoreMessage | EventMessage | StatusMessage]], None]
 
 
 class FpsSampler:
@@ -89,7 +81,7 @@ class StreamWorker:
         self.replica = replica
         self.fps = spec.fps or settings.stream_fps
         self.stride = spec.stride or host.stride
-        self.scoring = StreamScoring(spec.id, host, spec.calibrate, settings.calibration_frames,
+        self.scoring = StreamScoring(spec.id, replica, host, spec.calibrate, settings.calibration_frames,
                                      settings.event_start_frames, settings.event_end_frames)
         self.state = StreamState.CONNECTING
         self.alive = True  # the scorer drops windows of a stopped worker
@@ -104,6 +96,7 @@ class StreamWorker:
         self.counts = {"decoded": 0, "skipped": 0, "dropped": 0, "scored": 0, "decode_errors": 0}
         self.reconnects = 0
         self.failures = 0  # consecutive failed connections
+        self.retry = Backoff(settings.reconnect_base_seconds, settings.reconnect_cap_seconds)
         self.last_error: str | None = None  # why the camera is not running; None while it runs
         self.last_error_at: float | None = None  # epoch seconds last_error was recorded at
         self.last_frame_at: float | None = None  # monotonic
@@ -112,7 +105,8 @@ class StreamWorker:
         self.latest: tuple[int, np.ndarray] | None = None  # (frame index, image) of the newest frame
         self.heat: tuple[int, np.ndarray, np.ndarray] | None = None  # (index, image, heatmap) of the latest map
         self._last_heat_request = 0.0
-        self._convert = VideoReformatter()  # reused: keeps its scaler context between frames
+        # one scaler context for every frame; big frames shrunk by it to twice the model size (settings.prescale)
+        self._convert = FrameConverter(host.grey, host.model.cfg.hw if settings.prescale else None)
         self._m = {name: getattr(metrics, f"frames_{name}").labels(self.id)
                    for name in ("decoded", "skipped", "dropped", "scored")}
         metrics.add_stream(self.id)
@@ -139,8 +133,8 @@ class StreamWorker:
             previous, self.state = self.state, state
         self.metrics.set_state(self.id, state)
         log.info("stream %s: %s -> %s%s", self.id, previous, state, f" ({reason})" if reason else "")
-        self.publish([{"type": "status", "stream_id": self.id, "state": str(state), "previous": str(previous),
-                       "reason": reason, "timestamp": time.time(), "replica": self.replica}])
+        self.publish([StatusMessage(type="status", stream_id=self.id, replica=self.replica, state=state,
+                                    previous=previous, reason=reason, timestamp=time.time())])
 
     # --- connection loop -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -167,7 +161,7 @@ class StreamWorker:
             self.metrics.reconnects.labels(self.id).inc()
             self._set_state(StreamState.RECONNECTING, self.last_error)
             self._restart_windows()
-            self._stop.wait(backoff(self.failures, s.reconnect_base_seconds, s.reconnect_cap_seconds))
+            self._stop.wait(self.retry.next())
 
     def _error(self, message: str) -> None:
         self.last_error, self.last_error_at = message, time.time()
@@ -194,6 +188,7 @@ class StreamWorker:
             if not got_frame:
                 got_frame = True
                 self.failures = 0
+                self.retry.reset()
                 self.last_error = self.last_error_at = None  # the error is past (its reason stays in the status log)
                 self._set_state(StreamState.RUNNING)
             self.last_frame_at = now
@@ -208,14 +203,6 @@ class StreamWorker:
             raise SourceError(f"no frame decoded ({source.decode_errors} undecodable packets)")
 
     # --- frames -> windows -----------------------------------------------------------------------
-    def _image(self, frame: av.VideoFrame) -> np.ndarray:
-        fmt = "gray" if self.host.grey else "rgb24"
-        h, w = self.host.model.cfg.hw
-        if self.settings.prescale and frame.width > 2 * w and frame.height > 2 * h:
-            return self._convert.reformat(frame, width=2 * w, height=2 * h, format=fmt,
-                                          interpolation="AREA").to_ndarray()
-        return self._convert.reformat(frame, format=fmt).to_ndarray()
-
     def _accept(self, frame: av.VideoFrame, now: float) -> None:
         with self._lock:
             busy = self.pending >= self.settings.max_pending_windows
@@ -223,7 +210,7 @@ class StreamWorker:
             self.counts["dropped"] += 1
             self._m["dropped"].inc()
             return
-        image = self._image(frame)
+        image = self._convert(frame)  # uint8 luma or RGB, upright
         x = self.prep(image)  # (in_channels, h, w)
         self._accepted.append(now)
         self._arrivals.append((now, time.time()))
@@ -246,6 +233,7 @@ class StreamWorker:
         lost = len(self._arrivals)
         self.assembler.restart()
         self.prep.reset()
+        self._convert.restart()  # the next connection's display matrix is read anew
         self._arrivals.clear()
         if lost:
             self.counts["dropped"] += lost
@@ -271,7 +259,7 @@ class StreamWorker:
         last = self.scoring.last
         m.anomaly_score.labels(self.id).set(last.normalised)
         m.anomaly_active.labels(self.id).set(1.0 if self.scoring.events.active else 0.0)
-        started = sum(1 for msg in messages if msg["type"] == "event" and msg["event"] == "start")
+        started = sum(1 for msg in messages if isinstance(msg, EventMessage) and msg.event == "start")
         if started:
             m.anomaly_events.labels(self.id).inc(started)
 
@@ -292,30 +280,30 @@ class StreamWorker:
             return render_snapshot(self.latest[1], None, 1.0)
         return None
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> StreamView:
         age = None if self.last_frame_at is None else round(time.monotonic() - self.last_frame_at, 3)
         fps = self.measured_fps()
         self.metrics.stream_fps.labels(self.id).set(fps)
-        return {
-            "id": self.id,
-            "url": redact(self.spec.url),
-            "state": str(self.state),
-            "fps": self.fps,
-            "fps_measured": round(fps, 2),
-            "stride": self.stride,
-            "calibrate": self.spec.calibrate,
-            "frames_decoded": self.counts["decoded"],
-            "frames_skipped": self.counts["skipped"],
-            "frames_dropped": self.counts["dropped"],
-            "frames_scored": self.counts["scored"],
-            "decode_errors": self.counts["decode_errors"],
-            "reconnects": self.reconnects,
-            "last_error": self.last_error,  # why it is not running (connecting/reconnecting/failed); null while running
-            "last_error_at": self.last_error_at,
-            "last_frame_age_s": age,
-            "source_size": list(self.source_size) if self.source_size else None,
-            "replica": self.replica,
-            "started_at": self.started_at,
-            "updated_at": time.time(),
+        return StreamView(
+            id=self.id,
+            url=redact(self.spec.url),
+            state=self.state,
+            fps=self.fps,
+            fps_measured=round(fps, 2),
+            stride=self.stride,
+            calibrate=self.spec.calibrate,
+            frames_decoded=self.counts["decoded"],
+            frames_skipped=self.counts["skipped"],
+            frames_dropped=self.counts["dropped"],
+            frames_scored=self.counts["scored"],
+            decode_errors=self.counts["decode_errors"],
+            reconnects=self.reconnects,
+            last_error=self.last_error,  # why it is not running (connecting/reconnecting/failed); null while running
+            last_error_at=self.last_error_at,
+            last_frame_age_s=age,
+            source_size=list(self.source_size) if self.source_size else None,
+            replica=self.replica,
+            started_at=self.started_at,
+            updated_at=time.time(),
             **self.scoring.describe(),
-        }
+        )

@@ -76,7 +76,8 @@ async def score(request: Request, svc: ServicesDep,
 def _scale(svc: Services, opts: ScoreOptions) -> ClipScale:
     """What normalises the clip; a camera's calibration is read when the upload has arrived (404, 409)."""
     if opts.camera is not None:
-        return CameraScale.of(opts.camera, svc.streams.view(opts.camera))
+        view = svc.streams.view(opts.camera)
+        return CameraScale.of(opts.camera, None if view is None else view.model_dump(exclude_unset=True))
     if opts.calibrate_seconds is not None:
         return OpeningScale(opts.calibrate_seconds)
     return CheckpointScale()
@@ -101,7 +102,8 @@ async def _score(request: Request, svc: Services, opts: ScoreOptions, started: f
     finally:
         os.unlink(tmp)
     svc.metrics.score_requests.labels("200").inc()
-    return JSONResponse(result)
+    # through its model, so the answer is what the OpenAPI document says (optional parts only when given)
+    return JSONResponse(ScoreResult.model_validate(result).model_dump(mode="json", exclude_unset=True))
 
 
 async def _while_connected(request: Request, watch: Watch, limiter: anyio.CapacityLimiter,

@@ -15,6 +15,11 @@ router = APIRouter(prefix="/streams", tags=["streams"], route_class=AuthFirstRou
 StreamId = Annotated[str, Path(pattern=STREAM_ID_PATTERN, examples=["gate"])]
 
 
+def _dump(view: StreamView) -> dict[str, Any]:
+    """A view as JSON with the fields it was given (a camera no replica scores yet has only its registration's)."""
+    return view.model_dump(mode="json", exclude_unset=True)
+
+
 def _known(svc, stream_id: str) -> None:
     if svc.streams.view(stream_id) is None:
         raise ServiceError(404, f"no stream {stream_id!r}")
@@ -26,12 +31,12 @@ def _known(svc, stream_id: str) -> None:
 def add_stream(spec: StreamSpec, svc: ServicesDep) -> dict[str, Any]:
     """Register a camera; it is scored by this replica or another one holding its lease."""
     svc.streams.validate(spec)
-    return svc.streams.add(spec)
+    return _dump(svc.streams.add(spec))
 
 
 @router.get("", response_model=None, responses={200: {"model": StreamList}, **BACKEND_DOWN})
 def list_streams(svc: ServicesDep) -> dict[str, Any]:
-    return {"streams": svc.streams.views(), "replica": svc.replica_id}
+    return {"streams": [_dump(v) for v in svc.streams.views()], "replica": svc.replica_id}
 
 
 @router.get("/{stream_id}", response_model=None, responses={200: {"model": StreamView}, **STREAM_READ})
@@ -39,7 +44,7 @@ def get_stream(stream_id: StreamId, svc: ServicesDep) -> dict[str, Any]:
     view = svc.streams.view(stream_id)
     if view is None:
         raise ServiceError(404, f"no stream {stream_id!r}")
-    return view
+    return _dump(view)
 
 
 @router.delete("/{stream_id}", status_code=204, dependencies=[ApiKey], response_class=Response,
@@ -60,8 +65,8 @@ def stream_scores(stream_id: StreamId, svc: ServicesDep,
     _known(svc, stream_id)
     items = svc.backend.history(stream_id, since, limit if events else 10 * limit)
     if not events:
-        items = [m for m in items if m.get("type") == "score"][-limit:]
-    return {"stream_id": stream_id, "items": items}
+        items = [m for m in items if m.type == "score"][-limit:]
+    return {"stream_id": stream_id, "items": [m.model_dump(mode="json") for m in items]}
 
 
 @router.get("/{stream_id}/snapshot.jpg", response_class=Response,

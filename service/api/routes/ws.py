@@ -1,15 +1,17 @@
-"""WebSockets: /ws/streams (every camera) and /ws/streams/{id} push score, event and status messages."""
+"""WebSockets: /ws/streams (every camera) and /ws/streams/{id} push score, event and status messages; the JSON
+schema of those messages at /schemas/messages.json."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
 from service.api.deps import websocket_key_problem
-from service.api.schemas import STREAM_ID_PATTERN
+from service.api.schemas import STREAM_ID_PATTERN, HelloMessage, live_messages_schema
 
 router = APIRouter(tags=["live"])
 
@@ -37,12 +39,12 @@ async def _serve(ws: WebSocket, stream_id: str | None) -> None:
         return
     views = await anyio.to_thread.run_sync(svc.streams.views)
     if stream_id is not None:
-        views = [v for v in views if v["id"] == stream_id]
+        views = [v for v in views if v.id == stream_id]
         if not views:
             await _refuse(ws, 404, f"no stream {stream_id!r}")
             return
     await ws.accept()
-    hello = {"type": "hello", "replica": svc.replica_id, "threshold": svc.host.threshold, "streams": views}
+    hello = HelloMessage(type="hello", replica=svc.replica_id, threshold=svc.host.threshold, streams=views)
     await svc.hub.serve(ws, stream_id, hello)
 
 
@@ -54,3 +56,14 @@ async def all_streams(ws: WebSocket) -> None:
 @router.websocket("/ws/streams/{stream_id}")
 async def one_stream(ws: WebSocket, stream_id: str) -> None:
     await _serve(ws, stream_id)
+
+
+MESSAGES_SCHEMA = {"$schema": "https://json-schema.org/draft/2020-12/schema", **live_messages_schema()}
+
+
+@router.get("/schemas/messages.json", responses={200: {"description": "a JSON schema (draft 2020-12)"}})
+def messages_schema() -> dict[str, Any]:
+    """The JSON schema of the messages pushed on the WebSockets (WebSocketMessage, as in the OpenAPI components);
+    the items of GET /streams/{id}/scores and the Redis backend's live channels and history are its score, event
+    and status messages."""
+    return MESSAGES_SCHEMA

@@ -1,14 +1,32 @@
 """The backend interface: where the camera registry lives, where published messages go (history and
-other subscribers), and how replicas share cameras. One implementation per file."""
+other subscribers), and how replicas share cameras. One implementation per file. Published messages are the
+score, event and status models of service/api/schemas.py; a backend that stores them as JSON writes
+model_dump_json() and reads them back with decode_message()."""
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-Message = dict[str, Any]
+from pydantic import ValidationError
+
+from service.api.schemas import STREAM_MESSAGE, StreamMessage, validation_problems
+
+log = logging.getLogger("ocrgan.backend")
+
+Message = StreamMessage
 Deliver = Callable[[list[Message]], None]
+
+
+def decode_message(data: bytes | str) -> Message | None:
+    """A published message read back from its JSON; None (and a warning) when it is not a live message."""
+    try:
+        return STREAM_MESSAGE.validate_json(data)
+    except ValidationError as e:
+        log.warning("ignoring a stored message that is not a live message (%s)", validation_problems(e))
+        return None
 
 
 class BackendUnavailable(Exception):

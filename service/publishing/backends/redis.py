@@ -27,7 +27,8 @@ from typing import Any
 import redis
 
 from service.metrics import Metrics
-from service.publishing.backends.base import Backend, BackendUnavailable, Deliver, Message
+from service.publishing.backends.base import Backend, BackendUnavailable, Deliver, Message, decode_message
+from service.settings import Backoff
 
 log = logging.getLogger("ocrgan.backend")
 
@@ -44,6 +45,7 @@ return 0
 BUFFER = 20_000  # messages held while Redis is away
 BATCH = 500  # messages per pipeline
 SNAPSHOT_TTL_MS = 10_000
+RETRY_SECONDS = (0.5, 10.0)  # first and longest wait between attempts while Redis is away (service.settings.Backoff)
 
 
 class RedisBackend(Backend):
@@ -125,7 +127,7 @@ class RedisBackend(Backend):
         self._wake.set()
 
     def _publisher(self) -> None:
-        delay = 0.0
+        retry, delay = Backoff(*RETRY_SECONDS), 0.0
         while not self._stop.is_set():
             self._wake.wait(max(delay, 0.5))
             self._wake.clear()
@@ -140,11 +142,12 @@ class RedisBackend(Backend):
                     with self._lock:
                         self._buffer.extendleft(reversed(batch))  # keep them, in order, for the retry
                     self._failed(e)
-                    delay = min(10.0, max(0.5, delay * 2))
+                    delay = retry.next()
                     break
                 if self.errors:
                     log.warning("redis publishing recovered after %d failed attempts", self.errors)
                     self.errors = 0
+                retry.reset()
                 delay = 0.0
         self._flush()
 
@@ -161,10 +164,7 @@ class RedisBackend(Backend):
     def _send(self, batch: list[Message]) -> None:
         pipe = self.r.pipeline(transaction=False)
         for m in batch:
-            sid = m.get("stream_id")
-            if sid is None:
-                continue
-            data = json.dumps(m)
+            sid, data = m.stream_id, m.model_dump_json()
             pipe.publish(f"{self.p}:live:{sid}", data)
             pipe.xadd(f"{self.p}:history:{sid}", {"m": data}, maxlen=self.history_length, approximate=True)
         pipe.execute()
@@ -177,23 +177,22 @@ class RedisBackend(Backend):
 
     def _subscriber(self) -> None:
         """Forward what other replicas publish to this replica's WebSocket clients."""
-        delay = 0.5
+        retry = Backoff(*RETRY_SECONDS)
         while not self._stop.is_set():
             pubsub = self.r.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(f"{self.p}:live:*")
-                delay = 0.5
+                retry.reset()
                 while not self._stop.is_set():
                     item = pubsub.get_message(timeout=0.5)
                     if item is None:
                         continue
-                    m = json.loads(item["data"])
-                    if m.get("replica") != self.replica_id and self._deliver is not None:
+                    m = decode_message(item["data"])
+                    if m is not None and m.replica != self.replica_id and self._deliver is not None:
                         self._deliver([m])
             except (redis.RedisError, OSError, ValueError) as e:
                 log.debug("redis subscriber: %s", e)
-                self._stop.wait(delay)
-                delay = min(10.0, delay * 2)
+                self._stop.wait(retry.next())
             finally:
                 with suppress(redis.RedisError, OSError):
                     pubsub.close()
@@ -202,8 +201,8 @@ class RedisBackend(Backend):
         low = "-" if since is None else str(int(since * 1000))
         with self._guard():
             rows = self.r.xrevrange(f"{self.p}:history:{stream_id}", max="+", min=low, count=limit)
-        items = [json.loads(fields[b"m"]) for _, fields in reversed(rows)]
-        return [m for m in items if since is None or m.get("timestamp", 0.0) > since]
+        items = [m for _, fields in reversed(rows) if (m := decode_message(fields[b"m"])) is not None]
+        return [m for m in items if since is None or m.timestamp > since]
 
     def forget(self, stream_id: str) -> None:
         with self._guard():

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.service.servers import NOWHERE
+from testkit.servers import NOWHERE
 
 KEY = "s3cret-key"
 

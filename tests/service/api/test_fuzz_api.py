@@ -17,8 +17,8 @@ from schemathesis.config import SchemathesisConfig
 
 from service.api.app import create_app
 from service.settings import Settings
-from tests.service.connect_trace import beyond_loopback, connects
-from tests.service.servers import AppProcess, wait_for
+from testkit.connect_trace import beyond_loopback, connects
+from testkit.servers import AppProcess, wait_for
 
 pytestmark = pytest.mark.slow
 FUZZ_EXAMPLES = int(os.environ.get("OCRGAN_FUZZ_EXAMPLES", "25"))

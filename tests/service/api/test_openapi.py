@@ -22,7 +22,7 @@ from service.api.schemas import (
     WebSocketMessage,
 )
 from service.settings import Settings
-from tests.service.servers import NOWHERE, wait_for
+from testkit.servers import NOWHERE, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,7 @@ def test_every_route_declares_its_answers(doc):
         ("GET", "/readyz"): {200, 503},
         ("GET", "/metrics"): {200},
         ("GET", "/model"): {200},
+        ("GET", "/schemas/messages.json"): {200},
     }
     for (method, path), statuses in declared.items():
         for status in statuses - {200, 201, 204}:

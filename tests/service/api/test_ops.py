@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.servers import wait_for
+from testkit.servers import wait_for
 
 STREAM_METRICS = [
     "ocrgan_frames_decoded_total", "ocrgan_frames_dropped_total", "ocrgan_frames_scored_total",

@@ -14,9 +14,9 @@ import torch
 
 from model import load_checkpoint, preprocess, score_clip
 from model.scoring import CUES
+from testkit.servers import NOWHERE, wait_for
+from testkit.synthetic import write_video
 from tests.service import bad_media
-from tests.service.servers import NOWHERE, wait_for
-from tests.synthetic import write_video
 from training.decode import iter_video
 
 

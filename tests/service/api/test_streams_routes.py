@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from service.api.schemas import StreamSpec
+from testkit.servers import NOWHERE, free_port, wait_for
 from tests.service.junk_servers import GarbageHTTP, SilentTCP
-from tests.service.servers import NOWHERE, free_port, wait_for
 
 
 def state(app, sid):

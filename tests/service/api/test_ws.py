@@ -9,9 +9,10 @@ import time
 import pytest
 from websockets.sync.client import connect
 
+from service.api.schemas import HelloMessage, ScoreMessage
 from service.metrics import Metrics
 from service.publishing.hub import Hub
-from tests.service.servers import wait_for
+from testkit.servers import wait_for
 
 
 def receive_until(ws, predicate, timeout=20.0):
@@ -59,7 +60,7 @@ def test_unknown_stream_is_refused(live):
 
 
 class FakeSocket:
-    """A WebSocket whose client may stop reading: send_json blocks while `stalled` is clear."""
+    """A WebSocket whose client may stop reading: send_text blocks while `stalled` is clear."""
 
     def __init__(self, stalled=False):
         self.sent = []
@@ -68,9 +69,9 @@ class FakeSocket:
             self.flowing.set()
         self.closed = asyncio.Event()
 
-    async def send_json(self, message):
+    async def send_text(self, text):
         await self.flowing.wait()
-        self.sent.append(message)
+        self.sent.append(json.loads(text))
 
     async def receive(self):
         await self.closed.wait()
@@ -83,20 +84,23 @@ def test_a_slow_client_loses_its_oldest_messages_and_delays_nobody():
         hub = Hub(metrics, queue_size=10)
         hub.bind(asyncio.get_running_loop())
         fast, slow = FakeSocket(), FakeSocket(stalled=True)
-        tasks = [asyncio.create_task(hub.serve(ws, None, {"type": "hello"})) for ws in (fast, slow)]
+        hello = HelloMessage(type="hello", replica="r1", threshold=3.0, streams=[])
+        tasks = [asyncio.create_task(hub.serve(ws, None, hello)) for ws in (fast, slow)]
         await asyncio.sleep(0.01)
         for i in range(100):
-            hub.publish_threadsafe([{"type": "score", "stream_id": "a", "frame_index": i}])
+            hub.publish_threadsafe([ScoreMessage(type="score", stream_id="a", replica="r1", frame_index=i,
+                                                 timestamp=float(i), score=0.0, normalised=0.0, anomaly=False)])
             await asyncio.sleep(0)
         await asyncio.sleep(0.05)
         assert [m["frame_index"] for m in fast.sent[1:]] == list(range(100))
+        assert not any("dropped" in m for m in fast.sent)
         assert len(slow.sent) == 0
         slow.flowing.set()
         await asyncio.sleep(0.05)
         assert slow.sent[0]["type"] == "hello"  # taken before the client stalled
         got = [m["frame_index"] for m in slow.sent[1:]]
         assert got[-1] == 99 and len(got) <= 10  # the newest ones survived
-        assert slow.sent[1]["dropped"] >= 89
+        assert slow.sent[1]["dropped"] >= 89 and not any("dropped" in m for m in slow.sent[2:])
         assert metrics.ws_dropped._value.get() >= 89
         for ws in (fast, slow):
             ws.closed.set()

@@ -21,10 +21,10 @@ from service.cameras.relay import Refused, RtspReplies
 from service.cameras.source import UNREACHABLE, FrameSource, SourceError, SourceOptions
 from service.cameras.urls import StreamTarget, check_stream_url
 from service.settings import Settings
-from tests.service.connect_trace import beyond_loopback, connects
+from testkit.connect_trace import beyond_loopback, connects
+from testkit.servers import LOOPBACK_ONLY, AppProcess, free_port, wait_for
+from testkit.synthetic import write_video
 from tests.service.junk_servers import Backlogged, SameAnswer, SilentTCP, StaticHTTP, tls_context
-from tests.service.servers import LOOPBACK_ONLY, AppProcess, free_port, wait_for
-from tests.synthetic import write_video
 
 POLICY = Settings(_env_file=None, **LOOPBACK_ONLY)
 METADATA = "169.254.169.254"

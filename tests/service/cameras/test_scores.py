@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from model import WindowScores
+from service.api.schemas import LastScore
 from service.cameras.scores import EventTracker, StreamScoring
 
 
@@ -34,22 +35,26 @@ def scores(indices, app, rec=None, feat=0.1):
 def test_stream_scoring_messages_and_calibration():
     """A scene whose appearance error is 10 times the training scene's: the warm-up learns it as the scene's unit,
     so the scores are then about 1 on its normal frames, and twice its normal error is an anomaly."""
-    s = StreamScoring("cam", _Host(), calibrate=True, calibration_frames=4, event_start=2, event_end=2)
-    msgs = s.consume(scores([0, 1], [10.0, 10.0]), [100.0, 100.1])
+    s = StreamScoring("cam", "r1", _Host(), calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    msgs = [m.model_dump(mode="json") for m in s.consume(scores([0, 1], [10.0, 10.0]), [100.0, 100.1])]
     assert [m["type"] for m in msgs] == ["score", "score"]
-    assert msgs[0] == {"type": "score", "stream_id": "cam", "frame_index": 0, "timestamp": 100.0, "score": 10.0,
-                       "normalised": 10.0, "anomaly": False}  # held back while warming up
+    assert msgs[0] == {"type": "score", "stream_id": "cam", "replica": "r1", "frame_index": 0, "timestamp": 100.0,
+                       "score": 10.0, "normalised": 10.0, "anomaly": False}  # held back while warming up
+    assert s.last == LastScore(frame_index=1, timestamp=100.1, score=10.0, normalised=10.0, anomaly=False)
     s.consume(scores([2, 3], [10.0, 10.0]), [100.2, 100.3])
     norm = s.describe()["normalisation"]
-    assert norm["calibration"] == "done"
-    assert norm["scales"]["app"] == pytest.approx(10.0) and norm["scales"]["feat"] == pytest.approx(0.25)  # floored
+    assert norm.calibration == "done"
+    assert norm.scales["app"] == pytest.approx(10.0) and norm.scales["feat"] == pytest.approx(0.25)  # floored
     assert s.post.mean == pytest.approx(1.0) and s.post.std == pytest.approx(0.05)  # in the scene's units
-    msgs = s.consume(scores([4, 5, 6], [10.0, 20.0, 20.0]), [100.4, 100.5, 100.6])
+    msgs = [m.model_dump(mode="json") for m in s.consume(scores([4, 5, 6], [10.0, 20.0, 20.0]),
+                                                          [100.4, 100.5, 100.6])]
     assert [m["score"] for m in msgs[:3]] == pytest.approx([1.0, 2.0, 2.0])
     kinds = [(m["type"], m.get("event")) for m in msgs]
     assert kinds == [("score", None), ("score", None), ("score", None), ("event", "start")]
     assert msgs[1]["anomaly"] and not msgs[0]["anomaly"]
     assert s.describe()["anomaly_active"] and s.events_started == 1
+    assert msgs[3] == {"type": "event", "stream_id": "cam", "replica": "r1", "event": "start", "frame_index": 6,
+                       "timestamp": 100.6, "started_at": 100.6, "peak": msgs[2]["normalised"], "at": msgs[3]["at"]}
 
 
 def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
@@ -57,14 +62,14 @@ def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
     camera's warm-up frames (its typical heatmap peak)."""
     host = _Host()
     host.model.rec_scale.fill_(0.5)
-    s = StreamScoring("cam", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    s = StreamScoring("cam", "r1", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
     s.consume(scores([0, 1], [1.0, 1.0], rec=[0.01, 0.03]), [0.0, 0.1])
     assert s.heatmap_scale == pytest.approx(0.5)  # still warming
     s.consume(scores([2, 3], [1.0, 1.0], rec=[0.02, 0.04]), [0.2, 0.3])
     assert s.heatmap_scale == pytest.approx(0.025)
     s.consume(scores([4, 5], [1.0, 1.0], rec=[9.0, 9.0]), [0.4, 0.5])  # later frames do not move it
-    assert s.describe()["normalisation"]["heatmap_scale"] == pytest.approx(0.025)
-    off = StreamScoring("cam", host, calibrate=False, calibration_frames=4, event_start=2, event_end=2)
+    assert s.describe()["normalisation"].heatmap_scale == pytest.approx(0.025)
+    off = StreamScoring("cam", "r1", host, calibrate=False, calibration_frames=4, event_start=2, event_end=2)
     off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5, rec=[0.01] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
     assert off.heatmap_scale == pytest.approx(0.5)
-    assert off.describe()["normalisation"]["calibration"] == "off"
+    assert off.describe()["normalisation"].calibration == "off"

@@ -13,12 +13,12 @@ import pytest
 from service.api.schemas import StreamSpec
 from service.cameras.snapshot import render_snapshot
 from service.cameras.urls import StreamTarget
-from service.cameras.worker import FpsSampler, StreamState, StreamWorker, backoff
+from service.cameras.worker import FpsSampler, StreamState, StreamWorker
 from service.inference.host import ModelHost
 from service.inference.scorer import Scorer
 from service.metrics import Metrics
+from testkit.servers import free_port, wait_for
 from tests.service.junk_servers import SilentTCP
-from tests.service.servers import free_port, wait_for
 
 
 def test_fps_sampler_keeps_the_target_rate():
@@ -31,13 +31,9 @@ def test_fps_sampler_keeps_the_target_rate():
     assert s.keep(0.0) and s.keep(100.0) and s.keep(3.0)  # a jump ahead, then time going back
 
 
-def test_backoff_is_capped_exponential_with_jitter():
-    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 10.0)]:
-        d = backoff(attempt, 1.0, 10.0)
-        assert full / 2 <= d <= full
-
-
 class Recorder:
+    """What a worker publishes, as the JSON it is sent as."""
+
     def __init__(self):
         self.messages = []
         self.received = []  # monotonic time each message was published at
@@ -46,7 +42,7 @@ class Recorder:
     def __call__(self, messages):
         now = time.monotonic()
         with self.lock:
-            self.messages.extend(messages)
+            self.messages.extend(m.model_dump(mode="json") for m in messages)
             self.received.extend(now for _ in messages)
 
     def first_status(self, state):
@@ -118,7 +114,7 @@ def test_every_accepted_frame_gets_exactly_one_score(rtsp, parts, workers):
     assert rec.states()[:1] == ["running"] and rec.states()[-1] == "stopped"
     assert w.snapshot()[:2] == b"\xff\xd8"  # a JPEG
     v = w.view()
-    assert v["source_size"] == [96, 64] and 5 < v["fps_measured"] < 15
+    assert v.source_size == [96, 64] and 5 < v.fps_measured < 15
 
 
 @pytest.mark.slow
@@ -126,18 +122,18 @@ def test_a_camera_calibrates_by_default_and_draws_its_snapshot_on_its_own_scale(
     server = rtsp(fps=10)
     built = parts(calibration_frames=10, snapshot_interval_seconds=0.1)
     w, rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam")  # no "calibrate" given
-    assert w.spec.calibrate and w.view()["normalisation"]["calibration_target"] == 10
-    wait_for(lambda: w.view()["normalisation"]["calibration"] == "done" and w.heat is not None
+    assert w.spec.calibrate and w.view().normalisation.calibration_target == 10
+    wait_for(lambda: w.view().normalisation.calibration == "done" and w.heat is not None
              and w.heat[0] >= 10, 20, what="calibration and a later heatmap")
     w.stop()  # the scorer no longer replaces w.heat
     w.join()
     scores = rec.of("score")
     assert not any(m["anomaly"] for m in scores[:10])  # flags held back during the warm-up
-    norm = w.view()["normalisation"]
+    norm = w.view().normalisation
     rec_scale = float(built[1].model.rec_scale)
-    assert norm["heatmap_scale"] == w.scoring.calibration.heatmap_scale != rec_scale
+    assert norm.heatmap_scale == w.scoring.calibration.heatmap_scale != rec_scale
     _, image, heat = w.heat
-    assert w.snapshot() == render_snapshot(image, heat, norm["heatmap_scale"])
+    assert w.snapshot() == render_snapshot(image, heat, norm.heatmap_scale)
     assert w.snapshot() != render_snapshot(image, heat, rec_scale)
 
 
@@ -178,7 +174,7 @@ def test_watchdog_ends_a_frozen_camera_on_time_and_the_error_is_past_once_runnin
     server = rtsp(fps=10)
     w, rec = start_worker(workers, parts(watchdog_seconds=watchdog), f"rtsp://127.0.0.1:{server.port}/cam")
     wait_for(lambda: w.state is StreamState.RUNNING and w.counts["decoded"] > 10, 20, what="running")
-    assert w.view()["last_error"] is None
+    assert w.view().last_error is None
     os.killpg(server.proc.pid, signal.SIGSTOP)  # the socket stays open, no more packets
     frozen = time.monotonic()
     try:
@@ -194,11 +190,11 @@ def test_watchdog_ends_a_frozen_camera_on_time_and_the_error_is_past_once_runnin
     assert last_frame <= frozen + 1  # no frame came long after the freeze (the decoder held none back)
     assert message["reason"] == f"watchdog: no frame for {watchdog:g}s" == w.last_error
     v = w.view()
-    assert v["last_error"] == message["reason"] and v["last_error_at"] >= message["timestamp"] - 1
+    assert v.last_error == message["reason"] and v.last_error_at >= message["timestamp"] - 1
     wait_for(lambda: w.state is StreamState.RUNNING, 20, what="running again")
     assert w.reconnects >= 1
     v = w.view()
-    assert v["last_error"] is None and v["last_error_at"] is None  # running: no error is current
+    assert v.last_error is None and v.last_error_at is None  # running: no error is current
 
 
 def test_a_camera_that_accepts_and_sends_nothing_times_out(parts, workers):
@@ -225,7 +221,7 @@ def test_credentials_never_reach_status_or_errors(parts, workers):
     w, rec = start_worker(workers, parts(max_failures=1), url)
     wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
     assert "hunter2" not in repr(w.view()) and "hunter2" not in repr(rec.messages)
-    assert w.view()["url"].startswith("rtsp://***@")
+    assert w.view().url.startswith("rtsp://***@")
 
 
 @pytest.mark.slow

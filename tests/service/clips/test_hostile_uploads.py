@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from testkit.proc_stats import MB, ProcessSampler
+from testkit.servers import AppProcess, wait_for
 from tests.service import hostile_corpus
-from tests.service.proc_stats import MB, ProcessSampler
-from tests.service.servers import AppProcess, wait_for
 
 pytestmark = pytest.mark.slow
 RSS_BOUND_MB = 400  # growth over the warmed-up service while the corpus is sent

@@ -12,7 +12,7 @@ from service.errors import ServiceError
 from service.inference.host import ModelHost
 from service.inference.scorer import Scorer, WindowJob
 from service.metrics import Metrics
-from tests.service.servers import wait_for
+from testkit.servers import wait_for
 
 
 class Sink:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from service.api.schemas import ScoreMessage
 from service.publishing.backends.embedded import EmbeddedBackend
 
 
@@ -29,10 +30,11 @@ def test_unreadable_registry_starts_empty(tmp_path):
 
 def test_history_is_bounded_and_filtered(tmp_path):
     b = EmbeddedBackend(tmp_path / "r.json", 5, "r")
-    b.publish([{"type": "score", "stream_id": "a", "timestamp": float(t)} for t in range(8)])
-    assert [m["timestamp"] for m in b.history("a", None, 100)] == [3.0, 4.0, 5.0, 6.0, 7.0]
-    assert [m["timestamp"] for m in b.history("a", 5.0, 100)] == [6.0, 7.0]
-    assert [m["timestamp"] for m in b.history("a", None, 2)] == [6.0, 7.0]
+    b.publish([ScoreMessage(type="score", stream_id="a", replica="r", frame_index=t, timestamp=float(t), score=0.0,
+                            normalised=0.0, anomaly=False) for t in range(8)])
+    assert [m.timestamp for m in b.history("a", None, 100)] == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert [m.timestamp for m in b.history("a", 5.0, 100)] == [6.0, 7.0]
+    assert [m.timestamp for m in b.history("a", None, 2)] == [6.0, 7.0]
     b.forget("a")
     assert b.history("a", None, 10) == []
 

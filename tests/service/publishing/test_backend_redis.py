@@ -9,10 +9,11 @@ import time
 import pytest
 import redis as redis_lib
 
+from service.api.schemas import ScoreMessage
 from service.metrics import Metrics
 from service.publishing.backends.base import BackendUnavailable
 from service.publishing.backends.redis import RedisBackend
-from tests.service.servers import wait_for
+from testkit.servers import wait_for
 
 
 @pytest.fixture
@@ -30,7 +31,8 @@ def backends(redis):
 
 
 def msg(sid, t, replica="r1"):
-    return {"type": "score", "stream_id": sid, "frame_index": t, "timestamp": 1000.0 + t, "replica": replica}
+    return ScoreMessage(type="score", stream_id=sid, replica=replica, frame_index=t, timestamp=1000.0 + t, score=0.5,
+                        normalised=0.1, anomaly=False)
 
 
 def test_registry(backends):
@@ -55,14 +57,14 @@ def test_other_programs_see_live_messages_and_history(backends, redis):
     time.sleep(0.2)  # subscriptions registered before publishing
     a.publish([msg("cam", i) for i in range(200)])
     wait_for(lambda: len(got) == 200, 10, what="replica r2 to receive r1's messages")
-    assert [m["frame_index"] for m in got] == list(range(200))
+    assert [m.frame_index for m in got] == list(range(200))
     first = wait_for(lambda: sub.get_message(timeout=0.5), 5)
     assert json.loads(first["data"])["frame_index"] == 0
     wait_for(lambda: outside.xlen("t:history:cam") >= 50, 5)
     assert outside.xlen("t:history:cam") < 200  # capped (MAXLEN ~)
     hist = a.history("cam", None, 10)
-    assert [m["frame_index"] for m in hist] == list(range(190, 200))
-    assert [m["frame_index"] for m in a.history("cam", 1197.0, 10)] == [198, 199]
+    assert hist == [msg("cam", i) for i in range(190, 200)]
+    assert [m.frame_index for m in a.history("cam", 1197.0, 10)] == [198, 199]
     a.forget("cam")
     assert a.history("cam", None, 10) == []
     sub.close()
@@ -77,6 +79,26 @@ def test_own_messages_are_not_echoed(backends):
     a.publish([msg("cam", 0, replica="r1")])
     time.sleep(0.5)
     assert got == []
+
+
+def test_what_is_not_a_live_message_is_skipped_on_the_channel_and_in_the_history(backends, redis, caplog):
+    """Another program may write to the same keys: its entries are left out (with a warning naming the wrong
+    field), and the subscriber keeps forwarding the messages after them."""
+    a, b = backends("r1"), backends("r2")
+    got = []
+    b.start(got.extend)
+    time.sleep(0.2)
+    outside = redis_lib.Redis.from_url(redis.url)
+    outside.publish("t:live:cam", json.dumps({"type": "score", "stream_id": "cam", "frame_index": "x"}))
+    outside.publish("t:live:cam", "not json")
+    outside.xadd("t:history:cam", {"m": json.dumps({"type": "alarm", "stream_id": "cam"})})
+    a.start(lambda m: None)
+    a.publish([msg("cam", 1)])
+    wait_for(lambda: len(got) == 1, 10, what="the valid message")
+    assert got == [msg("cam", 1)]
+    assert b.history("cam", None, 10) == [msg("cam", 1)]
+    assert "frame_index: Input should be a valid integer" in caplog.text
+    outside.close()
 
 
 def test_leases(backends):
@@ -101,7 +123,7 @@ def test_heartbeat_counts_live_replicas(backends):
 
 @pytest.mark.slow
 def test_publishing_survives_redis_going_away(tmp_path):
-    from tests.service.servers import redis_server
+    from testkit.servers import redis_server
 
     server = redis_server(tmp_path, persist=True)
     server.start()
@@ -122,7 +144,7 @@ def test_publishing_survives_redis_going_away(tmp_path):
         wait_for(lambda: metrics.publish_errors.labels("redis")._value.get() >= 1, 10, what="a counted error")
         server.start()
         wait_for(lambda: len(b.history("cam", None, 100)) == 50, 20, what="the buffered messages")
-        assert [m["frame_index"] for m in b.history("cam", None, 100)] == list(range(50))
+        assert [m.frame_index for m in b.history("cam", None, 100)] == list(range(50))
         assert b.ping()
     finally:
         b.close()
