@@ -1,14 +1,45 @@
 """`ocrgan`: one command, subcommands from the training and service packages (imported lazily, so
-an image without the training extras still serves)."""
+an image without the training extras still serves), and what every subcommand shares: help that shows each
+option's default, and a user's mistake answered in one line before anything heavy loads."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 # subcommand -> module providing register(subparsers); each module adds its own subcommands
-PROVIDERS = ("training.cli", "service.cli")
+PROVIDERS = ("training.cli", "service.cli", "service.demo")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, or says it is required; help that names its default keeps it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "(default" in text:
+            return text
+        return f"{text} (required)" if action.required else f"{text} (default: %(default)s)"
+
+
+def refuse(command: str, message: str) -> int:
+    """Answer a user's mistake in one line on stderr; 2 is argparse's exit status for a usage error."""
+    print(f"ocrgan {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def file_problem(path: str | Path, what: str) -> str | None:
+    """Why `path` cannot be read as the `what` a command was given, or None."""
+    p = Path(path)
+    if not p.exists():
+        return f"{what} not found: {p}"
+    if p.is_dir():
+        return f"{what} {p} is a folder, not a file"
+    if not os.access(p, os.R_OK):
+        return f"{what} {p} is not readable (permission denied)"
+    return None
 
 
 def _smoke(args: argparse.Namespace) -> int:
@@ -36,8 +67,9 @@ def _smoke(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocrgan", description="Video anomaly detection with a temporal OCR-GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
-    smoke = sub.add_parser("smoke", help="build the default model and score a synthetic clip")
-    smoke.add_argument("--frames", type=int, default=48)
+    about = "build the default model and score a synthetic clip"
+    smoke = sub.add_parser("smoke", help=about, description=about)
+    smoke.add_argument("--frames", type=int, default=48, help="frames of the synthetic clip")
     smoke.set_defaults(func=_smoke)
     for name in PROVIDERS:
         try:
@@ -47,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

@@ -1,19 +1,28 @@
 """`ocrgan demo`: the service on the embedded backend with the shipped checkpoint and a bundled looping
 camera (service/assets/demo.mp4, paced in real time), so the page shows live scores at once. Needs no
-Redis, GPU, dataset or network."""
+Redis, GPU, dataset or network. It registers its own subcommand; service.settings (pydantic) is imported only
+when it runs, so `ocrgan` starts at once and an install without the service extras still trains."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import socket
 from pathlib import Path
 
-from service.settings import ASSETS, DEFAULT_CHECKPOINT, state_dir
+from ocrgan_cli import file_problem, refuse
+from service.api.launch import (
+    add_setting_options,
+    cli_settings,
+    configure_logging,
+    free_port,
+    load_host,
+    port_problem,
+    run_server,
+)
 
 log = logging.getLogger("ocrgan.demo")
-DEMO_CLIP = ASSETS / "demo.mp4"
+DEMO_CLIP = Path(__file__).parent / "assets" / "demo.mp4"  # in service.settings.ASSETS
 DEMO_STREAM = "demo"
 # a small random-weight model, only for a checkout without the shipped checkpoint
 FALLBACK = dict(isize=(64, 96), nc=1, ngf=16, ndf=16, nz=32, num_frames=8, stride=4)
@@ -23,10 +32,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ocrgan"
 
 
-def demo_checkpoint(requested: Path | None) -> Path:
-    """The checkpoint to demo: the one asked for, else the shipped one, else random weights (warned)."""
-    if requested is not None:
-        return requested
+def demo_checkpoint() -> Path:
+    """The checkpoint to demo when none was chosen: the shipped one, else random weights (warned)."""
+    from service.settings import DEFAULT_CHECKPOINT
+
     if DEFAULT_CHECKPOINT.is_file():
         return DEFAULT_CHECKPOINT
     path = cache_dir() / "demo-random-weights.safetensors"
@@ -45,17 +54,20 @@ def demo_checkpoint(requested: Path | None) -> Path:
     return path
 
 
-def free_or_next(host: str, port: int) -> int:
-    """`port` if it can be bound, else a free one (the demo should start even when 8000 is taken)."""
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-            return port
-        except OSError:
-            s.bind((host, 0))
-            free = s.getsockname()[1]
-    log.warning("port %d is taken; using %d", port, free)
-    return free
+def restored_cameras(registry: Path, fresh: bool) -> None:
+    """Say which cameras of earlier demo runs come back (the embedded backend keeps them in `registry`), or, with
+    --fresh, forget them."""
+    from service.publishing.backends.embedded import EmbeddedBackend
+
+    ids = sorted(EmbeddedBackend(registry, 1, "demo").load_specs())
+    if fresh:
+        registry.unlink(missing_ok=True)
+        if ids:
+            print(f"ocrgan demo: --fresh: forgot the cameras of earlier demo runs ({', '.join(ids)}); "
+                  f"deleted {registry}", flush=True)
+    elif ids:
+        print(f"ocrgan demo: restoring {len(ids)} camera(s) added in earlier demo runs: {', '.join(ids)} "
+              f"(kept in {registry}; `ocrgan demo --fresh` starts without them)", flush=True)
 
 
 def register_demo_camera(services) -> None:
@@ -68,18 +80,26 @@ def register_demo_camera(services) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from service.cli import _load, _logging, _settings, run_server
+    from service.settings import state_dir
 
-    _logging(args.log_level or "info")
+    settings = cli_settings(args, registry_path=state_dir() / "demo-streams.json", calibration_frames=100)
+    configure_logging(settings.log_level)
     if not DEMO_CLIP.is_file():
-        log.error("%s is missing (python service/assets/make_demo_clip.py makes it)", DEMO_CLIP)
-        return 2
-    checkpoint = demo_checkpoint(args.checkpoint)
-    args.checkpoint = None
-    settings = _settings(args, checkpoint=checkpoint, registry_path=state_dir() / "demo-streams.json",
-                         calibration_frames=100)
-    settings = settings.model_copy(update={"redis_url": None, "port": free_or_next(settings.host, settings.port)})
-    host = _load(settings)
+        return refuse("demo", f"{DEMO_CLIP} is missing (python service/assets/make_demo_clip.py makes it)")
+    chosen = "checkpoint" in settings.model_fields_set  # by --checkpoint or OCRGAN_CHECKPOINT
+    problem = file_problem(settings.checkpoint, "checkpoint") if chosen else None
+    if problem:
+        return refuse("demo", problem)
+    port, problem = settings.port, port_problem(settings.host, settings.port)
+    if problem and "port" not in settings.model_fields_set and port_problem(settings.host, 0) is None:
+        port, problem = free_port(settings.host), None  # the default port is taken: the demo starts anyway
+        log.warning("port %d is taken; using %d", settings.port, port)
+    if problem:  # a port asked for (--port, OCRGAN_PORT) that is taken, or a host it cannot listen on
+        return refuse("demo", problem)
+    restored_cameras(settings.registry_path, args.fresh)
+    checkpoint = settings.checkpoint if chosen else demo_checkpoint()
+    settings = settings.model_copy(update={"redis_url": None, "port": port, "checkpoint": checkpoint})
+    host = load_host(settings)
     if host is None:
         return 2
     url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}/"
@@ -91,3 +111,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
     run_server(settings, host, ready)
     return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    about = "serve the shipped model on a bundled looping camera; open the printed URL"
+    d = sub.add_parser("demo", help=about, description=about)
+    add_setting_options(d, "host", "port", "checkpoint", "log_level",
+                        checkpoint="the shipped model, else a random-weight stand-in (warned)")
+    d.add_argument("--fresh", action="store_true",
+                   help="start with the demo camera only: forget the cameras added in earlier demo runs by deleting "
+                        "the demo's camera registry (demo-streams.json in $XDG_STATE_HOME/ocrgan, else "
+                        "~/.local/state/ocrgan; or OCRGAN_REGISTRY_PATH); without it they come back, named at start")
+    d.set_defaults(func=run_demo)

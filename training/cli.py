@@ -1,4 +1,5 @@
-"""`ocrgan train`, `ocrgan eval`, `ocrgan calibrate` (argument parsing only; work is imported lazily)."""
+"""`ocrgan train`, `ocrgan eval`, `ocrgan calibrate`: argument parsing and the checks that answer a user's
+mistake at once (files, data layout) before torch loads; the work is imported lazily."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+from ocrgan_cli import file_problem, refuse
 
 
 def _logging(run_dir: Path | None = None) -> None:
@@ -18,14 +21,45 @@ def _logging(run_dir: Path | None = None) -> None:
                         handlers=handlers, force=True)
 
 
+def data_problem(data: str, split: str) -> str | None:
+    """Why `data` holds no usable `split` sequences (missing, an unknown layout, no clips, no labels), or None."""
+    from training.discover import find_sequences
+    from training.sequences import DataError
+
+    try:
+        find_sequences(data, split)
+    except DataError as e:
+        return str(e)
+    return None
+
+
+def out_problem(out: str | None, want_folder: bool) -> str | None:
+    """Why `--out` cannot be written as a folder (or as a file), or None; nothing is created here."""
+    if out is None or not Path(out).exists() or Path(out).is_dir() == want_folder:
+        return None
+    return f"--out {out} is {'a file, not a folder' if want_folder else 'a folder, not a file'}"
+
+
 def _train(args: argparse.Namespace) -> int:
+    problem = ((args.config and file_problem(args.config, "config")) or data_problem(args.data, "train")
+               or out_problem(args.out, want_folder=True))
+    if problem:
+        return refuse("train", problem)
+    from pydantic import ValidationError
+
     from training.config import load_config
     from training.sequences import DataError
     from training.trainer import Trainer, TrainingDiverged
 
-    _logging(Path(args.out))
     try:
         cfg = load_config(args.config, args.set)
+    except ValidationError as e:
+        return refuse("train", "invalid config: " + "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
+    except ValueError as e:
+        return refuse("train", str(e))
+    _logging(Path(args.out))
+    try:
         out = Trainer(cfg, args.data, args.out, resume=args.resume).run()
     except (DataError, TrainingDiverged, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
@@ -36,6 +70,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    problem = (file_problem(args.checkpoint, "checkpoint") or data_problem(args.data, "test")
+               or out_problem(args.out, want_folder=True))
+    if problem:
+        return refuse("eval", problem)
     from model import CheckpointError
     from training.evaluate import evaluate
     from training.sequences import DataError
@@ -54,6 +92,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    problem = (file_problem(args.checkpoint, "checkpoint") or data_problem(args.data, "train")
+               or out_problem(args.out, want_folder=False))
+    if problem:
+        return refuse("calibrate", problem)
     from model import CheckpointError, load_checkpoint, save_checkpoint
     from training.calibrate import calibrate, fit_memory
     from training.discover import find_sequences
@@ -79,32 +121,37 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("train", help="train on normal footage")
+    about = "train on normal footage"
+    t = sub.add_parser("train", help=about, description=about)
     t.add_argument("--data", required=True, help="dataset root (frame folders, UCSD layout, or video files)")
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--config", help="YAML or TOML training config")
+    t.add_argument("--out", required=True, help="run directory, created once the checks pass")
+    t.add_argument("--config", help="YAML or TOML training config (default: none, the built-in values)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.ngf=16 --set epochs=5")
-    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.state")
+                   help="override a config value, e.g. --set model.ngf=16 --set epochs=5; repeatable (default: none)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's last.state")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="frame-level AUC (online and offline) with baselines and plots")
-    e.add_argument("--checkpoint", required=True)
+    about = "frame-level AUC (online and offline) with baselines and plots"
+    e = sub.add_parser("eval", help=about, description=about)
+    e.add_argument("--checkpoint", required=True, help="the safetensors checkpoint to evaluate")
     e.add_argument("--data", required=True, help="dataset root with a test split and labels")
-    e.add_argument("--out", required=True, help="output folder for metrics.json and pictures")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--stride", type=int, help="override the checkpoint's scoring stride")
+    e.add_argument("--out", required=True, help="output folder for metrics.json and pictures, created once the "
+                   "checks pass")
+    e.add_argument("--device", default="cpu", help="torch device to score on, e.g. cpu, cuda, cuda:1")
+    e.add_argument("--stride", type=int, help="frames between scored windows (default: the checkpoint's)")
     e.add_argument("--sigma", type=float, default=3.0, help="Gaussian sigma of the offline_gaussian protocol")
-    e.add_argument("--workers", type=int, default=2)
+    e.add_argument("--workers", type=int, default=2, help="processes decoding the test clips")
     e.add_argument("--no-pixel", action="store_true", help="skip pixel-level AUC")
     e.set_defaults(func=_eval)
 
-    c = sub.add_parser("calibrate", help="adapt a checkpoint to a scene from its normal footage: which way things move "
-                       "where, its memory of normal patches, the units of the cues, score statistics and threshold")
-    c.add_argument("--checkpoint", required=True)
+    about = "adapt a checkpoint to a scene from its normal footage"
+    c = sub.add_parser("calibrate", help=about, description=f"{about}: which way things move where, its memory of "
+                       "normal patches, the units of the cues, score statistics and threshold")
+    c.add_argument("--checkpoint", required=True, help="the safetensors checkpoint to adapt")
     c.add_argument("--data", required=True, help="normal footage: frame folders or video files")
-    c.add_argument("--out", help="write here instead of overwriting the checkpoint")
-    c.add_argument("--quantile", type=float, default=0.995)
-    c.add_argument("--device", default="cpu")
-    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--out", help="write the adapted checkpoint here (default: overwrite --checkpoint)")
+    c.add_argument("--quantile", type=float, default=0.995,
+                   help="quantile of the normal frames' normalised scores that sets the threshold")
+    c.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
+    c.add_argument("--workers", type=int, default=2, help="processes decoding the footage")
     c.set_defaults(func=_calibrate)

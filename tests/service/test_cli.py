@@ -1,12 +1,17 @@
-"""`ocrgan score` and `ocrgan serve` from the shell; a bad checkpoint stops the service with its reason."""
+"""`ocrgan score` and `ocrgan serve` from the shell; a bad checkpoint stops the service with its reason, and a
+user's mistake is answered in one line before the model loads."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +19,10 @@ import pytest
 import torch
 
 from model import load_checkpoint, preprocess, score_clip
-from ocrgan_cli import main
+from ocrgan_cli import build_parser, main
 from service.api.app import create_app
-from tests.service.servers import LiveApp
+from testkit.servers import LiveApp
+from tests.command import refusal
 from training.decode import iter_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +115,61 @@ def test_invalid_setting_is_named(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["score", "x.mp4"])
     assert "max_batch" in str(e.value)
+
+
+# --- a user's mistake: one line on stderr, exit status 2, no traceback, before the model loads ----------------
+
+def test_score_answers_a_missing_file_or_a_non_video_at_once(tmp_path, checkpoint):
+    missing = tmp_path / "none.mp4"
+    assert refusal(["score", str(missing)], tmp_path) == f"ocrgan score: video not found: {missing}"
+    assert refusal(["score", str(tmp_path)], tmp_path) == f"ocrgan score: video {tmp_path} is a folder, not a file"
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video")
+    line = refusal(["score", str(notes), "--checkpoint", str(checkpoint)], tmp_path)
+    assert line.startswith(f"ocrgan score: {notes}: not a video file FFmpeg can read ("), line
+    sound = tmp_path / "sound.wav"
+    with wave.open(str(sound), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 8000)  # a second of silence: audio only
+    line = refusal(["score", str(sound), "--checkpoint", str(checkpoint)], tmp_path)
+    assert line == f"ocrgan score: {sound}: no video stream in the wav file"
+
+
+@pytest.mark.parametrize("command", ["serve", "score"])
+def test_a_missing_checkpoint_is_answered_before_loading(command, tmp_path, mp4_clip):
+    nowhere = tmp_path / "nowhere.safetensors"
+    args = [command, *([str(mp4_clip)] if command == "score" else []), "--checkpoint", str(nowhere)]
+    assert refusal(args, tmp_path) == (f"ocrgan {command}: checkpoint not found: {nowhere} "
+                                       "(set --checkpoint or OCRGAN_CHECKPOINT)")
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_busy_port_is_answered_before_loading(command, tmp_path, checkpoint):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = refusal([command, "--port", str(port), "--checkpoint", str(checkpoint)], tmp_path)
+    assert line == (f"ocrgan {command}: 127.0.0.1:{port} is already in use (another server?); "
+                    "choose a free port with --port or OCRGAN_PORT")
+    assert not (tmp_path / "state").exists()  # nothing was started or written
+
+
+def test_every_option_shows_its_default_and_every_command_says_what_it_does(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"serve", "score", "demo", "train", "eval", "calibrate", "smoke"} <= set(sub.choices)
+    for listed in sub._choices_actions:  # the lines of `ocrgan --help`
+        assert listed.help and "\n" not in listed.help and len(listed.help) <= 80, listed.dest
+    for name, command in sub.choices.items():
+        assert command.description, name
+        options = command.format_help().split("\noptions:\n")[1]
+        entries = [" ".join(e.split()) for e in re.split(r"\n(?=  -)", "\n" + options) if e.strip()]
+        entries = [e for e in entries if not e.startswith("-h, --help")]
+        assert len(entries) == sum(1 for a in command._actions if a.option_strings) - 1, name
+        for entry in entries:
+            assert "(default: " in entry or entry.endswith("(required)"), f"ocrgan {name}: {entry}"
+            assert "(default: None)" not in entry, f"ocrgan {name}: {entry}"
+

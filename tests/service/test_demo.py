@@ -7,13 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from service.demo import DEMO_CLIP
 from service.settings import DEFAULT_CHECKPOINT
-from tests.service.servers import free_port, loopback_only_env, wait_for
+from testkit.servers import free_port, loopback_only_env, wait_for
+from tests.command import ocrgan_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +42,34 @@ def test_demo_clip_is_normal_for_its_first_18_seconds():
     assert (anomalous < 22).any() and (anomalous > 24).any()  # the two anomalies of a loop
 
 
-def test_demo_serves_live_scores(tmp_path):
+def seed_registry(tmp_path) -> Path:
+    """The demo's registry as an earlier run left it: one camera added by the user."""
+    registry = tmp_path / "state" / "ocrgan" / "demo-streams.json"
+    registry.parent.mkdir(parents=True)
+    spec = {"id": "door", "url": "rtsp://127.0.0.1:9/door", "fps": None, "stride": None, "calibrate": True}
+    registry.write_text(json.dumps({"version": 1, "streams": {"door": spec}}))
+    return registry
+
+
+def start_demo(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRGAN_")}
-    env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
-            "OCRGAN_TORCH_THREADS": "1", **loopback_only_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "demo", "--port", str(port)], env=env,
+    env = ocrgan_env(tmp_path, OCRGAN_TORCH_THREADS="1", **loopback_only_env())
+    proc = subprocess.Popen([sys.executable, "-m", "ocrgan_cli", "demo", "--port", str(port), *args], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    return out, err
+
+
+def test_demo_serves_live_scores(tmp_path):
+    """...and brings back the cameras of earlier demo runs, naming them and where they are kept."""
+    registry = seed_registry(tmp_path)
+    proc, port = start_demo(tmp_path)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             def scored():
@@ -57,19 +80,32 @@ def test_demo_serves_live_scores(tmp_path):
             assert v["calibrate"] and client.get("/readyz").json()["backend"] == "embedded"
             assert client.get("/").status_code == 200
             assert client.get("/streams/demo/snapshot.jpg").content[:2] == b"\xff\xd8"
+            assert sorted(s["id"] for s in client.get("/streams").json()["streams"]) == ["demo", "door"]
             # the built-in file camera is not persisted, and file URLs stay refused for everyone else
             r = client.post("/streams", json={"id": "mine", "url": f"file://{DEMO_CLIP}"})
             assert r.status_code == 422
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
+        out, err = stop(proc)
     assert f"open http://127.0.0.1:{port}/" in out
+    assert (f"ocrgan demo: restoring 1 camera(s) added in earlier demo runs: door (kept in {registry}; "
+            "`ocrgan demo --fresh` starts without them)") in out.splitlines()
     if not DEFAULT_CHECKPOINT.is_file():
         assert "RANDOM-WEIGHT" in err
         assert (tmp_path / "cache" / "ocrgan" / "demo-random-weights.safetensors").is_file()
-    registry = tmp_path / "state" / "ocrgan" / "demo-streams.json"
-    assert not registry.exists() or '"demo"' not in registry.read_text()
+    assert '"door"' in registry.read_text() and '"demo"' not in registry.read_text()
+
+
+def test_demo_fresh_starts_with_the_demo_camera_only(tmp_path):
+    registry = seed_registry(tmp_path)
+    proc, port = start_demo(tmp_path, "--fresh")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            streams = wait_for(lambda: client.get("/streams").json()["streams"], 60, what="the demo camera")
+            assert [s["id"] for s in streams] == ["demo"]
+    finally:
+        out, _ = stop(proc)
+    assert f"ocrgan demo: --fresh: forgot the cameras of earlier demo runs (door); deleted {registry}" in out
+    assert not registry.exists()
 
 
 def test_the_shipped_model_flags_the_demo_clips_anomalies_and_little_else():
