@@ -63,12 +63,36 @@ function addScore(cam, m) {
   cam.dirty = true;
 }
 
+// One stat of a card: its name and value kept together on one line (the list wraps between stats).
 function stat(dl, name, value) {
+  const item = document.createElement("div");
+  item.className = "stat";
   const dt = document.createElement("dt");
   dt.textContent = name;
   const dd = document.createElement("dd");
   dd.textContent = value;
-  dl.append(dt, dd);
+  dd.title = String(value);
+  item.append(dt, dd);
+  dl.append(item);
+}
+
+// Why a camera is not running, headed by what it is doing about it: a camera that failed has given up.
+const PROBLEM = {
+  failed: "gave up reconnecting; last error",
+  reconnecting: "reconnecting after",
+  connecting: "connecting; last error",
+  stopped: "stopped",
+  pending: "waiting for a replica; last error",
+};
+
+function renderProblem(cam, v) {
+  const box = $(".cam-error", cam.el);
+  const shown = v.state === "failed" || (Boolean(v.last_error) && v.state !== "running");
+  box.hidden = !shown;
+  if (!shown) return;
+  $(".cam-error-title", box).textContent = `${PROBLEM[v.state] || v.state}:`;
+  $(".cam-error-text", box).textContent = v.last_error || "(none recorded)";
+  box.title = v.last_error_at ? `at ${new Date(v.last_error_at * 1000).toLocaleString()}` : "";
 }
 
 // What a camera's scores are normalised by: "calibrating 37/250" during its warm-up.
@@ -85,6 +109,7 @@ function renderView(cam, v) {
   const s = $(".state", cam.el);
   s.textContent = v.state;
   s.className = `state pill ${v.state}`;
+  cam.el.dataset.state = v.state;
   $(".cam-url", cam.el).textContent = v.url || "";
   $(".anomaly", cam.el).hidden = !v.anomaly_active;
   const dl = $(".stats", cam.el);
@@ -101,7 +126,7 @@ function renderView(cam, v) {
   const n = v.normalisation;
   cal.title = n && n.calibration === "done" ? `mean ${n.mean.toPrecision(4)}, std ${n.std.toPrecision(4)}` : "";
   if (v.replica) stat(dl, "replica", v.replica);
-  if (v.last_error && v.state !== "running") stat(dl, "error", v.last_error);
+  renderProblem(cam, v);
 }
 
 async function refreshCameras() {

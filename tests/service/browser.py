@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-from tests.service.servers import wait_for
+from testkit.servers import wait_for
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
@@ -65,6 +65,11 @@ class Browser:
 
     def goto(self, url: str) -> None:
         self.call("Page.navigate", {"url": url}, session=True)
+
+    def resize(self, width: int, height: int = 1000) -> None:
+        """Lay the page out in a window of this size (CSS pixels), as a narrow phone or a wide desktop would."""
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
 
     def evaluate(self, expression: str) -> Any:
         r = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},

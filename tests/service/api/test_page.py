@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from testkit.servers import NOWHERE, wait_for
 from tests.service.browser import Browser, chromium_path
-from tests.service.servers import NOWHERE, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")]
 
@@ -139,3 +139,64 @@ def test_page_scores_a_clip_on_the_scale_chosen(live, rtsp, browser, mp4_clip):
     wait_for(lambda: "gate (calibrated on 10 frames)" in browser.evaluate(options), 30, what="gate to calibrate")
     upload_clip(browser, mp4_clip, "camera", camera="gate")
     assert clip_summary(browser).endswith("with camera gate's calibration")
+
+
+# Per window width: lines of camera text that wrapped (stats, badges), horizontal overflow, the failed card.
+LAYOUT = """((failed) => {
+    const lines = (el) => {
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        return new Set([...r.getClientRects()].filter((b) => b.width > 0).map((b) => Math.round(b.top))).size;
+    };
+    const visible = (el) => !!el && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const root = document.documentElement;
+    const single = [...document.querySelectorAll('.camera .stats dt, .camera .stats dd, .camera header .pill')]
+        .filter(visible);
+    const card = document.querySelector(`.camera[data-id="${failed}"]`);
+    const error = card && [...card.querySelectorAll('.cam-error')].find(visible);
+    const box = error ? error.getBoundingClientRect() : null;
+    return {
+        width: root.clientWidth,
+        overflow: root.scrollWidth - root.clientWidth,
+        stats: single.filter((el) => el.matches('.stats dd')).length,
+        wrapped: single.filter((el) => lines(el) !== 1).map((el) => el.textContent),
+        split: [...document.querySelectorAll('.camera .stats dd')].filter(visible)
+            .filter((dd) => Math.abs(dd.getBoundingClientRect().top - dd.previousElementSibling
+                                     .getBoundingClientRect().top) > 2)
+            .map((dd) => dd.previousElementSibling.textContent),
+        outside: [...document.querySelectorAll('.camera')].filter((el) => el.getBoundingClientRect().right >
+                                                                  root.clientWidth + 0.5).map((el) => el.dataset.id),
+        state: card && visible(card.querySelector('.state')) ? card.querySelector('.state').textContent : null,
+        error: error ? error.textContent : null,
+        errorFits: !!box && box.left >= 0 && box.right <= root.clientWidth + 0.5
+            && error.scrollWidth <= error.clientWidth,
+    };
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_page_lays_camera_cards_out_at_any_width(live, rtsp, browser, width):
+    """Stats and badges stay on one line each, nothing runs off the side, and a camera that gave up says so and
+    why in words (not only a colour), in a wide window and a phone-narrow one."""
+    server = rtsp()
+    app = live(max_failures=1)
+    failed = "loading_dock_north_entrance_7"
+    for cam, url in (("gate", f"rtsp://127.0.0.1:{server.port}/cam"), (failed, NOWHERE + "/" + "x" * 120)):
+        assert app.client.post("/streams", json={"id": cam, "url": url}).status_code == 201
+    wait_for(lambda: app.client.get(f"/streams/{failed}").json()["state"] == "failed", 20, what="the camera to fail")
+    reason = app.client.get(f"/streams/{failed}").json()["last_error"]
+    assert reason
+    browser.resize(width)
+    browser.goto(app.url + "/")
+    scored = ("Number([...document.querySelectorAll('.camera[data-id=gate] .stats dt')]"
+              ".find((dt) => dt.textContent === 'scored')?.nextElementSibling.textContent) || 0")
+    wait_for(lambda: browser.evaluate(scored) > 0, 30, what="frames scored on the gate's card")
+    layout = wait_for(lambda: (r := browser.evaluate(f"{LAYOUT}({json.dumps(failed)})"))["error"] and r, 10,
+                      what="the failed camera's error on its card")
+    assert layout["width"] <= width and layout["stats"] >= 10, layout  # both cards drawn, in this window
+    assert layout["wrapped"] == [], layout  # no stat value or badge broken over two lines
+    assert layout["split"] == [], layout  # each stat's name and value side by side
+    assert layout["overflow"] <= 0 and layout["outside"] == [], layout
+    assert layout["state"] == "failed", layout
+    assert reason in layout["error"] and "gave up" in layout["error"], layout
+    assert layout["errorFits"], layout
