@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testkit.servers import loopback_only_env
 from tests.deploy.tools import free_port, tool, wait_for
-from tests.service.servers import loopback_only_env
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None,

@@ -99,8 +99,10 @@ def test_torch_pin_matches_pyproject() -> None:
 
 
 def test_cpu_image_installs_the_cpu_torch_build() -> None:
-    runs = " ".join(r for s in stages(ROOT / "docker" / "Dockerfile") for r in s.args("RUN"))
-    assert "--index-url https://download.pytorch.org/whl/cpu" in runs
+    build = stages(ROOT / "docker" / "Dockerfile")
+    assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in [a for s in build for a in s.args("ARG")]
+    runs = " ".join(r for s in build for r in s.args("RUN"))
+    assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runs
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=[p.name for p in DOCKERFILES])
