@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU; 0 = leave torch's default
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
-    # measured at start-up on a CPU (1, 2, 4 or 8: whichever scores most frames/s with this model)
+    # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
     clip_batch: int | None = Field(None, ge=1)  # windows per forward pass for uploaded clips; None = as max_batch
     # --- backend ---------------------------------------------------------------------------------

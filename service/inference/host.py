@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from model import CheckpointInfo, OCRGANVideo, load_checkpoint
-from service.inference.batch_size import GPU_BATCH, measure_batch
+from service.inference.batch_size import SMALL_WINDOW_GFLOP, batch_rule, window_gflop
 from service.settings import Settings
 
 log = logging.getLogger("ocrgan.service")
@@ -52,14 +52,17 @@ class ModelHost:
         return cameras, settings.clip_batch or cameras
 
     def best_batch(self) -> int:
-        """Windows per forward pass when the settings leave it open: GPU_BATCH on a GPU, measured on a CPU."""
+        """Windows per forward pass when the settings leave it open: by batch_rule (GPU_BATCH on a GPU; on a CPU,
+        by the model's cost per window)."""
         if self._batch is None:
             if self.device.type != "cpu":
-                self._batch = GPU_BATCH
+                self._batch = batch_rule(self.device, 0.0)
+                log.info("batch of %d windows per forward pass on %s", self._batch, self.device)
             else:
-                self._batch, rates = measure_batch(self.model, self.stride)
-                log.info("batch of %d window(s) per forward pass, measured (windows/s: %s)", self._batch,
-                         ", ".join(f"{b}: {r:.1f}" for b, r in rates.items()))
+                gflop = window_gflop(self.model, self.stride)
+                self._batch = batch_rule(self.device, gflop)
+                log.info("batch of %d window(s) per forward pass on the CPU: a window costs %.2f GFLOP (batches "
+                         "pay only up to %.1f)", self._batch, gflop, SMALL_WINDOW_GFLOP)
         return self._batch
 
     @property
