@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # --- model and scoring ---------------------------------------------------------------------
     checkpoint: Path = DEFAULT_CHECKPOINT  # the safetensors checkpoint to serve
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
-    torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU; 0 = leave torch's default
+    torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU (1 leaves the other cores to cameras); 0 = torch's
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
     # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
