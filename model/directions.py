@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from model.motion import flow_length
+
 DIRECTIONS = 8  # direction bins of 45 degrees
 DIRECTION_CELL = 8  # pixels of the working size per cell of the prior
 PSEUDO_COUNT = 1.0  # moving pixels per direction added to every cell's counts
@@ -39,7 +41,7 @@ def direction_counts(flow: torch.Tensor, threshold: float) -> torch.Tensor:
     neighbours (3x3 cells). Counts of several chunks of footage add up."""
     h, w = flow.shape[-2:]
     cell = max(1, min(DIRECTION_CELL, h, w))
-    moving = flow.float().norm(dim=1) > threshold
+    moving = flow_length(flow.float(), 1) > threshold
     bins = direction_bins(flow)
     per_cell = torch.stack([F.avg_pool2d(((bins == k) & moving).float()[:, None], cell, ceil_mode=True).sum(0)[0]
                             for k in range(DIRECTIONS)]) * cell * cell  # (D, gh, gw)
@@ -59,4 +61,4 @@ def surprise_map(flow: torch.Tensor, prior: torch.Tensor, threshold: float) -> t
     bins = direction_bins(flow)  # (B, T, H, W)
     logp = prior.to(flow.device, torch.float32)[None, None].expand(*bins.shape[:2], -1, -1, -1)
     surprise = -torch.gather(logp, 2, bins[:, :, None])[:, :, 0]
-    return surprise * (flow.float().norm(dim=2) > threshold)
+    return surprise * (flow_length(flow.float(), 2) > threshold)

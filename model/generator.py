@@ -8,6 +8,7 @@ from torch import nn
 
 from model.channel_selection import ChannelSelection
 from model.config import OCRGANConfig
+from model.motion import flow_length
 from model.temporal import KeysValues, TemporalFeatureFusion, make_temporal, skip_plan, uses_input_fusion
 
 FLOW_GAIN = 4.0  # flow (pixels per frame) enters the network multiplied by this: ~[-1, 1] for normal motion
@@ -31,7 +32,7 @@ def up_block(cin: int, cout: int) -> nn.Sequential:
 
 def bounded(flow: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
     """(..., 2, H, W) -> the same directions with magnitudes squashed below `bound`: b * tanh(|f| / b)."""
-    mag = flow.norm(dim=-3, keepdim=True)
+    mag = flow_length(flow, -3, keepdim=True)
     return flow * (bound * torch.tanh(mag / bound) / mag.clamp_min(1e-6))
 
 

@@ -15,6 +15,7 @@ from model.discriminator import FrameDiscriminator
 from model.frequency import OmniFrequencySplit
 from model.generator import MultiStreamUNet
 from model.memory import MEMORY_LEVEL, coreset, nearest_distance, patch_features
+from model.motion import flow_length
 from model.scoring import (
     CUES,
     combine_cues,
@@ -193,7 +194,7 @@ class OCRGANVideo(nn.Module):
             return ErrorMaps(app, mem=self.memory_map(gen, app.shape[-2:]))
         mem = self.memory_map(gen, app.shape[-2:])
         flow = gen.target_flow
-        return ErrorMaps(app, flow_error_map(flow, gen.fake_flow), flow.float().norm(dim=2),
+        return ErrorMaps(app, flow_error_map(flow, gen.fake_flow), flow_length(flow.float(), 2),
                          surprise_map(flow, self.direction_prior, float(self.moving_threshold)), mem)
 
     def memory_map(self, gen: Generated, hw: tuple[int, int]) -> torch.Tensor | None:
@@ -209,7 +210,7 @@ class OCRGANVideo(nn.Module):
         """The `dir` cue's prior from the motion band of normal footage, (N, 2, H, W): what counts as moving, and
         which way things move where (model.directions)."""
         step = max(1, len(flow) // 500)
-        threshold = moving_threshold(flow[::step].float().norm(dim=1))
+        threshold = moving_threshold(flow_length(flow[::step].float(), 1))
         counts = sum(direction_counts(flow[a:a + chunk], threshold) for a in range(0, len(flow), chunk))
         self.moving_threshold.fill_(threshold)
         self.direction_prior.copy_(log_prior(counts))

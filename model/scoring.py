@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from model.motion import flow_length
+
 
 def error_map(x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Squared error averaged over channels: (B, T, C, H, W) x 2 -> (B, T, H, W)."""
@@ -14,7 +16,7 @@ def error_map(x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def flow_error_map(flow: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Length of the flow's deviation from its prediction, pixels per frame: (B, T, 2, H, W) x 2 -> (B, T, H, W)."""
-    return (flow.float() - fake.float()).norm(dim=2)
+    return flow_length(flow.float() - fake.float(), 2)
 
 
 def _patch(err: torch.Tensor, patch: int) -> int:

@@ -24,6 +24,27 @@ from model.ocrgan import OCRGANVideo, Scored
 from model.temporal import TemporalModule, to_tokens
 
 
+class FrameRing:
+    """The last T per-frame tensors of one kind, each written twice (at slot s and s + T of a 2T buffer) so that
+    the T most recent are always one contiguous view, oldest first: a new frame costs one write, not a copy of
+    its predecessors. The frames lie along `axis` of the buffer."""
+
+    def __init__(self, first: torch.Tensor, t: int, axis: int) -> None:
+        self.t, self.axis = t, axis
+        shape = list(first.shape)
+        shape.insert(axis, 2 * t)
+        self.buf = first.unsqueeze(axis).expand(shape).clone()  # the first frame stands for those before it
+        self.next = 0  # the slot the next frame goes to
+
+    def push(self, frame: torch.Tensor) -> torch.Tensor:
+        """Add a frame; the T most recent, oldest first (a view, valid until the next push)."""
+        s, t = self.next, self.t
+        self.buf.select(self.axis, s).copy_(frame)
+        self.buf.select(self.axis, s + t).copy_(frame)
+        self.next = (s + 1) % t
+        return self.buf.narrow(self.axis, self.next, t)
+
+
 class FrameStream:
     """What one sequence (a camera, a clip) keeps between its frames."""
 
@@ -33,7 +54,7 @@ class FrameStream:
         self.context = model.context_frames
         self.num_frames = model.cfg.num_frames
         self.raw: deque[torch.Tensor] = deque(maxlen=max(self.context, 1))  # the last frames, (C_in, H, W) each
-        self.rings: dict[object, torch.Tensor] = {}  # per-frame tensors of the last T-1 frames, oldest first
+        self.rings: dict[object, FrameRing] = {}  # per kind of per-frame tensor, the last T frames'
         self.count = 0  # frames scored so far
 
     def reset(self) -> None:
@@ -52,16 +73,18 @@ class FrameStream:
             self.raw.append(f)
         return torch.stack(out)
 
-    def windows(self, key: object, new: torch.Tensor) -> torch.Tensor:
-        """A per-frame tensor of the new frames (n, ...) -> each one's T-frame stack (n, T, ...), oldest first; the
-        last T-1 are kept under `key` (at a sequence's start, its first frame's stand for the frames before it)."""
-        t = self.num_frames
+    def windows(self, key: object, new: torch.Tensor, axis: int = 0) -> torch.Tensor:
+        """A per-frame tensor of the new frames (n, ...) -> each one's T-frame stack, oldest first, along `axis` of
+        the frame's shape, the n stacks concatenated along dim 0: (n, T, ...) for axis 0; (n*P, T, ...) for axis
+        1 of a (P, ...) tensor. At a sequence's start its first frame stands for the frames before it."""
         ring = self.rings.get(key)
         if ring is None:
-            ring = new[:1].expand(t - 1, *new.shape[1:])
-        full = torch.cat([ring, new])  # (T-1+n, ...)
-        self.rings[key] = full[-(t - 1):].clone()
-        return full.unfold(0, t, 1).movedim(-1, 1)  # (n, T, ...)
+            ring = self.rings[key] = FrameRing(new[0], self.num_frames, axis)
+        if len(new) == 1:
+            view = ring.push(new[0])
+            return view.unsqueeze(0) if axis == 0 else view
+        stacks = [ring.push(f).clone() for f in new]
+        return torch.stack(stacks) if axis == 0 else torch.cat(stacks)
 
 
 @torch.no_grad()
@@ -91,10 +114,11 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
     stacks: dict[object, list[torch.Tensor]] = {k: [] for k in per_frame}
     for (state, _), a in zip(items, torch.tensor([0, *sizes]).cumsum(0).tolist(), strict=False):
         n = len(_)
-        for key, x in per_frame.items():
-            stacks[key].append(state.windows(key, x[a:a + n]))
-    windows = [torch.cat(stacks[level]) for level in range(len(levels))]  # per level (N, T, C, H, W)
-    kv = {k: torch.cat(v).transpose(1, 2).flatten(0, 1) for k, v in stacks.items() if not isinstance(k, int)}
+        for key, x in per_frame.items():  # features (n, C, H, W) by frame; keys and values (n, P, 2C) by token
+            stacks[key].append(state.windows(key, x[a:a + n], axis=0 if isinstance(key, int) else 1))
+    joined = {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in stacks.items()}
+    windows = [joined[level] for level in range(len(levels))]  # per level (N, T, C, H, W)
+    kv = {k: v for k, v in joined.items() if not isinstance(k, int)}  # per attention block (N*P, T, 2C)
     skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
     fake = model.generator.decode(skips)
     gen = model.generated(clip[:, c:], lap[:, c:], res[:, c:], fake, skips, slice(None))
