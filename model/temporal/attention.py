@@ -72,9 +72,16 @@ class TemporalSelfAttention(nn.Module):
             w, b = self.qkv.weight, self.qkv.bias
             q = F.linear(self.norm(x[:, first:]) + self.pos[first:t], w[:c], b[:c])
             q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
-            kv = (self.frame_kv(x) if kv is None else kv) + F.linear(self.pos[:t], w[c:], b[c:])
-            k, v = kv.reshape(n, t, 2, h, c // h).permute(2, 0, 3, 1, 4)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[first:])
+            rows = mask[first:]
+            keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
+            if len(keys) < t:
+                rows = rows[:, keys]
+                kv = self.frame_kv(x.index_select(1, keys)) if kv is None else kv.index_select(1, keys)
+            elif kv is None:
+                kv = self.frame_kv(x)
+            kv = kv + F.linear(self.pos[keys], w[c:], b[c:])
+            k, v = kv.reshape(n, len(keys), 2, h, c // h).permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=rows)
             return self.proj(out.transpose(1, 2).reshape(n, t - first, c))
         y = self.norm(x) + self.pos[:t]
         q, k, v = self.qkv(y).reshape(n, t, 3, h, c // h).permute(2, 0, 3, 1, 4)  # 3 x (N, h, T, d)
