@@ -35,6 +35,7 @@ THREADS_PER_UPLOAD = 6
 THREAD_GROWTH = 3
 FD_SPREAD = 16
 MAX_PENDING = Settings.model_fields["max_pending_windows"].default
+MAX_CLIPS = Settings.model_fields["max_concurrent_clips"].default
 
 
 @dataclass
@@ -204,6 +205,17 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
     )
 
 
+def clip_batch(cfg: LoadConfig) -> int:
+    """The windows a clip being scored may have queued: the scorer's batch, by its rule, for this checkpoint."""
+    import torch
+
+    from model import load_checkpoint
+    from service.inference.batch_size import batch_rule, window_gflop
+
+    model = load_checkpoint(cfg.checkpoint)[0].eval()
+    return batch_rule(torch.device("cpu"), window_gflop(model, model.cfg.stride))
+
+
 def check(report: LoadReport, cfg: LoadConfig) -> None:
     """Assert the bounds of a load run (AssertionError names the one broken)."""
     stride = read_header(cfg.checkpoint)["config"]["stride"]
@@ -217,7 +229,7 @@ def check(report: LoadReport, cfg: LoadConfig) -> None:
     assert report.threads[1] - report.threads[0] <= cfg.uploaders * THREADS_PER_UPLOAD + 4, report.threads
     assert report.thread_floors[1] - report.thread_floors[0] <= THREAD_GROWTH, report.thread_floors
     assert report.fds[1] - report.fds[0] <= FD_SPREAD, report.fds
-    # dropped frames are counted, never queued: the scorer holds at most MAX_PENDING windows per camera,
-    # and every accepted frame is scored, dropped, or waiting for its window
-    assert report.queue_max <= cfg.cameras * MAX_PENDING
+    # dropped frames are counted, never queued: the scorer holds at most MAX_PENDING windows per camera and a
+    # batch of each clip being scored, and every accepted frame is scored, dropped, or waiting for its window
+    assert report.queue_max <= cfg.cameras * MAX_PENDING + min(cfg.uploaders, MAX_CLIPS) * clip_batch(cfg)
     assert report.unaccounted <= cfg.cameras * stride * (1 + MAX_PENDING)

@@ -240,6 +240,14 @@ class StreamWorker:
             self._m["dropped"].inc(lost)
 
     # --- scorer thread ---------------------------------------------------------------------------
+    def on_failed(self, job: WindowJob, error: BaseException) -> None:
+        """The scorer could not score this window (it logged why): its frames are lost, counted as dropped."""
+        with self._lock:
+            self.pending -= 1
+        lost = len(job.window.indices)
+        self.counts["dropped"] += lost
+        self._m["dropped"].inc(lost)
+
     def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
         with self._lock:
             self.pending -= 1

@@ -1,6 +1,7 @@
-"""The scorer: the one thread that runs the model. Ready windows from all cameras are micro-batched
-(up to max_batch windows, waiting at most max_wait after the first) into one score_windows() call;
-uploaded clips are advanced a batch at a time in between, so neither starves the other."""
+"""The scorer: the one thread that runs the model. Windows from every source, cameras and uploaded clips alike,
+wait in one queue and are micro-batched (up to max_batch windows, waiting at most max_wait after the first)
+into one score_windows() call. Each source bounds what it has queued (a camera max_pending_windows, a clip
+clip_batch), so the queue is bounded and neither starves the other."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from model import Window, WindowScores, score_windows
-from service.clips.job import ClipJob
+from model.windows import iter_clip_windows
 from service.errors import ServiceError
 from service.inference.host import ModelHost
 from service.metrics import Metrics
@@ -25,11 +26,37 @@ log = logging.getLogger("ocrgan.scorer")
 
 
 class ScoreSink(Protocol):
-    """Where a camera's scored windows go (its stream worker)."""
+    """Where a source's scored windows go (a camera's stream worker, an uploaded clip's ClipSink)."""
 
     alive: bool
 
     def on_scores(self, job: WindowJob, scores: WindowScores) -> None: ...
+
+    def on_failed(self, job: WindowJob, error: BaseException) -> None: ...
+
+
+class ClipSink:
+    """An uploaded clip's results, in order (a source's windows are scored in the order they were queued)."""
+
+    def __init__(self, reduce: Callable[[WindowScores], WindowScores] | None) -> None:
+        self.alive = True  # False once the caller has gone: its queued windows are skipped
+        self.reduce = reduce
+        self.results: list[WindowScores] = []
+        self.error: BaseException | None = None
+        self.pending = 0  # windows queued at the scorer
+        self.changed = threading.Condition()
+
+    def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
+        with self.changed:
+            self.results.append(self.reduce(scores) if self.reduce else scores)
+            self.pending -= 1
+            self.changed.notify_all()
+
+    def on_failed(self, job: WindowJob, error: BaseException) -> None:
+        with self.changed:
+            self.error = self.error or error
+            self.pending -= 1
+            self.changed.notify_all()
 
 
 @dataclass
@@ -49,11 +76,8 @@ class Scorer:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clip_batch = clip_batch
-        self._windows: deque[WindowJob] = deque()  # bounded per camera by its worker
-        self._clip_ready = False  # a clip has a batch waiting: the scorer does not sleep on the windows
-        self._arrived = threading.Condition()  # a window or a clip batch arrived
-        self.clips: list[ClipJob] = []
-        self._lock = threading.Lock()
+        self._windows: deque[WindowJob] = deque()  # bounded per source: a camera's worker, a clip's caller
+        self._arrived = threading.Condition()  # a window arrived
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ocrgan-scorer", daemon=True)
         self.batches = 0
@@ -66,9 +90,6 @@ class Scorer:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=10)
-        with self._lock:
-            for job in self.clips:
-                job.cancel()
 
     @property
     def alive(self) -> bool:
@@ -85,68 +106,45 @@ class Scorer:
         """Windows waiting to be scored."""
         return len(self._windows)
 
-    def _wake(self) -> None:
-        with self._arrived:
-            self._clip_ready = True
-            self._arrived.notify()
-
     # --- clips -----------------------------------------------------------------------------------
     def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
                  reduce: Callable[[WindowScores], WindowScores] | None = None) -> list[WindowScores]:
-        """Score a clip's preprocessed frames via iter_clip_scores in the scorer thread; blocks the caller.
+        """Score a clip's preprocessed frames by the windows rule (model.windows), its windows queued with the
+        cameras'; blocks the caller, which assembles the windows, with at most clip_batch of them queued.
         `reduce` is applied to each window's scores as they come (to keep only what the answer needs)."""
-        job = ClipJob(self.host.model, stride, self.clip_batch, heatmaps, self.host.amp, reduce)
-        with self._lock:
-            self.clips.append(job)
+        sink = ClipSink(reduce)
         try:
-            for frame in frames:
-                while not job.put(frame):
-                    self._check(job)
-                if job.frames.qsize() == job.need:
-                    self._wake()
-            while not job.end():
-                self._check(job)
-            self._wake()
-            while not job.finished.wait(0.5):
-                self._check(job)
-            if job.error is not None:
-                raise job.error
-            return job.results
+            for window in iter_clip_windows(frames, self.host.model.cfg.num_frames, stride):
+                self._await(sink, lambda: sink.pending < self.clip_batch)
+                with sink.changed:
+                    sink.pending += 1
+                self.submit(WindowJob(sink, window, [], [], heatmap=heatmaps))
+            self._await(sink, lambda: sink.pending == 0)
+            return sink.results
         finally:
-            job.cancel()
-            with self._lock:
-                if job in self.clips:
-                    self.clips.remove(job)
+            sink.alive = False
 
-    def _check(self, job: ClipJob) -> None:
-        if job.finished.is_set() and job.error is not None:
-            raise job.error
-        if self._stop.is_set() or not self.alive:
-            raise ServiceError(503, "the scorer is shutting down")
-
-    def _ready_clip(self) -> ClipJob | None:
-        with self._lock:
-            for job in self.clips:
-                if not job.finished.is_set() and job.ready():
-                    # rotate so concurrent clips take turns
-                    self.clips.remove(job)
-                    self.clips.append(job)
-                    return job
-        return None
+    def _await(self, sink: ClipSink, ready: Callable[[], bool]) -> None:
+        """Wait until `ready()`; raise the clip's scoring error, or 503 when the scorer stops meanwhile."""
+        while True:
+            with sink.changed:
+                if sink.error is not None:
+                    raise sink.error
+                if ready():
+                    return
+                sink.changed.wait(0.5)
+            if self._stop.is_set() or not self.alive:
+                raise ServiceError(503, "the scorer is shutting down")
 
     # --- the loop --------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            clip = self._ready_clip()
-            batch = self._collect(wait=clip is None)
+            batch = self._collect()
             if batch:
                 self._score(batch)
-            if clip is not None:
-                clip.step()
 
-    def _collect(self, wait: bool) -> list[WindowJob]:
-        """Up to max_batch windows: the first (waiting up to 50 ms when `wait`, unless a clip batch
-        arrives), then what arrives within max_wait of it."""
+    def _collect(self) -> list[WindowJob]:
+        """Up to max_batch windows: the first (waiting up to 50 ms), then what arrives within max_wait of it."""
         batch: list[WindowJob] = []
         deadline = None
         waited = False
@@ -157,12 +155,8 @@ class Scorer:
                     if deadline is None:
                         deadline = time.monotonic() + self.max_wait_s
                     continue
-                if self._clip_ready:
-                    self._clip_ready = False
-                    if not batch:
-                        break  # a clip is ready: go and step it
                 if deadline is None:
-                    if not wait or waited:
+                    if waited:
                         break
                     waited = True
                     self._arrived.wait(0.05)
@@ -183,8 +177,13 @@ class Scorer:
         t0 = time.perf_counter()
         try:
             results = score_windows(self.host.model, [j.window for j in live], heatmaps=heat, amp=self.host.amp)
-        except Exception:
+        except Exception as e:
             log.exception("scoring a batch of %d windows failed", len(live))
+            for job in live:
+                try:
+                    job.sink.on_failed(job, e)
+                except Exception:
+                    log.exception("reporting a failed batch failed")
             return
         self.metrics.inference.observe(time.perf_counter() - t0)
         self.metrics.batch_size.observe(len(live))

@@ -1,4 +1,4 @@
-"""The scorer thread: micro-batches windows of several cameras, interleaves clips, owns the model."""
+"""The scorer thread: micro-batches windows of cameras and uploaded clips from one bounded queue, owns the model."""
 
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ class Sink:
         self.got = []
         self.threads = set()
 
+        self.failed = []
+
     def on_scores(self, job, scores):
         self.got.append((job, scores))
         self.threads.add(threading.current_thread().name)
+
+    def on_failed(self, job, error):
+        self.failed.append((job, error))
 
 
 @pytest.fixture
@@ -101,7 +106,7 @@ def test_a_clip_that_fails_to_decode_leaves_the_scorer_working(scorer, host):
 
     with pytest.raises(ServiceError, match="frame 10"):
         scorer.run_clip(frames(), stride=4, heatmaps=False)
-    wait_for(lambda: not scorer.clips, 5, what="the cancelled clip to go")
+    wait_for(lambda: scorer.queued == 0, 5, what="the cancelled clip's windows to go")
     got = scorer.run_clip(iter([torch.zeros(cfg.nc, *cfg.hw)] * 5), stride=4, heatmaps=False)
     assert [g.indices for g in got] == [[0, 1, 2, 3], [4]]
 
@@ -113,3 +118,56 @@ def test_clip_refused_when_scorer_stopped(scorer, host):
     with pytest.raises(ServiceError) as e:
         scorer.run_clip(iter([torch.zeros(cfg.nc, *cfg.hw)] * 40), stride=4, heatmaps=False)
     assert e.value.status == 503
+
+
+def test_a_clip_queues_at_most_clip_batch_windows_with_the_cameras(scorer, host):
+    cfg = host.model.cfg
+    frames = [torch.rand(cfg.nc, *cfg.hw) * 2 - 1 for _ in range(40)]  # 10 windows at stride 4
+    out = {}
+    caller = threading.Thread(target=lambda: out.update(got=scorer.run_clip(iter(frames), 4, False)))
+    caller.start()  # the scorer is not running yet: the clip fills its share of the queue and waits
+    wait_for(lambda: scorer.queued == 2, 5, what="the clip's first windows")
+    cam = Sink()
+    scorer.submit(job(cam, window(cfg, 0)))
+    caller.join(0.3)
+    assert caller.is_alive() and scorer.queued == 3  # 2 of the clip (clip_batch), 1 of the camera
+    scorer.start()
+    caller.join(20)
+    ref = list(iter_clip_scores(host.model, frames, 4, 2))
+    assert [g.indices for g in out["got"]] == [r.indices for r in ref]
+    assert torch.allclose(torch.cat([g.raw for g in out["got"]]), torch.cat([r.raw for r in ref]), atol=1e-5)
+    wait_for(lambda: len(cam.got) == 1, 5, what="the camera's window")
+
+
+def test_a_batch_that_fails_is_reported_to_every_source_in_it(scorer, host, monkeypatch):
+    import service.inference.scorer as module
+
+    cfg = host.model.cfg
+    real, calls = module.score_windows, []
+
+    def flaky(model, windows, **kw):
+        calls.append(len(windows))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return real(model, windows, **kw)
+
+    monkeypatch.setattr(module, "score_windows", flaky)
+    cam = Sink()
+    scorer.submit(job(cam, window(cfg, 0)))
+    out = {}
+
+    def clip():
+        try:
+            scorer.run_clip(iter([torch.zeros(cfg.nc, *cfg.hw)] * 4), 4, False)
+        except RuntimeError as e:
+            out["error"] = e
+
+    caller = threading.Thread(target=clip)
+    caller.start()
+    wait_for(lambda: scorer.queued == 2, 5, what="both windows queued")
+    scorer.start()  # one batch of both: it fails
+    caller.join(10)
+    assert "out of memory" in str(out["error"])
+    assert [str(e) for _, e in cam.failed] == ["out of memory"] and cam.got == []
+    scorer.submit(job(cam, window(cfg, 4)))  # the scorer goes on
+    wait_for(lambda: len(cam.got) == 1, 10, what="the next window")
