@@ -37,14 +37,14 @@ STAGES = [
     ("model forward", r"\(model/(?!preprocess|windows)\S+\)"),  # torch frames count for their caller
     ("preprocess", r"^preprocess \(model/preprocess\.py"),
     ("windows (stack, assemble)", r"\(model/windows\.py"),
-    ("camera: decode", r"^(_decode|frames) \(service/stream_source\.py"),
-    ("camera: frame conversion", r"^_image \(service/stream_worker\.py"),
-    ("camera: other", r"\(service/stream_worker\.py"),
-    ("clip: decode + conversion", r"^frames \(service/clips\.py"),
-    ("clip: other", r"\(service/(clips|clip_job|uploads|routes/score)\.py"),
-    ("publishing (scores, events, hub, backend)", r"\(service/(stream_scores|hub|backends/\S+|services)\.py"),
-    ("scorer loop", r"\(service/scorer\.py"),
-    ("coordinator, views, metrics", r"\(service/(streams|metrics|routes/\S+)\.py"),
+    ("decode (cameras and clips)", r"\(media/decode\.py|^(_decode|frames) \(service/cameras/source\.py"),
+    ("camera: frame conversion", r"^_accept \(service/cameras/worker\.py"),
+    ("camera: other", r"\(service/cameras/(worker|source|relay)\.py"),
+    ("clip: decode + conversion", r"^frames \(service/clips/video\.py"),
+    ("clip: other", r"\(service/(clips/\S+|api/routes/score)\.py"),
+    ("publishing (scores, events, hub, backend)", r"\(service/(cameras/scores|publishing/\S+|api/services)\.py"),
+    ("scorer loop", r"\(service/inference/scorer\.py"),
+    ("coordinator, views, metrics", r"\(service/(cameras/manager|metrics|api/routes/\S+)\.py"),
     ("HTTP server (uvicorn, starlette)", r"\((uvicorn|starlette|fastapi|anyio|h11|httptools|websockets)/"),
 ]
 
