@@ -30,18 +30,18 @@ POLICY = Settings(_env_file=None, **LOOPBACK_ONLY)
 METADATA = "169.254.169.254"
 
 
-def frames(url: str, policy: Settings = POLICY, n: int = 3) -> int:
-    """Open `url` as the service does and read `n` frames."""
-    with FrameSource(StreamTarget(url, False), SourceOptions(3, 3, policy), threading.Event()) as source:
+def frames(url: str, policy: Settings = POLICY, n: int = 3, timeout: float = 3) -> int:
+    """Open `url` as the service does (open and read timeouts of `timeout` seconds) and read `n` frames."""
+    with FrameSource(StreamTarget(url, False), SourceOptions(timeout, timeout, policy), threading.Event()) as source:
         for i, _ in enumerate(source.frames(), 1):
             if i == n:
                 return i
     return 0
 
 
-def failure(url: str, policy: Settings = POLICY) -> str:
+def failure(url: str, policy: Settings = POLICY, timeout: float = 3) -> str:
     with pytest.raises(SourceError) as e:
-        frames(url, policy)
+        frames(url, policy, timeout=timeout)
     return str(e.value)
 
 
@@ -197,7 +197,13 @@ def test_ffmpeg_follows_each_redirect_form_and_the_relay_refuses_it(form):
 
 def test_an_rtsps_redirect_is_refused_inside_tls(tmp_path):
     with SameAnswer(REDIRECTS["plain"].replace(b"{loc}", b"rtsps://169.254.169.254/x"), tls_context(tmp_path)) as cam:
-        assert failure(f"rtsps://127.0.0.1:{cam.port}/cam").startswith("refused: the camera answered with a redirect")
+        # About 1 open in 40 over TLS through the relay fails before the answer is read ("timed out", "Invalid
+        # data found"), on this tree and before it: a defect of its own. What is checked here is that the
+        # redirect is refused whenever the answer is read, so up to three opens are made; none may succeed.
+        reasons = []
+        while len(reasons) < 3 and not (reasons and reasons[-1].startswith("refused")):
+            reasons.append(failure(f"rtsps://127.0.0.1:{cam.port}/cam"))
+        assert reasons[-1].startswith("refused: the camera answered with a redirect"), reasons
         assert cam.requests[0].startswith("OPTIONS rtsp://127.0.0.1:")  # read in the clear by the relay
 
 
