@@ -48,8 +48,6 @@ def _train(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from training.config import load_config
-    from training.sequences import DataError
-    from training.trainer import Trainer, TrainingDiverged
 
     try:
         cfg = load_config(args.config, args.set)
@@ -58,6 +56,9 @@ def _train(args: argparse.Namespace) -> int:
             f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()))
     except ValueError as e:
         return refuse("train", str(e))
+    from training.sequences import DataError
+    from training.trainer import Trainer, TrainingDiverged
+
     _logging(Path(args.out))
     try:
         out = Trainer(cfg, args.data, args.out, resume=args.resume).run()
@@ -97,7 +98,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     if problem:
         return refuse("calibrate", problem)
     from model import CheckpointError, load_checkpoint, save_checkpoint
-    from training.calibrate import calibrate, fit_memory
+    from training.calibrate import calibrate, fit_memory, fold_banks, fold_pieces
     from training.discover import find_sequences
     from training.frame_store import FrameStore
     from training.sequences import DataError
@@ -108,8 +109,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
         if store.flow is not None:  # which way things move where on this scene
             model.set_direction_prior(store.flow)
-        fit_memory(model, (store.sequence(i) for i in range(len(store.sequences))))  # its normal patterns
-        stats = calibrate(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile)
+        seqs = fold_pieces((store.sequence(i) for i in range(len(store.sequences))), 2 * model.cfg.num_frames)
+        banks = fold_banks(model, fit_memory(model, seqs))  # its normal patterns, and those without each fold
+        stats = calibrate(model, seqs, args.quantile, banks=banks)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
         return 2

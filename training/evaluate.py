@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model import iter_clip_scores, load_checkpoint
+from model.scoring import CUES
 from model.windows import postprocess
 from training.auc import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
 from training.auc import pixel_auc as pixel_auc_of
@@ -57,16 +58,19 @@ def baseline_flow_store(store: FrameStore, seqs, cfg, workers: int) -> FrameStor
 
 def write_scores(path: Path, labels: dict[str, np.ndarray], raw: dict[str, np.ndarray],
                  online: dict[str, np.ndarray], normalised: dict[str, np.ndarray], threshold: float,
-                 baselines: dict[str, dict[str, np.ndarray]]) -> None:
+                 baselines: dict[str, dict[str, np.ndarray]], cues: dict[str, dict[str, np.ndarray]]) -> None:
     """One row per test frame: its label; the model's raw, smoothed (online) and normalised scores, its
-    anomaly flag and its per-clip min-max (offline) score; each baseline's raw and offline score."""
-    names = sorted(baselines)
+    anomaly flag and its per-clip min-max (offline) score; each of the model's cues in its unit (`cue_*`, before
+    weighting); each baseline's raw and offline score."""
+    names, cue_names = sorted(baselines), [k for k in CUES if k in cues]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["clip", "frame", "label", "model_raw", "model_online", "model_normalised", "model_anomaly",
-                    "model_offline", *[f"{n}_{k}" for n in names for k in ("raw", "offline")]])
+                    "model_offline", *[f"cue_{k}" for k in cue_names],
+                    *[f"{n}_{k}" for n in names for k in ("raw", "offline")]])
         for clip in sorted(labels):
             cols = [raw[clip], online[clip], normalised[clip], normalised[clip] > threshold, minmax(raw[clip])]
+            cols += [cues[k][clip] for k in cue_names]
             for n in names:
                 cols += [baselines[n][clip], minmax(baselines[n][clip])]
             for k, y in enumerate(labels[clip]):
@@ -98,7 +102,9 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     masks = load_masks(data) if pixel else None
     grid = (cfg.hw[0] // PIXEL_DOWNSCALE, cfg.hw[1] // PIXEL_DOWNSCALE)
     raw, online, normalised, labels = {}, {}, {}, {}
+    cues: dict[str, dict[str, np.ndarray]] = {}  # cue -> clip -> per-frame value in the cue's unit
     maps, mask_grid = [], []
+    scales = model.scales()
     t_score = time.time()
     for i, seq in enumerate(tqdm(store.sequences, desc="scoring", unit="clip")):
         if seq.labels is None or len(seq.labels) != seq.length:
@@ -110,6 +116,9 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
         r = torch.cat([p.raw for p in parts])
         post = postprocess(model, r)
         raw[seq.name], online[seq.name] = r.numpy(), post.score.numpy()
+        for k in CUES:
+            if parts and parts[0].cues()[k] is not None:
+                cues.setdefault(k, {})[seq.name] = (torch.cat([p.cues()[k] for p in parts]) / scales[k]).numpy()
         normalised[seq.name], labels[seq.name] = post.normalised.numpy(), seq.labels.astype(np.uint8)
         if want_maps:
             maps.append(_coarse(torch.cat([p.heatmaps for p in parts]), grid).numpy())
@@ -117,6 +126,11 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
     score_seconds = time.time() - t_score
     n_frames = int(sum(len(v) for v in labels.values()))
     report = protocols(raw, online, labels, sigma)
+    cue_report = {}  # each cue alone, in its unit: the score's parts measured on the same frames
+    for k, c in cues.items():
+        both = protocols(c, c, labels, sigma)
+        cue_report[k] = {"weight": model.weights()[k],
+                         **{p: {m: both[p][m] for m in ("micro_auc", "macro_auc")} for p in ("online", "offline")}}
     threshold = float(model.threshold)
 
     mean_frame = mean_training_frame(data, cfg, workers)
@@ -158,6 +172,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
             "auc": "sklearn.metrics.roc_auc_score",
         },
         **report,
+        "cues": cue_report,
         "at_threshold": threshold_report(normalised, labels, threshold),
         "baselines": baselines,
         "scoring_fps": round(n_frames / score_seconds, 2) if score_seconds > 0 else None,
@@ -171,7 +186,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
         curves[name.replace("_", " ")] = (*roc_points(base_scores[name], labels),
                                           auc_report(base_scores[name], labels)["micro_auc"])
     plot_roc(curves, out / "roc.png")
-    write_scores(out / "scores.csv", labels, raw, online, normalised, threshold, base_scores)
+    write_scores(out / "scores.csv", labels, raw, online, normalised, threshold, base_scores, cues)
     for name in sorted(labels):
         plot_timeline(name, normalised[name], labels[name], threshold, out / "timelines" / f"{name}.png")
     metrics["elapsed_s"] = round(time.time() - t0, 1)

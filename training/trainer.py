@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
 from model import losses as L
 from training import distributed
-from training.calibrate import calibrate, fit_memory, fit_units
+from training.calibrate import calibrate, fit_memory, fit_units, fold_banks, fold_pieces
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
 from training.frame_store import FrameStore
@@ -456,9 +456,9 @@ class Trainer:
         weights: dict[str, float] = {}
         validation = pseudo_anomaly_auc(model, self.val_set)
         val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
-        train_seqs = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
-        fit_memory(model, train_seqs)
-        fit_units(model, val_seqs, train_seqs)
+        train_seqs = fold_pieces((self.train_store.sequence(i) for i in range(len(self.train_store.sequences))),
+                                 2 * model.cfg.num_frames)
+        fit_units(model, val_seqs, train_seqs, banks=fold_banks(model, fit_memory(model, train_seqs)))
         if self.cfg.select_score_weights:
             weights, table = select_weights(model, self.val_set, model.scales())
             model.cfg = model.cfg.replace(**weights)

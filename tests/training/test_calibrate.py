@@ -6,7 +6,7 @@ from model import OCRGANVideo, iter_clip_scores, score_clip
 from model.scales import cue_values, extreme
 from tests.model.helpers import tiny_cfg
 from training import calibrate as calibrate_module
-from training.calibrate import calibrate, fit_memory, fit_units
+from training.calibrate import calibrate, fit_memory, fit_units, fold_banks, fold_pieces
 
 
 def test_calibration_normalises_normal_footage():
@@ -47,8 +47,42 @@ def test_the_memory_is_filled_from_every_frames_patches_or_a_share_of_long_foota
     cfg = tiny_cfg(memory_size=32, score_patch=4)
     model = OCRGANVideo(cfg).eval()
     seqs = [torch.rand(20, 1, 32, 32) * 2 - 1 for _ in range(2)]
-    assert fit_memory(model, seqs) == 40 * 8 * 8  # 40 frames of 8x8 patches
+    feats = fit_memory(model, seqs)
+    assert [len(f) for f in feats] == [20 * 8 * 8] * 2  # each sequence's 20 frames of 8x8 patches
     assert model.memory.abs().sum(1).gt(0).all()
     monkeypatch.setattr(calibrate_module, "MAX_PATCHES", 640)
-    assert 400 < fit_memory(model, seqs) < 900  # about a quarter of the patches
-    assert fit_memory(OCRGANVideo(tiny_cfg()), seqs) == 0  # no memory to fill
+    assert 400 < sum(len(f) for f in fit_memory(model, seqs)) < 900  # about a quarter of the patches
+    assert fit_memory(OCRGANVideo(tiny_cfg()), seqs) == []  # no memory to fill
+
+
+def _noise(n: int, g: torch.Generator) -> list[torch.Tensor]:
+    return [torch.rand(24, 1, 32, 32, generator=g) * 2 - 1 for _ in range(n)]
+
+
+def test_the_memory_unit_is_read_on_footage_the_memory_does_not_hold():
+    model = OCRGANVideo(tiny_cfg(memory_size=1024, score_patch=4, w_score_mem=1.0)).eval()
+    g = torch.Generator().manual_seed(0)
+    seqs, fresh = _noise(4, g), _noise(2, g)
+    banks = fold_banks(model, fit_memory(model, seqs))
+    full = model.memory.clone()
+    assert len(banks) == 4 and not any(torch.equal(b, full) for b in banks)
+    in_memory = fit_units(model, [], seqs)["mem"]
+    held_out = fit_units(model, [], seqs, banks=banks)["mem"]
+    assert torch.equal(model.memory, full)  # the model's own memory is back
+    new = cue_values([p for s in fresh for p in iter_clip_scores(model, s)])["mem"]
+    assert held_out > in_memory
+    # a new recording of the same kind of scene: the held-out unit flags few of its frames, the in-memory one most
+    assert (new > held_out).float().mean() < 0.2 < (new > in_memory).float().mean()
+    stats = calibrate(model, seqs, banks=banks)  # the same rule for the units and the score statistics
+    assert stats["mem_scale"] == pytest.approx(held_out, rel=1e-5)
+
+
+def test_few_sequences_are_cut_into_pieces_so_the_memory_can_be_held_out_a_part_at_a_time():
+    one = torch.arange(100.0).reshape(100, 1, 1, 1)
+    pieces = fold_pieces([one], min_frames=10)
+    assert [len(p) for p in pieces] == [25] * 4 and torch.equal(torch.cat(pieces), one)
+    assert [len(p) for p in fold_pieces([one[:30], one[:30]], min_frames=10)] == [15] * 4
+    assert [len(p) for p in fold_pieces([one[:15]], min_frames=10)] == [15]  # too short to cut
+    four = [one[:5]] * 4
+    assert fold_pieces(four, min_frames=10) == four
+    assert fold_banks(OCRGANVideo(tiny_cfg(memory_size=8)), [torch.rand(9, 4)]) is None  # nothing to hold out

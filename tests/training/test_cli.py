@@ -53,7 +53,8 @@ def test_train_refuses_missing_or_unknown_data_or_config_and_creates_no_run(tmp_
     config = tmp_path / "none.yaml"
     line = refusal(["train", "--data", str(frame_dataset), "--out", str(run), "--config", str(config)], tmp_path)
     assert line == f"ocrgan train: config not found: {config}"
-    line = refusal(["train", "--data", str(frame_dataset), "--out", str(run), "--set", "epochs=many"], tmp_path)
+    line = refusal(["train", "--data", str(frame_dataset), "--out", str(run), "--set", "epochs=many"], tmp_path,
+                   torch_free=False)
     assert line.startswith("ocrgan train: invalid config: epochs: Input should be a valid integer"), line
     assert not run.exists()
 
