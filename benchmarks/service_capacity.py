@@ -1,15 +1,17 @@
-"""Capacity of one machine: the largest number of 25 fps cameras the service scores with no more than
-1% of their frames dropped (default settings: the checkpoint's stride, max batch 8), with end-to-end
-latency p50/p99; then POST /score throughput for 1, 2 and 4 concurrent uploads.
+"""Capacity of one machine: for cameras sampled at each rate of --fps, the largest number the service scores
+with no more than 1% of their frames dropped (default settings: the checkpoint's stride, the batch size by
+rule), with end-to-end latency p50/p99, CPU and the process's peak RSS; then POST /score throughput for 1, 2 and
+4 concurrent uploads.
 
     python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1]
-                                          [--max-cameras 12] [--seconds 20] [--source file|rtsp]
+                                          [--fps 10,25] [--max-cameras 12] [--seconds 20] [--source file|rtsp]
                                           [--uploads 1,2,4] [--upload-seconds 30]
 
-Cameras: the bundled demo clip (240x160 H.264) played in real time per camera (file), or a loopback
-gst-rtsp-server (rtsp; its encoders then share the machine), scored at 25 fps by the in-process
-service (benchmarks/service_e2e.py's harness). Cameras are added one at a time until more than 1%
-of the offered frames are dropped; that count is run a second time to confirm. Uploads: a 10 s
+Cameras: the bundled demo clip (240x160 H.264, 25 fps) played in real time per camera (file), or a loopback
+gst-rtsp-server (rtsp; its encoders then share the machine), sampled at the camera rate (`fps` of the camera,
+as `POST /streams` sets it) and scored by the in-process service (benchmarks/service_e2e.py's harness). Cameras
+are added one at a time until more than 1% of the offered frames are dropped; that count is run a second time
+to confirm. RSS is the benchmark process's (it hosts the service), sampled every 0.2 s. Uploads: a 10 s
 excerpt of the demo clip (250 frames) posted back to back by each client to `ocrgan serve` in its own
 process. Without --checkpoint or --random: service/assets/default.safetensors when present, else a
 random-weight model of its architecture ("ped2": 128x192 luma, ngf 16, stride 8).
@@ -58,27 +60,49 @@ def checkpoint_for(args: argparse.Namespace, tmp: Path) -> Path:
     return path
 
 
-def camera_run(host: ModelHost, base: dict, targets: list[StreamTarget], args: argparse.Namespace) -> dict:
+class PeakRSS(threading.Thread):
+    """The largest resident set size of this process while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.stop = 0, threading.Event()
+
+    def run(self) -> None:
+        proc = psutil.Process()
+        while not self.stop.wait(0.2):
+            self.peak = max(self.peak, proc.memory_info().rss)
+
+
+def camera_run(host: ModelHost, base: dict, targets: list[StreamTarget], fps: float,
+               args: argparse.Namespace) -> dict:
     proc = psutil.Process()
+    rss = PeakRSS()
+    rss.start()
     c0, t0 = proc.cpu_times(), time.perf_counter()
-    r = run_service(host, Settings(_env_file=None, **base), targets, 25.0, args.warmup, args.seconds)
+    try:
+        r = run_service(host, Settings(_env_file=None, **base), targets, fps, args.warmup, args.seconds)
+    finally:
+        rss.stop.set()
+        rss.join()
     c1 = proc.cpu_times()
     r["cpu"] = (c1.user + c1.system - c0.user - c0.system) / (time.perf_counter() - t0)
+    r["rss_mb"] = rss.peak / 2**20
     r["dropped_share"] = r["dropped"] / max(r["scored"] + r["dropped"], 1e-9)
     return r
 
 
-def find_capacity(host: ModelHost, base: dict, all_targets: list[StreamTarget], args) -> tuple[int, list]:
+def find_capacity(host: ModelHost, base: dict, all_targets: list[StreamTarget], fps: float,
+                  args) -> tuple[int, list]:
     rows, best = [], 0
     for n in range(1, len(all_targets) + 1):
-        r = camera_run(host, base, all_targets[:n], args)
+        r = camera_run(host, base, all_targets[:n], fps, args)
         rows.append((n, r))
         print(f"  {n} cameras: dropped {100 * r['dropped_share']:.2f}%, p50 {r['p50'] * 1000:.0f} ms, "
               f"p99 {r['p99'] * 1000:.0f} ms", flush=True)
         if r["dropped_share"] <= MAX_DROPPED:
             best = n
             continue
-        again = camera_run(host, base, all_targets[:n], args)  # confirm: one noisy run is not the limit
+        again = camera_run(host, base, all_targets[:n], fps, args)  # confirm: one noisy run is not the limit
         rows.append((n, again))
         print(f"  {n} cameras again: dropped {100 * again['dropped_share']:.2f}%", flush=True)
         if again["dropped_share"] <= MAX_DROPPED:
@@ -140,6 +164,7 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--random", choices=sorted(RANDOM))
     p.add_argument("--threads", type=int, default=1, help="OCRGAN_TORCH_THREADS (default 1, the service's)")
+    p.add_argument("--fps", default="10,25", help="camera rates to find the capacity at (comma-separated)")
     p.add_argument("--max-cameras", type=int, default=12)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=6.0)
@@ -161,19 +186,26 @@ def main() -> None:
         server, targets = rtsp_targets(args.max_cameras, "240x160")
     else:
         targets = [StreamTarget(str(DEMO_CLIP), True)] * args.max_cameras
+    results = []
     try:
-        best, rows = find_capacity(host, base, targets, args)
+        for fps in [float(x) for x in args.fps.split(",") if x]:
+            print(f"cameras at {fps:g} fps", flush=True)
+            results.append((fps, *find_capacity(host, base, targets, fps, args)))
     finally:
         if server is not None:
             server.kill()
             server.wait()
-    print("\n| cameras at 25 fps | offered f/s | scored f/s | dropped | latency p50 / p99 | mean batch | CPU (cores) |")
-    print("|---|---|---|---|---|---|---|")
-    for n, r in rows:
-        print(f"| {n} | {r['offered']:.0f} | {r['scored']:.1f} | {100 * r['dropped_share']:.2f}% | "
-              f"{r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} ms | {r['batch']:.2f} | {r['cpu']:.2f} |")
-    limit = "at least " if best == len(targets) else ""
-    print(f"\ncapacity: {limit}{best} camera(s) at 25 fps with <= {100 * MAX_DROPPED:g}% dropped")
+    print("\n| camera fps | cameras | offered f/s | scored f/s | dropped | latency p50 / p99 | mean batch "
+          "| CPU (cores) | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fps, _, rows in results:
+        for n, r in rows:
+            print(f"| {fps:g} | {n} | {r['offered']:.0f} | {r['scored']:.1f} | {100 * r['dropped_share']:.2f}% | "
+                  f"{r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} ms | {r['batch']:.2f} | {r['cpu']:.2f} | "
+                  f"{r['rss_mb']:.0f} MB |")
+    for fps, best, _ in results:
+        limit = "at least " if best == len(targets) else ""
+        print(f"capacity: {limit}{best} camera(s) at {fps:g} fps with <= {100 * MAX_DROPPED:g}% dropped")
     levels = [int(x) for x in args.uploads.split(",") if x]
     if levels:
         rows = upload_runs(checkpoint, args.threads, levels, args.upload_seconds, tmp)
