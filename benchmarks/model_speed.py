@@ -4,6 +4,11 @@ model with the motion band, the cost per frame of preprocessing (resize and DIS 
 frame) and the whole per-frame cost, preprocessing and model together.
 
     python benchmarks/model_speed.py [--threads 1 2] [--configs seed,default] [--checkpoint PATH]
+    python benchmarks/model_speed.py --device cuda [--amp] --configs "" --checkpoint PATH --no-train
+
+On a GPU (`--device cuda`) the model, its inputs and the matmul (float16 with `--amp`, as the service runs
+under autocast) are on the device, every timing waits for the device, and the streaming rows add 16 cameras per
+pass; the preprocessing row stays on the CPU, and the training step is left out.
 
 A "published frame" is one frame given its score: a window of T frames publishes `stride` of them. The
 streaming rows score each frame on arrival from cached per-frame features (model.streaming), for one camera and
@@ -16,6 +21,7 @@ import argparse
 import copy
 import json
 import time
+from contextlib import nullcontext
 
 import cv2
 import numpy as np
@@ -40,18 +46,36 @@ CONFIGS = {
 CAMERA_FRAME = (240, 360)  # the frame preprocessing is timed on (UCSD Ped2's size)
 
 
+DEVICE = torch.device("cpu")  # where the model runs (--device)
+AMP = False  # float16 autocast on a GPU (--amp)
+
+
+def sync() -> None:
+    """Wait for the device's queued work (a GPU runs asynchronously)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+def autocast():
+    return torch.autocast(DEVICE.type, dtype=torch.float16) if AMP and DEVICE.type == "cuda" else nullcontext()
+
+
 def timeit(fn, min_time: float = 2.0, min_runs: int = 3) -> float:
-    """Median-free simple timer: warm up once, then run until min_time; seconds per call."""
+    """Median-free simple timer: warm up once, then run until min_time; seconds per call, the device's queued
+    work included."""
     fn()
+    sync()
     n, t0 = 0, time.perf_counter()
     while n < min_runs or time.perf_counter() - t0 < min_time:
         fn()
         n += 1
+    sync()
     return (time.perf_counter() - t0) / n
 
 
 def matmul_flops(n: int = 2048) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dtype = torch.float16 if AMP and DEVICE.type == "cuda" else torch.float32
+    a, b = torch.randn(n, n, device=DEVICE, dtype=dtype), torch.randn(n, n, device=DEVICE, dtype=dtype)
     return 2 * n**3 / timeit(lambda: a @ b, 1.0)
 
 
@@ -92,7 +116,7 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     cfg = model.cfg
-    model.eval()
+    model.eval().to(DEVICE)
     t, s = cfg.num_frames, cfg.stride
     pos = slice(t - s, t)
     row = {"config": name, "threads": threads, "size": "x".join(map(str, cfg.hw)), "nc": cfg.nc, "ngf": cfg.ngf,
@@ -101,27 +125,28 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     peak = matmul_flops()
     row["matmul_GFLOPs"] = round(peak / 1e9, 1)
     for b in (1, 8):
-        clip = torch.rand(b, t, cfg.in_channels, *cfg.hw) * 2 - 1
-        with torch.inference_mode():
+        clip = torch.rand(b, t, cfg.in_channels, *cfg.hw, device=DEVICE) * 2 - 1
+        with torch.inference_mode(), autocast():
             sec = timeit(lambda clip=clip: model.score(clip, pos))
         flops = flops_per_window(model, clip, pos)
         row[f"fps_b{b}"] = round(b * s / sec, 1)  # published frames per second
         row[f"GFLOP_per_frame_b{b}"] = round(flops / (b * s) / 1e9, 3)
         row[f"achieved_vs_matmul_b{b}"] = round(flops / sec / peak, 3)
     if cfg.causal:  # frame by frame from cached per-frame features (model.streaming), against the windows above
-        for cams in (1, 4):
-            sec, flops = streaming_seconds(model, cams)
+        for cams in (1, 4, 16) if DEVICE.type == "cuda" else (1, 4):
+            with autocast():
+                sec, flops = streaming_seconds(model, cams)
             row[f"stream_fps_{cams}cam"] = round(cams / sec, 1)
             row[f"stream_GFLOP_per_frame_{cams}cam"] = round(flops / cams / 1e9, 3)
             row[f"stream_achieved_vs_matmul_{cams}cam"] = round(flops / sec / peak, 3)
         row["stream_cost_vs_windows_b1"] = round(row["fps_b1"] / row["stream_fps_1cam"], 2)
     cl = copy.deepcopy(model).to(memory_format=torch.channels_last)  # oneDNN's preferred layout on CPUs
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         sec = timeit(lambda: cl.score(clip, pos))  # the batch of 8
     row["channels_last_speedup_b8"] = round(b * s / sec / row["fps_b8"], 2)
     row["preprocess_ms"] = round(1000 * preprocess_seconds(cfg), 2)
     row["whole_fps_b1"] = round(1 / (1 / row["fps_b1"] + row["preprocess_ms"] / 1000), 1)
-    if train:
+    if train and DEVICE.type == "cpu":
         row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
     return row
 
@@ -161,7 +186,13 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="also benchmark this checkpoint's config")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    ap.add_argument("--amp", action="store_true", help="float16 autocast on a GPU, as the service runs it")
     args = ap.parse_args()
+    global DEVICE, AMP
+    DEVICE, AMP = torch.device(args.device), args.amp
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device here")
     models = {n: OCRGANVideo(OCRGANConfig(**CONFIGS[n])) for n in args.configs.split(",") if n}
     if args.checkpoint:
         models["checkpoint"] = load_checkpoint(args.checkpoint)[0]
