@@ -39,18 +39,19 @@ def _score_all(model: OCRGANVideo, sequences: list[torch.Tensor], batch: int, de
     return [p for p in out if p]
 
 
-def fold_pieces(sequences: Iterable[torch.Tensor], min_frames: int,
+def fold_pieces(model: OCRGANVideo, sequences: Iterable[torch.Tensor],
                 folds: int = MEMORY_FOLDS) -> list[torch.Tensor]:
-    """Normal sequences cut into at least `folds` pieces where they are fewer (each sequence into equal contiguous
-    parts of at least `min_frames` frames), so that footage of one or two long videos can still be held out of the
-    memory a part at a time (fold_banks)."""
+    """Normal sequences for a model with a memory, cut into at least `folds` pieces where they are fewer (each
+    sequence into equal contiguous parts of at least two windows' frames), so that footage of one or two long
+    videos can still be held out of the memory a part at a time (fold_banks); without a memory, as they are."""
     sequences = list(sequences)
-    if len(sequences) >= folds:
+    if not model.cfg.memory_size or len(sequences) >= folds:
         return sequences
+    min_frames = 2 * model.cfg.num_frames
     per = -(-folds // max(1, len(sequences)))
     out = []
     for s in sequences:
-        n = max(1, min(per, len(s) // max(1, min_frames)))
+        n = max(1, min(per, len(s) // min_frames))
         out += list(torch.tensor_split(s, n)) if n > 1 else [s]
     return out
 

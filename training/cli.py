@@ -109,7 +109,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
         if store.flow is not None:  # which way things move where on this scene
             model.set_direction_prior(store.flow)
-        seqs = fold_pieces((store.sequence(i) for i in range(len(store.sequences))), 2 * model.cfg.num_frames)
+        seqs = fold_pieces(model, (store.sequence(i) for i in range(len(store.sequences))))
         banks = fold_banks(model, fit_memory(model, seqs))  # its normal patterns, and those without each fold
         stats = calibrate(model, seqs, args.quantile, banks=banks)
     except (CheckpointError, DataError, ValueError) as e:

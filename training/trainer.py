@@ -456,8 +456,7 @@ class Trainer:
         weights: dict[str, float] = {}
         validation = pseudo_anomaly_auc(model, self.val_set)
         val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
-        train_seqs = fold_pieces((self.train_store.sequence(i) for i in range(len(self.train_store.sequences))),
-                                 2 * model.cfg.num_frames)
+        train_seqs = fold_pieces(model, (self.train_store.sequence(i) for i in range(len(self.train_store.sequences))))
         fit_units(model, val_seqs, train_seqs, banks=fold_banks(model, fit_memory(model, train_seqs)))
         if self.cfg.select_score_weights:
             weights, table = select_weights(model, self.val_set, model.scales())

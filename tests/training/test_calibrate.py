@@ -78,11 +78,13 @@ def test_the_memory_unit_is_read_on_footage_the_memory_does_not_hold():
 
 
 def test_few_sequences_are_cut_into_pieces_so_the_memory_can_be_held_out_a_part_at_a_time():
+    model = OCRGANVideo(tiny_cfg(memory_size=8))  # windows of 8 frames: pieces of at least 16
     one = torch.arange(100.0).reshape(100, 1, 1, 1)
-    pieces = fold_pieces([one], min_frames=10)
+    pieces = fold_pieces(model, [one])
     assert [len(p) for p in pieces] == [25] * 4 and torch.equal(torch.cat(pieces), one)
-    assert [len(p) for p in fold_pieces([one[:30], one[:30]], min_frames=10)] == [15] * 4
-    assert [len(p) for p in fold_pieces([one[:15]], min_frames=10)] == [15]  # too short to cut
+    assert [len(p) for p in fold_pieces(model, [one[:40], one[:40]])] == [20] * 4
+    assert [len(p) for p in fold_pieces(model, [one[:20]])] == [20]  # too short to cut
     four = [one[:5]] * 4
-    assert fold_pieces(four, min_frames=10) == four
-    assert fold_banks(OCRGANVideo(tiny_cfg(memory_size=8)), [torch.rand(9, 4)]) is None  # nothing to hold out
+    assert fold_pieces(model, four) == four
+    assert fold_pieces(OCRGANVideo(tiny_cfg()), [one]) == [one]  # no memory: nothing to hold out
+    assert fold_banks(model, [torch.rand(9, 4)]) is None  # one sequence: nothing to hold out
