@@ -66,7 +66,7 @@ def candidates(motion: bool, memory: bool = False) -> list[dict[str, float]]:
 
 def select_weights(model: OCRGANVideo, vs: ValidationSet,
                    scales: dict[str, float] | None = None) -> tuple[dict[str, float], list[dict]]:
-    """The score weights chosen by the one-standard-error rule on the mean pseudo-anomaly AUC over kinds, and the
+    """The score weights with the best mean pseudo-anomaly AUC over kinds, and the
     table of every weighting tried. Each part is in the units calibration gives it (`scales`; by default its
     extreme on the normal validation frames)."""
     normal, forged = window_parts(model, vs.windows), window_parts(model, vs.forged)
