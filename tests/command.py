@@ -31,7 +31,8 @@ def run_ocrgan(args: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 def without_torch(env: dict[str, str], where: Path) -> dict[str, str]:
     """`env` with a `torch` package first on the path that fails on import: a mistake answered under it was
-    answered before torch or a model loaded (seconds, not the half minute torch takes on a busy small box)."""
+    answered before torch or a model loaded, however busy the machine (a time limit is not: 10.2 s was seen under
+    load)."""
     fake = where / "no-torch" / "torch"
     fake.mkdir(parents=True, exist_ok=True)
     (fake / "__init__.py").write_text(f"raise ImportError({NO_TORCH!r})\n")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model import iter_clip_scores, load_checkpoint
+from model.scales import cue_values
 from model.scoring import CUES
 from model.windows import postprocess
 from training.auc import DUMMY_RULE, auc_report, minmax, protocols, roc_points, threshold_report
@@ -116,9 +117,9 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
         r = torch.cat([p.raw for p in parts])
         post = postprocess(model, r)
         raw[seq.name], online[seq.name] = r.numpy(), post.score.numpy()
-        for k in CUES:
-            if parts and parts[0].cues()[k] is not None:
-                cues.setdefault(k, {})[seq.name] = (torch.cat([p.cues()[k] for p in parts]) / scales[k]).numpy()
+        for k, v in cue_values(parts).items():
+            if v is not None:
+                cues.setdefault(k, {})[seq.name] = (v / scales[k]).numpy()
         normalised[seq.name], labels[seq.name] = post.normalised.numpy(), seq.labels.astype(np.uint8)
         if want_maps:
             maps.append(_coarse(torch.cat([p.heatmaps for p in parts]), grid).numpy())
