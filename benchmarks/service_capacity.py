@@ -4,8 +4,8 @@ rule), with end-to-end latency p50/p99, CPU and the process's peak RSS; then POS
 4 concurrent uploads.
 
     python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1]
-                                          [--fps 10,25] [--max-cameras 12] [--seconds 20] [--source file|rtsp]
-                                          [--uploads 1,2,4] [--upload-seconds 30]
+                                          [--stride N] [--fps 10,25] [--max-cameras 12] [--seconds 20]
+                                          [--source file|rtsp] [--uploads 1,2,4] [--upload-seconds 30]
 
 Cameras: the bundled demo clip (240x160 H.264, 25 fps) played in real time per camera (file), or a loopback
 gst-rtsp-server (rtsp; its encoders then share the machine), sampled at the camera rate (`fps` of the camera,
@@ -164,6 +164,8 @@ def main() -> None:
     p.add_argument("--checkpoint", type=Path)
     p.add_argument("--random", choices=sorted(RANDOM))
     p.add_argument("--threads", type=int, default=1, help="OCRGAN_TORCH_THREADS (default 1, the service's)")
+    p.add_argument("--stride", type=int, help="OCRGAN_STRIDE (default: the service's rule); 1 scores every "
+                                              "frame on arrival")
     p.add_argument("--fps", default="10,25", help="camera rates to find the capacity at (comma-separated)")
     p.add_argument("--max-cameras", type=int, default=12)
     p.add_argument("--seconds", type=float, default=20.0)
@@ -176,7 +178,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ocrgan-capacity-"))
     checkpoint = checkpoint_for(args, tmp)
     base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, registry_path=tmp / "streams.json",
-                **LOOPBACK_ONLY)
+                stride=args.stride, **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "

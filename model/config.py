@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-TEMPORAL_VARIANTS = ("none", "basic", "multiscale", "hierarchical", "adaptive", "full")
+TEMPORAL_VARIANTS = ("none", "basic", "multiscale", "hierarchical", "adaptive", "full", "coarse")
 OBJECTIVES = ("predict", "reconstruct", "mixed")
 
 

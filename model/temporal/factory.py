@@ -44,19 +44,22 @@ def skip_plan(variant: str, depth: int) -> list[str]:
     """Module name per U-Net level 0..depth-1 (the last level is the bottleneck).
 
     "full" follows the seed's attention flow: multi-scale at the outermost skip, hierarchical in
-    between, enhanced fusion at the bottleneck. The other variants use one module everywhere.
+    between, enhanced fusion at the bottleneck. "coarse" is "full" without the outermost skip's attention
+    (that level's features pass unchanged): the finest level has the most positions, and its attention is
+    most of a frame's cost when frames are scored one by one. The other variants use one module everywhere.
     """
-    if variant != "full":
+    if variant not in ("full", "coarse"):
         return [variant] * depth
     if depth == 1:
         return ["enhanced"]
-    return ["multiscale"] + ["hierarchical"] * (depth - 2) + ["enhanced"]
+    plan = ["multiscale"] + ["hierarchical"] * (depth - 2) + ["enhanced"]
+    return ["none", *plan[1:]] if variant == "coarse" else plan
 
 
 def uses_input_fusion(variant: str) -> bool:
-    return variant == "full"
+    return variant in ("full", "coarse")
 
 
 def discriminator_kind(variant: str) -> str:
     """Temporal module over the discriminator's per-frame feature sequence."""
-    return "basic" if variant == "full" else variant
+    return "basic" if variant in ("full", "coarse") else variant

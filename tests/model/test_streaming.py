@@ -49,7 +49,7 @@ def clip(cfg: OCRGANConfig, n: int) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("temporal", ["none", "basic", "multiscale", "hierarchical", "adaptive", "full"])
+@pytest.mark.parametrize("temporal", ["none", "basic", "multiscale", "hierarchical", "adaptive", "full", "coarse"])
 @pytest.mark.parametrize("objective", ["predict", "mixed"])
 def test_every_temporal_variant_streams_exactly(temporal, objective):
     torch.manual_seed(1)

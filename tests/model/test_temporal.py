@@ -86,6 +86,7 @@ def test_input_fusion_adds_causal_motion_channels():
 
 def test_plans():
     assert skip_plan("full", 5) == ["multiscale", "hierarchical", "hierarchical", "hierarchical", "enhanced"]
+    assert skip_plan("coarse", 5) == ["none", "hierarchical", "hierarchical", "hierarchical", "enhanced"]
     assert skip_plan("basic", 3) == ["basic"] * 3
     assert isinstance(make_temporal("none", 8, 4, 16, True), NoTemporal)
     assert isinstance(make_temporal("basic", 8, 4, 16, True, grid=(64, 96)), PooledTemporal)
