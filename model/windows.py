@@ -131,6 +131,20 @@ class ScorePostprocessor:
         return self.state, normalised, normalised > self.threshold
 
 
+def window_ends(length: int, stride: int) -> list[tuple[int, int]]:
+    """(end, published) of each window that scores a finished sequence of `length` frames, by the rule above: one
+    ends at every stride-th frame and publishes the `stride` frames up to it; a last one ends at the final frame
+    and publishes those not yet published (what iter_clip_windows yields, without the frames)."""
+    out = [(e, stride) for e in range(stride - 1, length, stride)]
+    done = out[-1][0] + 1 if out else 0
+    return [*out, (length - 1, length - done)] if done < length else out
+
+
+def window_positions(end: int, num_frames: int) -> torch.Tensor:
+    """(T,) indices of the frames of the window that ends at frame `end`: frame 0 stands for those before it."""
+    return torch.arange(end - num_frames + 1, end + 1).clamp(min=0)
+
+
 def iter_clip_windows(frames: Iterable[torch.Tensor], num_frames: int, stride: int) -> Iterator[Window]:
     """Windows of a finished sequence of preprocessed frames (C, H, W), by the rule above."""
     asm = WindowAssembler(num_frames, stride)

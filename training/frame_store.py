@@ -14,6 +14,7 @@ from tqdm import tqdm
 from model import OCRGANConfig
 from model.motion import FlowEstimator, luma, resize_area, shrink_flow
 from model.preprocess import appearance, flow_frame, working_frame
+from model.windows import window_positions
 from training.decode import iter_frames
 from training.sequences import DataError, Sequence
 
@@ -138,13 +139,12 @@ class FrameStore:
         return self.big[self.offsets[i]: self.offsets[i + 1]]
 
     def window(self, i: int, end: int, num_frames: int) -> torch.Tensor:
-        """(T, in_channels, H, W) float32: frames end-T+1 .. end of sequence i, frame 0 repeated before the
-        start (with zero flow: a repeated frame has not moved)."""
-        pos = torch.arange(end - num_frames + 1, end + 1)
-        idx = (pos.clamp(min=0) + int(self.offsets[i])).numpy()
-        x = self.frames(idx)
+        """(T, in_channels, H, W) float32: the window of sequence i that ends at frame `end` (model.windows), frame 0
+        standing for those before the start, with zero flow (a repeated frame has not moved)."""
+        idx = window_positions(end, num_frames)
+        x = self.frames((idx + int(self.offsets[i])).numpy())
         if self.flow is not None:
-            x[pos < 0, -2:] = 0.0
+            x[: max(0, num_frames - 1 - end), -2:] = 0.0
         return x
 
     def mean_frame(self) -> torch.Tensor:

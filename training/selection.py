@@ -70,7 +70,7 @@ def select_weights(model: OCRGANVideo, vs: ValidationSet,
     table of every weighting tried. Each part is in the units calibration gives it (`scales`; by default its
     extreme on the normal validation frames)."""
     normal, forged = window_parts(model, vs.windows), window_parts(model, vs.forged)
-    kinds = np.array(vs.kinds).repeat(len(vs.windows[0].indices))
+    kinds = np.array(vs.kinds).repeat([len(w.indices) for w in vs.forged])
     if scales is None:
         scales = {k: extreme(v) if v is not None else 1.0 for k, v in normal.items()}
     rows = []

@@ -35,7 +35,7 @@ from training.validation import (
     pseudo_anomaly_auc,
     validation_loss,
 )
-from training.window_dataset import WindowDataset, window_ends
+from training.window_dataset import WindowDataset, training_windows
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Trainer:
             log.warning("validation holds only %d frames (fewer than %d): model selection and the threshold rest on "
                         "little data; give more normal footage, or raise val_fraction", len(self.val_store),
                         FEW_VALIDATION_FRAMES)
-        ends = window_ends(self.train_store, self.mcfg.num_frames, cfg.train_stride)
+        ends = training_windows(self.train_store, cfg.train_stride)
         if not ends:
             raise DataError(f"{data}: no training windows (sequences too short)")
         self.dataset = WindowDataset(self.train_store, ends, self.mcfg.num_frames, cfg.seed)

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from model import OCRGANVideo, Window, preprocess_sequence, score_windows
+from model.windows import window_ends, window_positions
 from training.anomalies import KINDS, MotionPrior, forge_window
 from training.frame_store import FrameStore
 
@@ -26,7 +27,7 @@ class ValidationSet:
     masks: list[torch.Tensor] = field(default_factory=list)  # (published,) altered positions of each forged window
 
 
-VALIDATION_VERSION = 4  # bumped whenever the set or its score changes: selection scores are then incomparable
+VALIDATION_VERSION = 5  # bumped whenever the set or its score changes: selection scores are then incomparable
 
 
 def _source(store: FrameStore) -> np.ndarray:
@@ -37,7 +38,7 @@ def _source(store: FrameStore) -> np.ndarray:
 def _with_context(store: FrameStore, i: int, end: int, num_frames: int) -> np.ndarray:
     """uint8 frames end-T .. end of sequence i (one before the window, for the flow of its first frame),
     frame 0 repeated before the start."""
-    idx = np.clip(np.arange(end - num_frames, end + 1), 0, None) + int(store.offsets[i])
+    idx = window_positions(end, num_frames + 1).numpy() + int(store.offsets[i])
     return _source(store)[idx]
 
 
@@ -64,23 +65,23 @@ def build_validation_set(store: FrameStore, num_frames: int, stride: int, prior:
     prior = prior or motion_prior(store)
     if store.big is not None:
         prior = prior.scaled(store.cfg.flow_scale)
-    ends = [(i, e) for i, s in enumerate(store.sequences) for e in range(stride - 1, s.length, stride)]
+    ends = [(i, e, p) for i, s in enumerate(store.sequences) for e, p in window_ends(s.length, stride)]
     if len(ends) > max_windows:
         pick = np.linspace(0, len(ends) - 1, max_windows).round().astype(int)
         ends = [ends[k] for k in pick]
     g = torch.Generator().manual_seed(seed)
     windows, forged, forged_kinds, masks = [], [], [], []
-    for k, (i, e) in enumerate(tqdm(ends, desc="synthetic anomalies", unit="window", leave=False,
-                                    disable=not progress)):
+    for k, (i, e, p) in enumerate(tqdm(ends, desc="synthetic anomalies", unit="window", leave=False,
+                                       disable=not progress)):
         frames = _with_context(store, i, e, num_frames)
-        idx = list(range(e - stride + 1, e + 1))
+        idx = list(range(e - p + 1, e + 1))
         windows.append(Window(store.window(i, e, num_frames), idx))
-        donor = _with_context(store, *ends[(k + len(ends) // 2) % len(ends)], num_frames)
+        donor = _with_context(store, *ends[(k + len(ends) // 2) % len(ends)][:2], num_frames)
         for kind in kinds:
-            f = forge_window(frames, kind, prior, donor, stride, g)
+            f = forge_window(frames, kind, prior, donor, p, g)
             forged.append(Window(model_window(f, store), idx))
             forged_kinds.append(kind)
-            masks.append(torch.ones(stride, dtype=torch.bool))
+            masks.append(torch.ones(p, dtype=torch.bool))
     return ValidationSet(windows, forged, forged_kinds, masks)
 
 
@@ -90,13 +91,15 @@ def validation_loss(model: OCRGANVideo, vs: ValidationSet, batch: int = 8) -> fl
     model.eval()
     device = next(model.parameters()).device
     t = model.cfg.num_frames
-    k = len(vs.windows[0].indices)
     total, n = 0.0, 0
     for a in range(0, len(vs.windows), batch):
-        clip = torch.stack([w.frames for w in vs.windows[a:a + batch]]).to(device)
-        gen = model(clip, positions=slice(t - k, t))
-        total += float((gen.fake - gen.target).abs().mean()) * len(clip)
-        n += len(clip)
+        ws = vs.windows[a:a + batch]
+        k = max(len(w.indices) for w in ws)
+        gen = model(torch.stack([w.frames for w in ws]).to(device), positions=slice(t - k, t))
+        err = (gen.fake - gen.target).abs().flatten(2).mean(2)  # (B, k)
+        for i, w in enumerate(ws):
+            total += float(err[i, k - len(w.indices):].sum())
+            n += len(w.indices)
     return total / max(n, 1)
 
 

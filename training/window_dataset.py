@@ -8,20 +8,21 @@ import torch
 from torch.utils.data import Dataset
 
 from model.augment import KINDS, forge_clip
+from model.windows import window_ends
 from training.frame_store import FrameStore
 
 log = logging.getLogger(__name__)
 
 
-def window_ends(store: FrameStore, num_frames: int, stride: int) -> list[tuple[int, int]]:
-    """(sequence, end frame) of every training window: ends at stride-1, 2*stride-1, ... as the scoring
-    rule has them, so the first windows of a sequence repeat its first frame like a starting stream."""
+def training_windows(store: FrameStore, stride: int) -> list[tuple[int, int]]:
+    """(sequence, end frame) of every training window: the windows that would score each sequence at `stride`
+    (model.windows.window_ends), so the first of a sequence repeat its first frame like a starting stream."""
     out = []
     for i, s in enumerate(store.sequences):
         if s.length < 2:
             log.warning("sequence %s has %d frame(s): too short to learn motion, skipped", s.name, s.length)
             continue
-        out += [(i, e) for e in range(stride - 1, s.length, stride)]
+        out += [(i, e) for e, _ in window_ends(s.length, stride)]
     return out
 
 

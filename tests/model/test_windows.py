@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from model import OCRGANVideo, WindowAssembler, score_clip, score_windows
-from model.windows import anomalous_runs, iter_clip_windows, postprocess
+from model.windows import anomalous_runs, iter_clip_windows, postprocess, window_ends, window_positions
 from tests.model.helpers import tiny_cfg
 
 
@@ -15,6 +15,16 @@ def test_every_frame_is_published_exactly_once(n, stride):
     cfg = tiny_cfg()
     published = [i for w in iter_clip_windows(frames(n, cfg), cfg.num_frames, stride) for i in w.indices]
     assert published == list(range(n))
+
+
+@pytest.mark.parametrize("n,stride", [(1, 4), (7, 4), (8, 4), (30, 4), (30, 1), (19, 8), (8, 8)])
+def test_the_windows_of_a_finished_sequence_are_those_it_is_scored_by(n, stride):
+    cfg = tiny_cfg()
+    fs = [torch.full((1, 2, 2), float(i)) for i in range(n)]
+    windows = list(iter_clip_windows(fs, cfg.num_frames, stride))
+    assert window_ends(n, stride) == [(w.indices[-1], len(w.indices)) for w in windows]
+    for w in windows:
+        assert [float(f[0, 0, 0]) for f in w.frames] == window_positions(w.indices[-1], cfg.num_frames).tolist()
 
 
 def test_windows_hold_the_last_frames_and_repeat_the_first_at_the_start():

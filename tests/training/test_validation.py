@@ -17,11 +17,12 @@ def test_every_validation_frame_is_published_once_and_forged_once_per_kind(motio
     cfg = tiny_cfg(isize=(32, 48), motion=motion)
     vs = build_validation_set(_store(cfg), cfg.num_frames, cfg.stride)
     published = [(k, i) for k, w in enumerate(vs.windows) for i in w.indices]
-    assert len(published) == len(set(published)) == 2 * 28  # windows end at 3, 7, ..., 27 -> frames 0..27 of 30
+    assert len(published) == len(set(published)) == 2 * 30  # windows end at 3, 7, ..., 27 and at 29: all 30 frames
     assert len(vs.forged) == len(KINDS) * len(vs.windows) == len(vs.kinds) == len(vs.masks)
     assert vs.kinds[: len(KINDS)] == list(KINDS)
     assert all(w.frames.shape == (cfg.num_frames, cfg.in_channels, *cfg.hw) for w in vs.windows + vs.forged)
-    assert all(m.shape == (cfg.stride,) and m.all() for m in vs.masks)
+    assert all(m.shape == (len(vs.windows[k // len(KINDS)].indices),) and m.all() for k, m in enumerate(vs.masks))
+    assert [len(w.indices) for w in vs.windows[-2:]] == [cfg.stride, 30 % cfg.stride]  # the last frames too
 
 
 def test_an_untrained_model_with_the_motion_band_already_sees_fast_objects():
