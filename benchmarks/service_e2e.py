@@ -104,7 +104,8 @@ def run_service(host: ModelHost, settings: Settings, targets: list[StreamTarget]
                 "scored": sum(w.counts["scored"] for w in workers),
                 "dropped": sum(w.counts["dropped"] for w in workers),
                 "decoded": sum(w.counts["decoded"] for w in workers),
-                "windows": services.scorer.windows_scored, "batches": services.scorer.batches,
+                "jobs": services.scorer.windows_scored + services.scorer.frames_scored,  # windows and single frames
+                "batches": services.scorer.batches,
                 "infer": services.metrics.registry.get_sample_value("ocrgan_inference_seconds_sum") or 0.0,
                 "lat": len(rec.values),
             }
@@ -125,7 +126,7 @@ def run_service(host: ModelHost, settings: Settings, targets: list[StreamTarget]
         "offered": len(targets) * fps, "decoded": (b["decoded"] - a["decoded"]) / wall, "scored": scored,
         "dropped": (b["dropped"] - a["dropped"]) / wall,
         "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
-        "batch": (b["windows"] - a["windows"]) / max(b["batches"] - a["batches"], 1),
+        "batch": (b["jobs"] - a["jobs"]) / max(b["batches"] - a["batches"], 1),
         "busy": infer / wall, "model_s_per_frame": infer / frames, "model_cpu_per_frame": scorer_cpu / frames,
         "overhead": ((b["cpu"] - a["cpu"]) - scorer_cpu) / scorer_cpu if scorer_cpu else float("nan"),
     }

@@ -24,9 +24,11 @@ class Metrics:
         self.frames_scored = Counter("ocrgan_frames_scored_total", "Frames given a published score", s, registry=r)
         self.inference = Histogram("ocrgan_inference_seconds", "One forward pass of the scorer",
                                    buckets=INFERENCE_BUCKETS, registry=r)
-        self.batch_size = Histogram("ocrgan_batch_size", "Windows per forward pass", buckets=BATCH_BUCKETS, registry=r)
+        self.batch_size = Histogram("ocrgan_batch_size", "Jobs (windows or camera frames) per forward pass",
+                                    buckets=BATCH_BUCKETS, registry=r)
         self.scorer_queue = Gauge("ocrgan_scorer_queue_windows",
-                                  "Camera windows waiting for the scorer (at most max_pending_windows per camera)",
+                                  "Jobs waiting for the scorer: windows, and frames of cameras scored frame by frame "
+                                  "(at most max_pending_windows per camera)",
                                   registry=r)
         self.latency = Histogram("ocrgan_end_to_end_latency_seconds", "Frame decoded to its score published",
                                  buckets=LATENCY_BUCKETS, registry=r)

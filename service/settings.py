@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     checkpoint: Path = DEFAULT_CHECKPOINT  # the safetensors checkpoint to serve
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU (1 leaves the other cores to cameras); 0 = torch's
-    stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's
+    stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's for clips, and
+    # for cameras 1 on a GPU (each frame scored on arrival from cached features: model/streaming.py) and the
+    # checkpoint's on a CPU (there the frame path costs about twice the windows per frame); logged at start-up
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
     # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch

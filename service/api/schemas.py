@@ -138,6 +138,9 @@ class StreamView(BaseModel):
     replica: str | None = Field(None, description="the replica scoring it")
     fps: float | None = Field(None, description="sampling rate")
     stride: int | None = None
+    scoring: Literal["frames", "windows"] | None = Field(
+        None, description='"frames": each frame scored on arrival from cached features (stride 1); "windows": a '
+                          "window of the last frames every `stride` frames")
     calibrate: bool | None = None
     fps_measured: float | None = None
     frames_decoded: int | None = None

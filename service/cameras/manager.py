@@ -154,9 +154,10 @@ class StreamManager:
         fresh = shared is not None and time.time() - (shared.updated_at or 0) < self.stale_after
         if fresh and shared.state != StreamState.STOPPED:
             return shared
+        stride = spec.get("stride") or self.host.camera_stride
         return StreamView(id=stream_id, url=redact(spec["url"]), state=StreamState.PENDING, replica=None,
-                          fps=spec.get("fps") or self.settings.stream_fps,
-                          stride=spec.get("stride") or self.host.stride,
+                          fps=spec.get("fps") or self.settings.stream_fps, stride=stride,
+                          scoring="frames" if self.host.frame_path(stride) else "windows",
                           calibrate=spec.get("calibrate", StreamSpec.model_fields["calibrate"].default))
 
     def _shared_view(self, stream_id: str) -> StreamView | None:

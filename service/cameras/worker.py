@@ -1,11 +1,13 @@
-"""One camera: a thread that connects, decodes, samples to the target fps, assembles windows by the
-model/windows.py rule and hands them to the scorer; reconnects with capped exponential backoff.
+"""One camera: a thread that connects, decodes, samples to the target fps and hands its frames to the scorer;
+reconnects with capped exponential backoff. At stride 1 (with a model that never sees later frames) each frame
+is a job of its own, scored on arrival from the camera's cached per-frame features (model/streaming.py);
+otherwise frames are assembled into windows by the model/windows.py rule.
 
-Frames are numbered in the order they enter the window assembler. Every such frame gets exactly one
-published score (from the window that ends at or after it, see model/windows.py). When the scorer is
-behind (max_pending_windows of this camera queued), arriving frames are dropped and counted before
-they get a number; after a reconnect the assembler restarts, so frames waiting for their window are
-dropped (and counted) too.
+Frames are numbered in the order they are accepted. Every such frame gets exactly one published score (its
+own, or that of the window that ends at or after it, see model/windows.py). When the scorer is behind
+(max_pending_windows windows of this camera queued, or as many frames as they hold), arriving frames are
+dropped and counted before they get a number; after a reconnect the assembler restarts, so frames waiting
+for their window are dropped (and counted) too, and the frame stream forgets the old connection's frames.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from enum import StrEnum
 
 import av
 import numpy as np
+import torch
 
 from media.decode import FrameConverter
 from model import SequencePreprocessor, WindowAssembler, WindowScores
+from model.streaming import FrameStream
 from service.api.schemas import EventMessage, ScoreMessage, StatusMessage, StreamSpec, StreamView
 from service.cameras.scores import StreamScoring
 from service.cameras.snapshot import render_snapshot
@@ -29,7 +33,8 @@ from service.cameras.source import FrameSource, SourceError, SourceOptions
 from service.cameras.urls import StreamTarget, check_stream_url, redact
 from service.errors import ServiceError
 from service.inference.host import ModelHost
-from service.inference.scorer import Scorer, WindowJob
+from service.inference.jobs import FrameJob, Job, WindowJob
+from service.inference.scorer import Scorer
 from service.metrics import Metrics
 from service.settings import Backoff, Settings
 
@@ -80,19 +85,25 @@ class StreamWorker:
         self.publish = publish
         self.replica = replica
         self.fps = spec.fps or settings.stream_fps
-        self.stride = spec.stride or host.stride
+        self.stride = spec.stride or host.camera_stride
+        self.by_frames = host.frame_path(self.stride)  # scored frame by frame, else by windows
         self.scoring = StreamScoring(spec.id, replica, host, spec.calibrate, settings.calibration_frames,
                                      settings.event_start_frames, settings.event_end_frames)
         self.state = StreamState.CONNECTING
-        self.alive = True  # the scorer drops windows of a stopped worker
+        self.alive = True  # the scorer drops jobs of a stopped worker
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"ocrgan-stream-{spec.id}", daemon=True)
-        self.assembler = WindowAssembler(host.model.cfg.num_frames, self.stride)
+        self.assembler = None if self.by_frames else WindowAssembler(host.model.cfg.num_frames, self.stride)
+        self.frame_stream = FrameStream(host.model) if self.by_frames else None  # touched by the scorer thread only
+        self._new_sequence = True  # the next frame job tells the scorer to reset the frame stream
+        self.numbered = 0  # frames accepted so far (= index of the next frame)
         self.prep = SequencePreprocessor(host.model.cfg)  # holds the previous frame for the motion band
         self._arrivals: deque[tuple[float, float]] = deque()  # (monotonic, wall) of frames awaiting a window
         self._accepted: deque[float] = deque(maxlen=256)  # monotonic times, for the measured fps
-        self.pending = 0  # windows queued at the scorer
+        self.pending = 0  # jobs (windows or frames) queued at the scorer
+        # beyond this many, arriving frames are dropped: max_pending_windows windows, or as many frames as they hold
+        self.max_pending = settings.max_pending_windows * (host.model.cfg.stride if self.by_frames else 1)
         self.counts = {"decoded": 0, "skipped": 0, "dropped": 0, "scored": 0, "decode_errors": 0}
         self.reconnects = 0
         self.failures = 0  # consecutive failed connections
@@ -202,10 +213,10 @@ class StreamWorker:
         if not got_frame:
             raise SourceError(f"no frame decoded ({source.decode_errors} undecodable packets)")
 
-    # --- frames -> windows -----------------------------------------------------------------------
+    # --- frames -> jobs --------------------------------------------------------------------------
     def _accept(self, frame: av.VideoFrame, now: float) -> None:
         with self._lock:
-            busy = self.pending >= self.settings.max_pending_windows
+            busy = self.pending >= self.max_pending
         if busy:
             self.counts["dropped"] += 1
             self._m["dropped"].inc()
@@ -213,25 +224,47 @@ class StreamWorker:
         image = self._convert(frame)  # uint8 luma or RGB, upright
         x = self.prep(image)  # (in_channels, h, w)
         self._accepted.append(now)
-        self._arrivals.append((now, time.time()))
-        window = self.assembler.push(x)
-        self.latest = (self.assembler.count - 1, image)
-        if window is None:
+        index = self.numbered
+        self.numbered += 1
+        self.latest = (index, image)
+        job = self._frame_job(x, index, image, now) if self.by_frames else self._window_job(x, image, now)
+        if job is None:
             return
-        arrivals = [self._arrivals.popleft() for _ in window.indices]
-        want_heat = now - self._last_heat_request >= self.settings.snapshot_interval_seconds
-        if want_heat:
-            self._last_heat_request = now
-        job = WindowJob(self, window, [a[0] for a in arrivals], [a[1] for a in arrivals], want_heat,
-                        image if want_heat else None)
         with self._lock:
             self.pending += 1
         self.scorer.submit(job)
 
+    def _frame_job(self, x: torch.Tensor, index: int, image: np.ndarray, now: float) -> FrameJob:
+        heat = self._heat_due(now)
+        job = FrameJob(self, self.frame_stream, x, index, now, time.time(), heat, image if heat else None,
+                       reset=self._new_sequence)
+        self._new_sequence = False
+        return job
+
+    def _window_job(self, x: torch.Tensor, image: np.ndarray, now: float) -> WindowJob | None:
+        self._arrivals.append((now, time.time()))
+        window = self.assembler.push(x)
+        if window is None:
+            return None
+        arrivals = [self._arrivals.popleft() for _ in window.indices]
+        heat = self._heat_due(now)
+        return WindowJob(self, window, [a[0] for a in arrivals], [a[1] for a in arrivals], heat,
+                         image if heat else None)
+
+    def _heat_due(self, now: float) -> bool:
+        """Whether this job also computes the anomaly map: once every snapshot_interval_seconds."""
+        if now - self._last_heat_request < self.settings.snapshot_interval_seconds:
+            return False
+        self._last_heat_request = now
+        return True
+
     def _restart_windows(self) -> None:
-        """After a discontinuity: frames still waiting for their window are dropped with the buffer."""
+        """After a discontinuity: frames still waiting for their window are dropped with the buffer; the frame
+        stream starts a new sequence with the next frame."""
         lost = len(self._arrivals)
-        self.assembler.restart()
+        if self.assembler is not None:
+            self.assembler.restart()
+        self._new_sequence = True
         self.prep.reset()
         self._convert.restart()  # the next connection's display matrix is read anew
         self._arrivals.clear()
@@ -240,15 +273,15 @@ class StreamWorker:
             self._m["dropped"].inc(lost)
 
     # --- scorer thread ---------------------------------------------------------------------------
-    def on_failed(self, job: WindowJob, error: BaseException) -> None:
-        """The scorer could not score this window (it logged why): its frames are lost, counted as dropped."""
+    def on_failed(self, job: Job, error: BaseException) -> None:
+        """The scorer could not score this job (it logged why): its frames are lost, counted as dropped."""
         with self._lock:
             self.pending -= 1
-        lost = len(job.window.indices)
+        lost = job.published
         self.counts["dropped"] += lost
         self._m["dropped"].inc(lost)
 
-    def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
+    def on_scores(self, job: Job, scores: WindowScores) -> None:
         with self._lock:
             self.pending -= 1
         if not self.alive:
@@ -299,6 +332,7 @@ class StreamWorker:
             fps=self.fps,
             fps_measured=round(fps, 2),
             stride=self.stride,
+            scoring="frames" if self.by_frames else "windows",
             calibrate=self.spec.calibrate,
             frames_decoded=self.counts["decoded"],
             frames_skipped=self.counts["skipped"],

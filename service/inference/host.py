@@ -16,6 +16,19 @@ from service.settings import Settings
 log = logging.getLogger("ocrgan.service")
 
 
+def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device) -> tuple[int, str]:
+    """A camera's default stride, and why: OCRGAN_STRIDE when set; else 1 (every frame scored on arrival, from
+    cached features) on a GPU, where the new frames of all cameras batch cheaply; else the checkpoint's, since on
+    a CPU the frame path costs about twice the window path per frame and would halve the cameras it can take."""
+    if setting:
+        return setting, "OCRGAN_STRIDE"
+    if device.type != "cuda":
+        return model.cfg.stride, "the checkpoint's on a CPU: the frame path costs about twice the windows per frame"
+    if not model.cfg.causal:
+        return model.cfg.stride, f'the checkpoint\'s: objective "{model.cfg.objective}" sees later frames'
+    return 1, "on a GPU: the new frames of all cameras batch cheaply"
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -29,7 +42,8 @@ class ModelHost:
     model: OCRGANVideo
     info: CheckpointInfo
     device: torch.device
-    stride: int  # the default stride for clips and cameras
+    stride: int  # the default stride for uploaded clips
+    camera_stride: int = 0  # the default stride for cameras (camera_stride()); 0 = as `stride`
     _batch: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -42,8 +56,20 @@ class ModelHost:
         stride = settings.stride or model.cfg.stride
         if not 1 <= stride <= model.cfg.num_frames:
             raise ValueError(f"OCRGAN_STRIDE={stride} must be in [1, {model.cfg.num_frames}] for this checkpoint")
-        log.info("model %s (%s) on %s, stride %d", Path(info.path).name, info.sha256[:12], device, stride)
-        return cls(model, info, device, stride)
+        log.info("model %s (%s) on %s, stride %d for clips", Path(info.path).name, info.sha256[:12], device, stride)
+        cameras, why = camera_stride(settings.stride, model, device)
+        host = cls(model, info, device, stride, cameras)
+        log.info("cameras: stride %d, scored %s (%s)", cameras,
+                 "frame by frame" if host.frame_path(cameras) else "by windows", why)
+        return host
+
+    def __post_init__(self) -> None:
+        self.camera_stride = self.camera_stride or self.stride
+
+    def frame_path(self, stride: int) -> bool:
+        """Whether a camera at this stride is scored frame by frame from cached features (model.streaming)
+        rather than by windows: at stride 1, for a model that never sees later frames."""
+        return stride == 1 and self.model.cfg.causal
 
     def batch_sizes(self, settings: Settings) -> tuple[int, int]:
         """Windows per forward pass for cameras and for uploaded clips: the settings where given (clips

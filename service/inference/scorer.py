@@ -1,7 +1,10 @@
-"""The scorer: the one thread that runs the model. Windows from every source, cameras and uploaded clips alike,
-wait in one queue and are micro-batched (up to max_batch windows, waiting at most max_wait after the first)
-into one score_windows() call. Each source bounds what it has queued (a camera max_pending_windows, a clip
-clip_batch), so the queue is bounded and neither starves the other."""
+"""The scorer: the one thread that runs the model. Jobs from every source wait in one queue: windows of
+uploaded clips and of cameras scored by windows, single frames of cameras scored frame by frame. They are
+micro-batched (up to max_batch windows' worth, a frame counting as the checkpoint's stride-th part of a window;
+waiting at most max_wait after the first): the windows into one score_windows() call, the frames of all cameras
+into one score_frames() call (service/inference/frame_jobs.py). Each source bounds what it has queued (a camera
+max_pending_windows windows or as many frames, a clip clip_batch), so the queue is bounded and neither starves
+the other."""
 
 from __future__ import annotations
 
@@ -10,29 +13,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
 import torch
 
-from model import Window, WindowScores, score_windows
+from model import WindowScores, score_windows
 from model.windows import iter_clip_windows
 from service.errors import ServiceError
+from service.inference.frame_jobs import score_frame_jobs
 from service.inference.host import ModelHost
+from service.inference.jobs import FrameJob, Job, WindowJob
 from service.metrics import Metrics
 
 log = logging.getLogger("ocrgan.scorer")
-
-
-class ScoreSink(Protocol):
-    """Where a source's scored windows go (a camera's stream worker, an uploaded clip's ClipSink)."""
-
-    alive: bool
-
-    def on_scores(self, job: WindowJob, scores: WindowScores) -> None: ...
-
-    def on_failed(self, job: WindowJob, error: BaseException) -> None: ...
 
 
 class ClipSink:
@@ -59,16 +51,6 @@ class ClipSink:
             self.changed.notify_all()
 
 
-@dataclass
-class WindowJob:
-    sink: ScoreSink
-    window: Window
-    arrivals: list[float]  # time.monotonic() when each published frame was decoded
-    timestamps: list[float]  # wall-clock time (unix seconds) of each published frame
-    heatmap: bool = False  # also compute the anomaly map (for the snapshot)
-    frame: np.ndarray | None = field(default=None, repr=False)  # the window's last frame, for the snapshot
-
-
 class Scorer:
     def __init__(self, host: ModelHost, metrics: Metrics, max_batch: int, max_wait_s: float, clip_batch: int) -> None:
         self.host = host
@@ -76,12 +58,13 @@ class Scorer:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clip_batch = clip_batch
-        self._windows: deque[WindowJob] = deque()  # bounded per source: a camera's worker, a clip's caller
-        self._arrived = threading.Condition()  # a window arrived
+        self._jobs: deque[Job] = deque()  # bounded per source: a camera's worker, a clip's caller
+        self._arrived = threading.Condition()  # a job arrived
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ocrgan-scorer", daemon=True)
         self.batches = 0
         self.windows_scored = 0
+        self.frames_scored = 0  # frame jobs
 
     def start(self) -> None:
         self._thread.start()
@@ -95,16 +78,16 @@ class Scorer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, job: WindowJob) -> None:
+    def submit(self, job: Job) -> None:
         with self._arrived:
-            self._windows.append(job)
-            self.metrics.scorer_queue.set(len(self._windows))
+            self._jobs.append(job)
+            self.metrics.scorer_queue.set(len(self._jobs))
             self._arrived.notify()
 
     @property
     def queued(self) -> int:
-        """Windows waiting to be scored."""
-        return len(self._windows)
+        """Jobs (windows and frames) waiting to be scored."""
+        return len(self._jobs)
 
     # --- clips -----------------------------------------------------------------------------------
     def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
@@ -143,15 +126,23 @@ class Scorer:
             if batch:
                 self._score(batch)
 
-    def _collect(self) -> list[WindowJob]:
-        """Up to max_batch windows: the first (waiting up to 50 ms), then what arrives within max_wait of it."""
-        batch: list[WindowJob] = []
+    def _share(self, job: Job) -> float:
+        """A job's share of max_batch: a window, or a frame as the checkpoint's stride-th part of one (the frames
+        a window publishes), so a camera scored frame by frame catches up in batches as a window would."""
+        return 1.0 if isinstance(job, WindowJob) else 1.0 / self.host.model.cfg.stride
+
+    def _collect(self) -> list[Job]:
+        """Up to max_batch windows' worth of jobs: the first (waiting up to 50 ms), then what arrives within
+        max_wait of it."""
+        batch: list[Job] = []
+        used = 0.0
         deadline = None
         waited = False
         with self._arrived:
-            while len(batch) < self.max_batch:
-                if self._windows:
-                    batch.append(self._windows.popleft())
+            while used < self.max_batch - 1e-9:
+                if self._jobs:
+                    batch.append(self._jobs.popleft())
+                    used += self._share(batch[-1])
                     if deadline is None:
                         deadline = time.monotonic() + self.max_wait_s
                     continue
@@ -166,31 +157,57 @@ class Scorer:
                     break
                 self._arrived.wait(remaining)
             if batch:
-                self.metrics.scorer_queue.set(len(self._windows))
+                self.metrics.scorer_queue.set(len(self._jobs))
         return batch
 
-    def _score(self, batch: list[WindowJob]) -> None:
+    def _score(self, batch: list[Job]) -> None:
         live = [j for j in batch if j.sink.alive]
         if not live:
             return
-        heat = any(j.heatmap for j in live)
+        windows = [j for j in live if isinstance(j, WindowJob)]
+        frames = [j for j in live if isinstance(j, FrameJob)]
         t0 = time.perf_counter()
-        try:
-            results = score_windows(self.host.model, [j.window for j in live], heatmaps=heat, amp=self.host.amp)
-        except Exception as e:
-            log.exception("scoring a batch of %d windows failed", len(live))
-            for job in live:
-                try:
-                    job.sink.on_failed(job, e)
-                except Exception:
-                    log.exception("reporting a failed batch failed")
-            return
-        self.metrics.inference.observe(time.perf_counter() - t0)
-        self.metrics.batch_size.observe(len(live))
-        self.batches += 1
-        self.windows_scored += len(live)
-        for job, scores in zip(live, results, strict=True):
+        done = self._score_windows(windows) + self._score_frames(frames)
+        if done:
+            self.metrics.inference.observe(time.perf_counter() - t0)
+            self.metrics.batch_size.observe(len(live))
+            self.batches += 1
+        for job, scores in done:
             try:
                 job.sink.on_scores(job, scores)
             except Exception:
                 log.exception("publishing scores failed")
+
+    def _score_windows(self, jobs: list[WindowJob]) -> list[tuple[Job, WindowScores]]:
+        if not jobs:
+            return []
+        heat = any(j.heatmap for j in jobs)
+        try:
+            results = score_windows(self.host.model, [j.window for j in jobs], heatmaps=heat, amp=self.host.amp)
+        except Exception as e:
+            log.exception("scoring a batch of %d windows failed", len(jobs))
+            self._failed(jobs, e)
+            return []
+        self.windows_scored += len(jobs)
+        return list(zip(jobs, results, strict=True))
+
+    def _score_frames(self, jobs: list[FrameJob]) -> list[tuple[Job, WindowScores]]:
+        if not jobs:
+            return []
+        heat = any(j.heatmap for j in jobs)
+        try:
+            results = score_frame_jobs(self.host.model, jobs, heat, self.host.amp)
+        except Exception as e:
+            log.exception("scoring a batch of %d camera frames failed", len(jobs))
+            self._failed(jobs, e)
+            return []
+        self.frames_scored += len(jobs)
+        return list(zip(jobs, results, strict=True))
+
+    def _failed(self, jobs: list[WindowJob] | list[FrameJob], error: BaseException) -> None:
+        """A pass the model failed on: every source in it hears of it."""
+        for job in jobs:
+            try:
+                job.sink.on_failed(job, error)
+            except Exception:
+                log.exception("reporting a failed batch failed")

@@ -27,14 +27,15 @@ def scored(app, sid):
 def test_add_inspect_history_snapshot_delete(live, rtsp):
     server = rtsp(mounts="a,b")
     app = live()
-    for sid in ("a", "b"):
+    for sid, stride in (("a", 2), ("b", 1)):
         r = app.client.post("/streams", json={"id": sid, "url": f"rtsp://u:secret@127.0.0.1:{server.port}/{sid}",
-                                              "fps": 10, "stride": 2, "calibrate": True})
+                                              "fps": 10, "stride": stride, "calibrate": True})
         assert r.status_code == 201, r.text
         assert r.json()["url"] == f"rtsp://***@127.0.0.1:{server.port}/{sid}"
     wait_for(lambda: scored(app, "a") >= 10 and scored(app, "b") >= 10, 20, what="scores")
     v = app.client.get("/streams/a").json()
     assert v["state"] == "running" and v["stride"] == 2 and v["replica"] == app.services.replica_id
+    assert v["scoring"] == "windows" and app.client.get("/streams/b").json()["scoring"] == "frames"
     assert v["normalisation"]["calibration"] == "warming" and v["last_score"]["frame_index"] >= 9
     for key in ("fps_measured", "frames_decoded", "frames_dropped", "frames_scored", "reconnects"):
         assert key in v

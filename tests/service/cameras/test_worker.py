@@ -88,10 +88,11 @@ def workers():
         w.join()
 
 
-def start_worker(workers, parts, url, fps=10.0, **kw):
+def start_worker(workers, parts, url, fps=10.0, stride=None):
     settings, host, scorer, metrics = parts
     rec = Recorder()
-    w = StreamWorker(StreamSpec(id="cam", url=url, fps=fps), StreamTarget(url, False), settings, host, scorer,
+    w = StreamWorker(StreamSpec(id="cam", url=url, fps=fps, stride=stride), StreamTarget(url, False), settings, host,
+                     scorer,
                      metrics, rec, "test")
     workers.append(w)
     w.start()
@@ -164,6 +165,43 @@ def test_reconnects_after_the_camera_dies_and_returns(rtsp, parts, workers):
     assert states.index("reconnecting") < len(states) - 1 - states[::-1].index("running")
     idx = [m["frame_index"] for m in rec.of("score")]
     assert len(idx) == len(set(idx)) and idx == sorted(idx)  # numbering continues across the reconnect
+
+
+@pytest.mark.slow
+def test_at_stride_1_every_frame_is_scored_on_its_own_across_a_reconnect(rtsp, parts, workers):
+    server = rtsp(fps=10)
+    built = parts(snapshot_interval_seconds=0.1)
+    w, rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam", stride=1)
+    assert w.view().scoring == "frames" and w.assembler is None
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > 4, 20, what="running")
+    server.kill()
+    wait_for(lambda: w.state is StreamState.RECONNECTING, 10, what="reconnecting")
+    scored = w.counts["scored"]
+    server.start()
+    wait_for(lambda: w.state is StreamState.RUNNING and w.counts["scored"] > scored + 4 and w.heat is not None,
+             20, what="running again")
+    w.stop()
+    w.join()
+    assert w.reconnects >= 1
+    idx = [m["frame_index"] for m in rec.of("score")]
+    assert idx == list(range(len(idx)))  # in order, none twice, none lost to the reconnect
+    assert w.numbered - len(idx) <= w.max_pending  # only those still queued at the stop
+    assert w.counts["scored"] == len(idx)  # frames dropped while the scorer was behind never got a number
+    latency = built[3].render().decode()
+    assert f"ocrgan_end_to_end_latency_seconds_count {float(len(idx))}" in latency  # observed per frame
+    assert w.snapshot()[:2] == b"\xff\xd8"
+    assert w.view().scoring == "frames" and w.view().stride == 1
+
+
+@pytest.mark.slow
+def test_at_stride_1_frames_are_dropped_once_a_windows_worth_of_frames_is_queued(rtsp, parts, workers):
+    server = rtsp(fps=25)
+    built = parts(start_scorer=False, max_pending_windows=2)  # a scorer that never scores
+    w, _rec = start_worker(workers, built, f"rtsp://127.0.0.1:{server.port}/cam", fps=25, stride=1)
+    held = 2 * built[1].model.cfg.stride  # the frames two windows of the checkpoint's stride publish
+    assert w.max_pending == held
+    wait_for(lambda: w.counts["dropped"] >= 10, 20, what="drops")
+    assert w.pending == held and built[2].queued == held and w.numbered == held  # that many queued, no more
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The scorer thread: micro-batches windows of cameras and uploaded clips from one bounded queue, owns the model."""
+"""The scorer thread: micro-batches windows of cameras and uploaded clips, and single frames of cameras scored
+frame by frame, from one bounded queue; owns the model."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import pytest
 import torch
 
 from model import Window, iter_clip_scores, score_windows
+from model.streaming import FrameStream, score_frames
 from service.errors import ServiceError
 from service.inference.host import ModelHost
-from service.inference.scorer import Scorer, WindowJob
+from service.inference.jobs import FrameJob, WindowJob
+from service.inference.scorer import Scorer
 from service.metrics import Metrics
 from testkit.servers import wait_for
 
@@ -171,3 +174,61 @@ def test_a_batch_that_fails_is_reported_to_every_source_in_it(scorer, host, monk
     assert [str(e) for _, e in cam.failed] == ["out of memory"] and cam.got == []
     scorer.submit(job(cam, window(cfg, 4)))  # the scorer goes on
     wait_for(lambda: len(cam.got) == 1, 10, what="the next window")
+
+
+def frame_job(sink, stream, x, index, reset=False):
+    return FrameJob(sink, stream, x, index, 0.0, 0.0, reset=reset)
+
+
+def streamed_alone(model, frames):
+    """(n,) raw scores of one camera's frames, scored one by one with a FrameStream of its own."""
+    s = FrameStream(model)
+    return torch.cat([score_frames(model, [(s, f[None])])[0].raw[0] for f in frames])
+
+
+def test_frames_of_several_cameras_share_a_pass_a_windows_worth_at_a_time_and_score_as_alone(host):
+    cfg, model = host.model.cfg, host.model
+    assert cfg.stride == 4  # a pass of one window's worth takes 4 frames
+    scorer = Scorer(host, Metrics(["running"]), max_batch=1, max_wait_s=0.01, clip_batch=1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 6, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1  # (cameras, frames, C_in, H, W)
+    sinks, streams = [Sink(), Sink()], [FrameStream(model), FrameStream(model)]
+    for t in range(6):
+        for k in range(2):
+            scorer.submit(frame_job(sinks[k], streams[k], x[k, t], t))
+    scorer.start()  # 12 frames queued: passes of 4 (2 frames of each camera), 4, 4
+    try:
+        wait_for(lambda: all(len(s.got) == 6 for s in sinks), 20, what="all frames scored")
+    finally:
+        scorer.stop()
+    assert scorer.batches == 3 and scorer.frames_scored == 12 and scorer.windows_scored == 0
+    for k, sink in enumerate(sinks):
+        assert [sc.indices for _, sc in sink.got] == [[t] for t in range(6)]
+        assert sink.threads == {"ocrgan-scorer"}
+        raw = torch.cat([sc.raw for _, sc in sink.got])
+        assert torch.allclose(raw, streamed_alone(model, x[k]), atol=1e-4)
+
+
+def test_a_reset_frame_starts_its_camera_anew(scorer, host):
+    cfg, model = host.model.cfg, host.model
+    x = torch.rand(7, cfg.in_channels, *cfg.hw) * 2 - 1
+    sink, stream = Sink(), FrameStream(model)
+    scorer.start()
+    for t in range(7):
+        scorer.submit(frame_job(sink, stream, x[t], t, reset=t == 4))  # frames 4.. come after a reconnect
+    wait_for(lambda: len(sink.got) == 7, 20, what="all frames scored")
+    raw = torch.cat([sc.raw for _, sc in sink.got])
+    assert torch.allclose(raw[4:], streamed_alone(model, x[4:]), atol=1e-4)
+
+
+def test_a_frame_pass_that_fails_is_reported_to_every_camera_in_it(scorer, host):
+    cfg, model = host.model.cfg, host.model
+    good, bad = Sink(), Sink()
+    stream = FrameStream(model)
+    scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 0))
+    scorer.submit(frame_job(bad, FrameStream(model), torch.zeros(cfg.in_channels, 8, 8), 0))  # the pass fails on it
+    scorer.start()
+    wait_for(lambda: good.failed and bad.failed, 10, what="both cameras told")
+    assert good.got == [] == bad.got and scorer.frames_scored == 0
+    scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 1))  # the scorer goes on
+    wait_for(lambda: len(good.got) == 1, 10, what="the next frame")

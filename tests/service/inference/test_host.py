@@ -1,0 +1,30 @@
+"""Which stride and path a camera gets by default: frame by frame on a GPU, the checkpoint's windows on a CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from model import OCRGANConfig, OCRGANVideo
+from service.inference.host import ModelHost, camera_stride
+from tests.service.conftest import TINY
+
+
+def test_cameras_are_scored_frame_by_frame_on_a_gpu_and_by_windows_on_a_cpu():
+    model = OCRGANVideo(OCRGANConfig(**TINY))
+    assert camera_stride(None, model, torch.device("cuda"))[0] == 1
+    assert camera_stride(None, model, torch.device("cpu"))[0] == model.cfg.stride
+    assert camera_stride(2, model, torch.device("cuda"))[0] == 2  # OCRGAN_STRIDE decides when set
+
+
+def test_a_model_that_sees_later_frames_keeps_its_windows_on_a_gpu():
+    model = OCRGANVideo(OCRGANConfig(**TINY, objective="reconstruct"))
+    assert camera_stride(None, model, torch.device("cuda"))[0] == model.cfg.stride
+    host = ModelHost(model, None, torch.device("cpu"), model.cfg.stride, 1)
+    assert not host.frame_path(1)  # a camera asking for stride 1 slides windows one frame at a time
+
+
+def test_stride_one_is_the_frame_path_for_a_causal_model(make_settings):
+    host = ModelHost.load(make_settings())
+    assert host.camera_stride == host.stride == 4  # a CPU: the checkpoint's, for cameras and clips
+    assert host.frame_path(1) and not host.frame_path(2)
+    assert ModelHost.load(make_settings(stride=1)).camera_stride == 1
