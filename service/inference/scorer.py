@@ -179,29 +179,29 @@ class Scorer:
                 log.exception("publishing scores failed")
 
     def _score_windows(self, jobs: list[WindowJob]) -> list[tuple[Job, WindowScores]]:
-        if not jobs:
-            return []
-        heat = any(j.heatmap for j in jobs)
-        try:
-            results = score_windows(self.host.model, [j.window for j in jobs], heatmaps=heat, amp=self.host.amp)
-        except Exception as e:
-            log.exception("scoring a batch of %d windows failed", len(jobs))
-            self._failed(jobs, e)
-            return []
-        self.windows_scored += len(jobs)
-        return list(zip(jobs, results, strict=True))
+        done = self._run_pass(jobs, "windows", lambda heat: score_windows(
+            self.host.model, [j.window for j in jobs], heatmaps=heat, amp=self.host.amp))
+        self.windows_scored += len(done)
+        return done
 
     def _score_frames(self, jobs: list[FrameJob]) -> list[tuple[Job, WindowScores]]:
+        done = self._run_pass(jobs, "camera frames",
+                              lambda heat: score_frame_jobs(self.host.model, jobs, heat, self.host.amp))
+        self.frames_scored += len(done)
+        return done
+
+    def _run_pass(self, jobs: list[WindowJob] | list[FrameJob], what: str,
+                  run: Callable[[bool], list[WindowScores]]) -> list[tuple[Job, WindowScores]]:
+        """One forward pass over jobs of one kind (`run(heatmaps)`), each job with its scores; on a failure, every
+        source in the pass hears of it and nothing is returned."""
         if not jobs:
             return []
-        heat = any(j.heatmap for j in jobs)
         try:
-            results = score_frame_jobs(self.host.model, jobs, heat, self.host.amp)
+            results = run(any(j.heatmap for j in jobs))
         except Exception as e:
-            log.exception("scoring a batch of %d camera frames failed", len(jobs))
+            log.exception("scoring a batch of %d %s failed", len(jobs), what)
             self._failed(jobs, e)
             return []
-        self.frames_scored += len(jobs)
         return list(zip(jobs, results, strict=True))
 
     def _failed(self, jobs: list[WindowJob] | list[FrameJob], error: BaseException) -> None:
