@@ -28,7 +28,7 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, registry=r)
         self.scorer_queue = Gauge("ocrgan_scorer_queue_windows",
                                   "Jobs waiting for the scorer: windows, and frames of cameras scored frame by frame "
-                                  "(at most max_pending_windows per camera)",
+                                  "(per camera at most max_pending_windows windows, or as many frames)",
                                   registry=r)
         self.latency = Histogram("ocrgan_end_to_end_latency_seconds", "Frame decoded to its score published",
                                  buckets=LATENCY_BUCKETS, registry=r)
