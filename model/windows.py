@@ -8,6 +8,8 @@ Rule (the same for uploaded clips, evaluation and live cameras):
   exactly the frames that arrived since the previous window. At the end of a clip, a last window
   ends at the final frame and publishes the frames not yet published.
 - So every frame gets exactly one score, computed from itself and the frames before it only.
+- At stride 1 a causal model scores frame by frame from cached features (model.streaming): each frame's score is
+  that of the T-frame window ending at it, its frames given their true past, without encoding each frame T times.
 - Published raw scores then pass a causal exponential smoother (cfg.score_smoothing) and are
   normalised with the statistics stored in the checkpoint.
 """
@@ -21,8 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from model.ocrgan import OCRGANVideo
+from model.ocrgan import OCRGANVideo, Scored
 from model.scoring import CUES
+from model.streaming import FrameStream, score_frames
 
 
 @dataclass
@@ -85,6 +88,21 @@ class WindowScores:
         """The per-frame cues the raw score combines (model.scoring.CUES)."""
         return {k: getattr(self, k) for k in CUES}
 
+    @classmethod
+    def from_scored(cls, s: Scored, indices: list[int], start: int = 0) -> WindowScores:
+        """Frames start .. start + len(indices) of one sequence's Scored (fields (1, n) or (1, n, H, W)), as the
+        scores of the frames `indices`, on the CPU."""
+        def part(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[0, start:start + len(indices)].float().cpu()
+
+        return cls(list(indices), part(s.raw), part(s.heatmap), part(s.rec), part(s.feat), part(s.app),
+                   part(s.motion), part(s.speed), part(s.dir), part(s.mem))
+
+
+def autocast(device: torch.device, amp: bool):
+    """float16 autocast on CUDA when `amp` is asked for; nothing otherwise."""
+    return torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
+
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
                   amp: bool = False) -> list[WindowScores]:
@@ -95,8 +113,7 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     t = model.cfg.num_frames
     k = max(len(w.indices) for w in windows)
     clip = torch.stack([w.frames for w in windows]).to(device, non_blocking=True)  # (B, T, C, H, W)
-    ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
-    with torch.inference_mode(), ctx:
+    with torch.inference_mode(), autocast(device, amp):
         s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
     parts = [x.float().cpu() if x is not None else None
              for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem)]
@@ -159,14 +176,48 @@ def iter_clip_windows(frames: Iterable[torch.Tensor], num_frames: int, stride: i
 
 def iter_clip_scores(model: OCRGANVideo, frames: Iterable[torch.Tensor], stride: int | None = None,
                      batch: int = 8, heatmaps: bool = False, amp: bool = False) -> Iterator[WindowScores]:
-    """Score a whole sequence, `batch` windows per forward pass; yields results in frame order."""
+    """Score a whole sequence, `batch` windows per forward pass (at stride 1, `batch` frames); yields results in
+    frame order."""
+    stride = stride or model.cfg.stride
+    if frame_by_frame(model, stride):
+        yield from _iter_frame_scores(model, frames, batch, heatmaps, amp)
+        return
     pending: list[Window] = []
-    for w in iter_clip_windows(frames, model.cfg.num_frames, stride or model.cfg.stride):
+    for w in iter_clip_windows(frames, model.cfg.num_frames, stride):
         pending.append(w)
         if len(pending) == batch:
             yield from score_windows(model, pending, heatmaps, amp)
             pending = []
     yield from score_windows(model, pending, heatmaps, amp)
+
+
+def frame_by_frame(model: OCRGANVideo, stride: int) -> bool:
+    """Whether a sequence at this stride is scored frame by frame from cached features (model.streaming) rather
+    than by windows: at stride 1, for a model that never sees later frames."""
+    return stride == 1 and model.cfg.causal
+
+
+def _iter_frame_scores(model: OCRGANVideo, frames: Iterable[torch.Tensor], batch: int, heatmaps: bool,
+                       amp: bool) -> Iterator[WindowScores]:
+    """A whole sequence scored frame by frame (model.streaming), `batch` frames per pass, in frame order."""
+    stream = FrameStream(model)
+    device = next(model.parameters()).device
+    pending: list[torch.Tensor] = []
+    count = 0
+
+    def run() -> WindowScores:
+        with autocast(device, amp):
+            (scored,) = score_frames(model, [(stream, torch.stack(pending))], heatmaps)
+        return WindowScores.from_scored(scored, list(range(count - len(pending), count)))
+
+    for frame in frames:
+        pending.append(frame)
+        count += 1
+        if len(pending) == batch:
+            yield run()
+            pending = []
+    if pending:
+        yield run()
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Scoring = Literal["frames", "windows"]  # how a camera is scored (ModelHost.scoring): frame by frame, or by windows
 
 
 class StreamSpec(BaseModel):
@@ -80,7 +81,7 @@ class ModelInfo(BaseModel):
     channels: int
     temporal: str = Field(description="the temporal module of the generator")
     objective: str
-    stride: int
+    stride: int = Field(description="frames between scored windows of an uploaded clip by default")
     threshold: float
     score_mean: float = Field(description="mean of the checkpoint's smoothed scores on its training footage")
     score_std: float
@@ -138,7 +139,7 @@ class StreamView(BaseModel):
     replica: str | None = Field(None, description="the replica scoring it")
     fps: float | None = Field(None, description="sampling rate")
     stride: int | None = None
-    scoring: Literal["frames", "windows"] | None = Field(
+    scoring: Scoring | None = Field(
         None, description='"frames": each frame scored on arrival from cached features (stride 1); "windows": a '
                           "window of the last frames every `stride` frames")
     calibrate: bool | None = None
@@ -270,6 +271,11 @@ class Readiness(BaseModel):
 
 
 class ServedModel(ModelInfo):
+    camera_stride: int = Field(description="the stride of a camera registered without one: OCRGAN_STRIDE when "
+                                           "set, else chosen for the device (docs/operations.md)")
+    camera_scoring: Scoring = Field(description='how a camera at `camera_stride` is scored: "frames", each frame on '
+                                                'arrival from cached features; "windows", a window every '
+                                                "`camera_stride` frames")
     backend: str
     replica: str
     auth: bool = Field(description="mutating routes require the X-API-Key header")

@@ -157,7 +157,7 @@ class StreamManager:
         stride = spec.get("stride") or self.host.camera_stride
         return StreamView(id=stream_id, url=redact(spec["url"]), state=StreamState.PENDING, replica=None,
                           fps=spec.get("fps") or self.settings.stream_fps, stride=stride,
-                          scoring="frames" if self.host.frame_path(stride) else "windows",
+                          scoring=self.host.scoring(stride),
                           calibrate=spec.get("calibrate", StreamSpec.model_fields["calibrate"].default))
 
     def _shared_view(self, stream_id: str) -> StreamView | None:

@@ -332,7 +332,7 @@ class StreamWorker:
             fps=self.fps,
             fps_measured=round(fps, 2),
             stride=self.stride,
-            scoring="frames" if self.by_frames else "windows",
+            scoring=self.host.scoring(self.stride),
             calibrate=self.spec.calibrate,
             frames_decoded=self.counts["decoded"],
             frames_skipped=self.counts["skipped"],

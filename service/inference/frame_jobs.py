@@ -5,13 +5,11 @@ and its StreamScoring take them as they take a window's."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 
 from model import OCRGANVideo, WindowScores
-from model.ocrgan import Scored
 from model.streaming import score_frames
+from model.windows import autocast
 from service.inference.jobs import FrameJob
 
 
@@ -19,10 +17,9 @@ def score_frame_jobs(model: OCRGANVideo, jobs: list[FrameJob], heatmap: bool, am
     """Each job's scores, in job order. On a failure every stream of the pass forgets its past (its cache may hold
     frames that were never scored), so the camera's next frame starts a new sequence, and the error is raised."""
     device = next(model.parameters()).device
-    ctx = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
     out: dict[int, WindowScores] = {}
     try:
-        with ctx:
+        with autocast(device, amp):
             for part in passes(jobs):
                 out.update(_score_pass(model, part, heatmap))
     except Exception:
@@ -59,14 +56,5 @@ def _score_pass(model: OCRGANVideo, jobs: list[FrameJob], heatmap: bool) -> dict
     out = {}
     for group, s in zip(groups.values(), scored, strict=True):
         for k, job in enumerate(group):
-            out[id(job)] = frame_scores(s, k, job.index)
+            out[id(job)] = WindowScores.from_scored(s, [job.index], k)
     return out
-
-
-def frame_scores(s: Scored, k: int, index: int) -> WindowScores:
-    """Frame k of one item's Scored (fields (1, n_i) or (1, n_i, H, W)) as the scores of frame `index`."""
-    def one(x: torch.Tensor | None) -> torch.Tensor | None:
-        return None if x is None else x[0, k:k + 1].float().cpu()  # (1,) or (1, H, W)
-
-    return WindowScores([index], one(s.raw), one(s.heatmap), one(s.rec), one(s.feat), one(s.app), one(s.motion),
-                        one(s.speed), one(s.dir), one(s.mem))

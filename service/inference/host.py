@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from model import CheckpointInfo, OCRGANVideo, load_checkpoint
+from model.windows import frame_by_frame
 from service.inference.batch_size import SMALL_WINDOW_GFLOP, batch_rule, window_gflop
 from service.settings import Settings
 
@@ -67,9 +68,12 @@ class ModelHost:
         self.camera_stride = self.camera_stride or self.stride
 
     def frame_path(self, stride: int) -> bool:
-        """Whether a camera at this stride is scored frame by frame from cached features (model.streaming)
-        rather than by windows: at stride 1, for a model that never sees later frames."""
-        return stride == 1 and self.model.cfg.causal
+        """Whether a camera at this stride is scored frame by frame from cached features (model.windows)."""
+        return frame_by_frame(self.model, stride)
+
+    def scoring(self, stride: int) -> str:
+        """How a camera at this stride is scored, as views and /model name it: "frames" or "windows"."""
+        return "frames" if self.frame_path(stride) else "windows"
 
     def batch_sizes(self, settings: Settings) -> tuple[int, int]:
         """Windows per forward pass for cameras and for uploaded clips: the settings where given (clips

@@ -104,6 +104,11 @@ function calibrationText(v) {
   return `calibrated on ${n.calibration_target} frames`;
 }
 
+// How a camera is scored: "frames" (each frame on arrival) or "windows every 8" (a window every `stride` frames).
+function scoringText(scoring, stride) {
+  return scoring === "windows" ? `windows every ${stride}` : scoring;
+}
+
 function renderView(cam, v) {
   cam.view = v;
   const s = $(".state", cam.el);
@@ -117,6 +122,7 @@ function renderView(cam, v) {
   const last = v.last_score;
   stat(dl, "score", last ? last.normalised.toFixed(2) : "–");
   stat(dl, "fps", v.fps_measured !== undefined ? `${v.fps_measured} / ${v.fps}` : String(v.fps));
+  stat(dl, "scoring", v.scoring ? scoringText(v.scoring, v.stride) : "–");
   stat(dl, "scored", v.frames_scored ?? "–");
   stat(dl, "dropped", v.frames_dropped ?? "–");
   stat(dl, "reconnects", v.reconnects ?? "–");
@@ -293,7 +299,8 @@ async function main() {
     const m = await api("/model");
     state.threshold = m.threshold;
     $("#model").textContent = `${m.checkpoint} · ${m.height}x${m.width}x${m.channels} · ` +
-      `${m.num_frames}-frame windows · threshold ${m.threshold.toFixed(2)} · ${m.device} · ${m.backend}`;
+      `${m.num_frames}-frame windows · threshold ${m.threshold.toFixed(2)} · ` +
+      `cameras scored by ${scoringText(m.camera_scoring, m.camera_stride)} · ${m.device} · ${m.backend}`;
   } catch (e) {
     say(`cannot read the model: ${e.message}`, true);
   }

@@ -80,6 +80,30 @@ def test_a_frame_score_ignores_later_frames():
     assert torch.allclose(a[:10], b[:10], atol=1e-5) and not torch.allclose(a[10:], b[10:])
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+def test_at_stride_1_each_frame_scores_as_the_window_ending_at_it_given_its_true_past(batch):
+    from model import iter_clip_scores
+    from tests.model.test_streaming import reference
+
+    torch.manual_seed(2)
+    cfg = tiny_cfg(motion=True, objective="mixed", temporal="full", isize=[32, 48])
+    model = OCRGANVideo(cfg).eval()
+    fs = [torch.rand(cfg.in_channels, *cfg.hw) - 0.5 for _ in range(cfg.num_frames + 5)]
+    parts = list(iter_clip_scores(model, fs, stride=1, batch=batch, heatmaps=True))
+    assert [len(p.indices) for p in parts[:-1]] == [batch] * (len(parts) - 1)
+    assert [i for p in parts for i in p.indices] == list(range(len(fs)))
+    clip = torch.stack(fs)
+    for p in parts:
+        for k, t in enumerate(p.indices):
+            ref = reference(model, clip, t)
+            for name in ("raw", "app", "motion", "speed", "feat"):
+                assert torch.allclose(getattr(p, name)[k], getattr(ref, name)[0, 0], atol=1e-4), (t, name)
+            assert torch.allclose(p.heatmaps[k], ref.heatmap[0, 0], atol=1e-4)
+    # a model that sees later frames is scored by windows at stride 1, as at any other
+    recon = OCRGANVideo(tiny_cfg(objective="reconstruct")).eval()
+    assert len(list(iter_clip_scores(recon, frames(20, recon.cfg), stride=1))) == 20
+
+
 def test_postprocessing_smooths_causally_and_thresholds():
     model = OCRGANVideo(tiny_cfg(score_smoothing=0.5))
     model.set_score_statistics(mean=1.0, std=2.0, threshold=1.0)

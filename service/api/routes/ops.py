@@ -41,6 +41,9 @@ def metrics(svc: ServicesDep) -> PlainTextResponse:
 
 @router.get("/model", response_model=None, responses={200: {"model": ServedModel}})
 def model_info(svc: ServicesDep) -> dict[str, Any]:
-    """The served checkpoint, the backend, this replica, and whether mutating routes need the API key."""
-    return {**svc.host.describe(), "backend": svc.backend.name, "replica": svc.replica_id,
-            "auth": svc.settings.api_key is not None}
+    """The served checkpoint, how cameras are scored by default, the backend, this replica, and whether mutating
+    routes need the API key."""
+    host = svc.host
+    return {**host.describe(), "camera_stride": host.camera_stride,
+            "camera_scoring": host.scoring(host.camera_stride),
+            "backend": svc.backend.name, "replica": svc.replica_id, "auth": svc.settings.api_key is not None}

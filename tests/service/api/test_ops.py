@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testkit.servers import wait_for
+from testkit.servers import NOWHERE, wait_for
 
 STREAM_METRICS = [
     "ocrgan_frames_decoded_total", "ocrgan_frames_dropped_total", "ocrgan_frames_scored_total",
@@ -25,7 +25,23 @@ def test_health_readiness_and_model(live, checkpoint):
     m = app.client.get("/model").json()
     assert m["checkpoint"] == checkpoint.name and m["num_frames"] == 8 and m["channels"] == 1
     assert (m["height"], m["width"]) == (32, 48) and m["threshold"] == pytest.approx(3.0)
+    host = app.services.host
+    assert m["stride"] == host.stride == 4 and m["camera_stride"] == host.camera_stride == 4  # a CPU: the checkpoint's
+    assert m["camera_scoring"] == "windows"
     assert app.client.get("/openapi.json").status_code == 200
+
+
+def test_model_reports_how_a_camera_is_scored_by_default(live, monkeypatch):
+    """Cameras at stride 1 as on a GPU: /model tells their stride and frame-by-frame scoring apart from the clips'
+    stride, and the view of a camera registered without a stride agrees."""
+    monkeypatch.setattr("service.inference.host.camera_stride", lambda *_: (1, "as on a GPU"))
+    app = live()
+    m = app.client.get("/model").json()
+    assert (m["stride"], m["camera_stride"], m["camera_scoring"]) == (4, 1, "frames")
+    assert m["camera_stride"] == app.services.host.camera_stride
+    assert app.client.post("/streams", json={"id": "door", "url": NOWHERE}).status_code == 201
+    view = app.client.get("/streams/door").json()
+    assert (view["stride"], view["scoring"]) == (m["camera_stride"], m["camera_scoring"])
 
 
 @pytest.mark.slow

@@ -47,6 +47,12 @@ def upload_clip(browser, clip, scale: str = "checkpoint", seconds: float | None 
     }})()""")
 
 
+def stat_text(browser, stream_id: str, name: str) -> str | None:
+    """The value a camera's card shows beside the stat `name` (None: no such stat)."""
+    return browser.evaluate(f"[...document.querySelectorAll('.camera[data-id={stream_id}] .stats dt')]"
+                            f".find((dt) => dt.textContent === {json.dumps(name)})?.nextElementSibling.textContent")
+
+
 def clip_summary(browser) -> str:
     text = "document.querySelector('#clip-summary').textContent"
     return wait_for(lambda: "frames" in (s := browser.evaluate(text)) and s, 20, what="the clip result")
@@ -55,9 +61,9 @@ def clip_summary(browser) -> str:
 def test_page_lists_cameras_and_draws_scores(live, rtsp, browser):
     server = rtsp(mounts="gate,yard")
     app = live(api_key="k1")
-    for cam in ("gate", "yard"):
-        r = app.client.post("/streams", json={"id": cam, "url": f"rtsp://127.0.0.1:{server.port}/{cam}"},
-                            headers={"X-API-Key": "k1"})
+    for cam, stride in (("gate", None), ("yard", 1)):  # the model's stride (4 on a CPU), and frame by frame
+        r = app.client.post("/streams", json={"id": cam, "url": f"rtsp://127.0.0.1:{server.port}/{cam}",
+                                              "stride": stride}, headers={"X-API-Key": "k1"})
         assert r.status_code == 201
     browser.goto(app.url + "/")
     browser.evaluate("localStorage.setItem('ocrganApiKey', 'k1')")  # as if typed into the key field
@@ -70,6 +76,10 @@ def test_page_lists_cameras_and_draws_scores(live, rtsp, browser):
              what="the WebSocket (with the API key)")
     state = "document.querySelector('.camera[data-id=gate] .state').textContent"
     wait_for(lambda: browser.evaluate(state) == "running", 20, what="the state shown")
+    assert app.client.get("/streams/yard").json()["scoring"] == "frames"
+    assert (stat_text(browser, "gate", "scoring"), stat_text(browser, "yard", "scoring")) == (
+        f"windows every {app.services.host.camera_stride}", "frames")
+    assert "cameras scored by windows every 4 ·" in browser.evaluate("document.querySelector('#model').textContent")
     points = "Number(document.querySelector('.camera[data-id=gate] canvas').dataset.points || 0)"
     first = wait_for(lambda: browser.evaluate(points) >= 10 and browser.evaluate(points), 20, what="a drawn chart")
     wait_for(lambda: browser.evaluate(points) > first, 10, what="the chart to grow with live scores")
