@@ -1,5 +1,5 @@
 """The scorer: the one thread that runs the model. Jobs from every source wait in one queue: windows of
-uploaded clips and of cameras scored by windows, single frames of cameras scored frame by frame. They are
+uploaded clips and of cameras scored by windows, single frames of cameras and clips scored frame by frame. They are
 micro-batched (up to max_batch windows' worth, a frame counting as the checkpoint's stride-th part of a window;
 waiting at most max_wait after the first): the windows into one score_windows() call, the frames of all cameras
 into one score_frames() call (service/inference/frame_jobs.py). Each source bounds what it has queued (a camera
@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 import torch
 
 from model import WindowScores, score_windows
-from model.windows import iter_clip_windows
+from model.streaming import FrameStream
+from model.windows import frame_by_frame, iter_clip_windows
 from service.errors import ServiceError
 from service.inference.frame_jobs import score_frame_jobs
 from service.inference.host import ModelHost
@@ -38,13 +39,13 @@ class ClipSink:
         self.pending = 0  # windows queued at the scorer
         self.changed = threading.Condition()
 
-    def on_scores(self, job: WindowJob, scores: WindowScores) -> None:
+    def on_scores(self, job: Job, scores: WindowScores) -> None:
         with self.changed:
             self.results.append(self.reduce(scores) if self.reduce else scores)
             self.pending -= 1
             self.changed.notify_all()
 
-    def on_failed(self, job: WindowJob, error: BaseException) -> None:
+    def on_failed(self, job: Job, error: BaseException) -> None:
         with self.changed:
             self.error = self.error or error
             self.pending -= 1
@@ -92,16 +93,26 @@ class Scorer:
     # --- clips -----------------------------------------------------------------------------------
     def run_clip(self, frames: Iterable[torch.Tensor], stride: int, heatmaps: bool,
                  reduce: Callable[[WindowScores], WindowScores] | None = None) -> list[WindowScores]:
-        """Score a clip's preprocessed frames by the windows rule (model.windows), its windows queued with the
-        cameras'; blocks the caller, which assembles the windows, with at most clip_batch of them queued.
-        `reduce` is applied to each window's scores as they come (to keep only what the answer needs)."""
+        """Score a clip's preprocessed frames by the rule of model.windows, its jobs queued with the cameras': its
+        windows, or at stride 1 its frames one by one from cached features, as a camera's; blocks the caller, which
+        makes the jobs, with at most clip_batch windows' worth of them queued. `reduce` is applied to each job's
+        scores as they come (to keep only what the answer needs)."""
         sink = ClipSink(reduce)
+        model = self.host.model
         try:
-            for window in iter_clip_windows(frames, self.host.model.cfg.num_frames, stride):
-                self._await(sink, lambda: sink.pending < self.clip_batch)
+            if frame_by_frame(model, stride):
+                stream, bound = FrameStream(model), self.clip_batch * model.cfg.stride
+                jobs: Iterable[Job] = (FrameJob(sink, stream, f, i, 0.0, 0.0, heatmap=heatmaps)
+                                       for i, f in enumerate(frames))
+            else:
+                bound = self.clip_batch
+                jobs = (WindowJob(sink, w, [], [], heatmap=heatmaps)
+                        for w in iter_clip_windows(frames, model.cfg.num_frames, stride))
+            for job in jobs:
+                self._await(sink, lambda: sink.pending < bound)
                 with sink.changed:
                     sink.pending += 1
-                self.submit(WindowJob(sink, window, [], [], heatmap=heatmaps))
+                self.submit(job)
             self._await(sink, lambda: sink.pending == 0)
             return sink.results
         finally:
