@@ -226,6 +226,20 @@ def test_frames_of_several_cameras_share_a_pass_a_windows_worth_at_a_time_and_sc
         assert torch.allclose(raw, streamed_alone(model, x[k]), atol=1e-4)
 
 
+def test_on_a_cpu_a_frame_is_scored_without_waiting_for_others_to_join_it(host):
+    cfg = host.model.cfg
+    assert host.device.type == "cpu"
+    scorer = Scorer(host, Metrics(["running"]), max_batch=1, max_wait_s=600.0, clip_batch=1)
+    sink = Sink()
+    scorer.start()
+    try:
+        scorer.submit(frame_job(sink, FrameStream(host.model), torch.zeros(cfg.in_channels, *cfg.hw), 0))
+        wait_for(lambda: sink.got, 60, what="the frame scored long before the batch wait of 600 s")
+    finally:
+        scorer.stop()
+    assert scorer.batches == 1 and scorer.frames_scored == 1
+
+
 def test_a_reset_frame_starts_its_camera_anew(scorer, host):
     cfg, model = host.model.cfg, host.model
     x = torch.rand(7, cfg.in_channels, *cfg.hw) * 2 - 1
