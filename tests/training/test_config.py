@@ -30,3 +30,22 @@ def test_override_values_are_typed():
     assert parse_override("lr_g=1e-3") == ("lr_g", 1e-3)
     with pytest.raises(ValueError):
         parse_override("epochs")
+
+
+def test_without_model_settings_the_recipe_is_trained_and_overrides_change_one_field_of_it(tmp_path):
+    from training.config import RECIPE, TrainConfig
+
+    plain = load_config(None).model_cfg()
+    assert plain.motion and plain.memory_size == 4096 and plain.objective == "mixed" and plain.nc == 1
+    assert plain == TrainConfig().model_cfg() == load_config(None, ["epochs=2"]).model_cfg()
+    one = load_config(None, ["model.temporal=coarse"]).model_cfg()
+    assert one.temporal == "coarse" and one.motion and one.memory_size == RECIPE["memory_size"]
+    no_model = tmp_path / "budget.yaml"
+    no_model.write_text("max_minutes: 30\n")
+    assert load_config(no_model).model_cfg() == plain
+    stated = tmp_path / "seed.yaml"
+    stated.write_text("model:\n  nc: 3\n")  # a file's model is the whole model: the seed's defaults but nc
+    seed = load_config(stated).model_cfg()
+    assert not seed.motion and seed.memory_size == 0 and seed.nc == 3
+    with pytest.raises(ValidationError):
+        load_config(tmp_path / "c.yaml" if (tmp_path / "c.yaml").write_text("model: 3\n") else None)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 MOTION = ["model.isize=[32,48]", "model.nc=1", "model.ngf=8", "model.ndf=8", "model.nz=16", "model.num_frames=8",
           "model.stride=4", "model.motion=true", "model.objective=mixed", "model.residual=false",
           "model.skip_cut=2", "model.score_patch=4", "model.memory_size=512", "workers=0", "threads=2", "batch_size=4",
-          "epochs=40", "val_every=20"]
+          "epochs=40", "val_every=20", "lr_g=2e-4"]
 
 
 @pytest.fixture(scope="module")
