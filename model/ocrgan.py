@@ -82,6 +82,10 @@ class OCRGANVideo(nn.Module):
         self.cfg = cfg
         self.split = OmniFrequencySplit()
         self.generator = MultiStreamUNet(cfg)
+        read = {lvl for lvl, used in enumerate(self.generator.use_skip) if used} | {cfg.unet_depth - 1}
+        if cfg.memory_size:
+            read.add(self.memory_level)
+        self.generator.idle_levels = frozenset(range(cfg.unet_depth)) - read
         self.discriminator = FrameDiscriminator(cfg)
         # each part's extreme on normal data (a high quantile of its per-frame value), the unit it is scored in
         self.register_buffer("app_scale", torch.tensor(1.0))

@@ -102,7 +102,10 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
     levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]  # per level (N, C, H, W)
     # per-frame inputs of the temporal modules: each level's features and each attention block's keys and values
     per_frame: dict[object, torch.Tensor] = {}
+    idle = model.generator.idle_levels  # nothing reads their skips: their past is not kept
     for level, (temporal, x) in enumerate(zip(model.generator.temporal, levels, strict=True)):
+        if level in idle:
+            continue
         per_frame[level] = x
         blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
         if blocks:
@@ -117,7 +120,7 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
         for key, x in per_frame.items():  # features (n, C, H, W) by frame; keys and values (n, P, 2C) by token
             stacks[key].append(state.windows(key, x[a:a + n], axis=0 if isinstance(key, int) else 1))
     joined = {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in stacks.items()}
-    windows = [joined[level] for level in range(len(levels))]  # per level (N, T, C, H, W)
+    windows = [levels[i][:, None] if i in idle else joined[i] for i in range(len(levels))]  # per level (N, T, C, H, W)
     kv = {k: v for k, v in joined.items() if not isinstance(k, int)}  # per attention block (N*P, T, 2C)
     skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
     fake = model.generator.decode(skips)

@@ -137,3 +137,29 @@ def test_mixed_reconstructs_appearance_and_predicts_flow_causally():
     assert torch.allclose(a.fake_flow[:, : t + 1], b.fake_flow[:, : t + 1], atol=1e-5)
     assert torch.allclose(a.fake_flow[:, t], c.fake_flow[:, t], atol=1e-5)  # its flow is predicted, not seen
     assert not torch.allclose(a.fake[:, t], d.fake[:, t])  # its appearance is reconstructed from itself
+
+
+def test_levels_no_scorer_reads_skip_their_temporal_modules_outside_training_and_scores_are_unchanged():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(isize=(32, 48), motion=True, objective="mixed", residual=False, skip_cut=2, memory_size=64)
+    model = OCRGANVideo(cfg).eval()
+    assert model.memory_level == 1 and model.generator.idle_levels == {0}  # cut, and not the memory's
+    assert OCRGANVideo(cfg.replace(memory_size=0)).generator.idle_levels == {0, 1}
+    assert OCRGANVideo(cfg.replace(skip_cut=0)).generator.idle_levels == frozenset()
+    clip = torch.rand(2, cfg.num_frames, cfg.in_channels, *cfg.hw) * 2 - 1
+    with torch.no_grad():
+        model.set_memory(model(clip).features.flatten(0, -2))
+    calls = []
+    model.generator.temporal[0].register_forward_hook(lambda *_: calls.append(1))
+    fast = model.score_detailed(clip, heatmap=True)
+    assert not calls  # the finest level's temporal module did not run
+    model.generator.idle_levels = frozenset()
+    full = model.score_detailed(clip, heatmap=True)
+    assert calls
+    for name in ("raw", "app", "motion", "speed", "mem", "feat", "heatmap"):
+        assert torch.allclose(getattr(fast, name), getattr(full, name), atol=1e-6), name
+    model.train()
+    calls.clear()
+    model.generator.idle_levels = frozenset({0})
+    model(clip)
+    assert calls  # training runs every level (the attention regulariser reads them)
