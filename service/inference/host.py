@@ -20,7 +20,8 @@ log = logging.getLogger("ocrgan.service")
 def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device) -> tuple[int, str]:
     """A camera's default stride, and why: OCRGAN_STRIDE when set; else 1 (every frame scored on arrival, from
     cached features) on a GPU, where the new frames of all cameras batch cheaply; else the checkpoint's, since on
-    a CPU the frame path costs about twice the window path per frame and would halve the cameras it can take."""
+    a CPU the frame path costs about twice the window path per frame (on the 2-core VM: 3 cameras at 25 fps
+    frame by frame, 5 by windows; docs/benchmarks.md)."""
     if setting:
         return setting, "OCRGAN_STRIDE"
     if device.type != "cuda":
