@@ -158,8 +158,8 @@ class Trainer:
         self.d_train: nn.Module = d
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            # with skip_cut the decoder reads no skips of the finest levels, so what only they feed gets no
-            # gradient (their temporal modules serve the memory's features, untrained); DDP must be told
+            # with skip_cut the decoder reads no skips of the finest levels, so parameters only they feed get no
+            # gradient (of their temporal modules only the attention regulariser reaches some); DDP must be told
             self.g_train = DDP(g, device_ids=ids, static_graph=self.mcfg.skip_cut > 0)
             self.d_train = DDP(d, device_ids=ids)
         self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas)

@@ -83,36 +83,22 @@ def test_windows_of_stopped_cameras_are_skipped(scorer, host):
     assert sink.got == []
 
 
-def test_clip_runs_in_the_scorer_thread_and_equals_iter_clip_scores(scorer, host):
+@pytest.mark.parametrize("stride", [4, 1])
+def test_a_clip_runs_in_the_scorer_thread_beside_cameras_and_scores_as_the_evaluator(scorer, host, stride):
     cfg = host.model.cfg
-    frames = [torch.rand(cfg.nc, *cfg.hw) * 2 - 1 for _ in range(23)]
+    assert cfg.causal  # so at stride 1 a clip is scored frame by frame
+    frames = [torch.rand(cfg.in_channels, *cfg.hw) * 2 - 1 for _ in range(23)]
     scorer.start()
     sink = Sink()
     for k in range(6):  # camera traffic at the same time
         scorer.submit(job(sink, window(cfg, 4 * k)))
-    got = scorer.run_clip(iter(frames), stride=4, heatmaps=True)
-    ref = list(iter_clip_scores(host.model, frames, 4, 2, heatmaps=True))
-    assert [g.indices for g in got] == [r.indices for r in ref]
-    assert torch.allclose(torch.cat([g.raw for g in got]), torch.cat([r.raw for r in ref]), atol=1e-5)
-    assert got[0].heatmaps.shape == (4, *cfg.hw)
-    wait_for(lambda: len(sink.got) == 6, 10)
-
-
-def test_a_clip_at_stride_1_is_scored_frame_by_frame_as_the_evaluator_scores_it(scorer, host):
-    cfg = host.model.cfg
-    assert cfg.causal  # so stride 1 means frame by frame
-    frames = [torch.rand(cfg.in_channels, *cfg.hw) * 2 - 1 for _ in range(19)]
-    scorer.start()
-    sink = Sink()
-    for k in range(3):  # camera traffic at the same time
-        scorer.submit(job(sink, window(cfg, 4 * k)))
-    got = scorer.run_clip(iter(frames), stride=1, heatmaps=True)
-    ref = list(iter_clip_scores(host.model, frames, 1, 8, heatmaps=True))
-    assert [i for g in got for i in g.indices] == list(range(19)) == [i for r in ref for i in r.indices]
+    got = scorer.run_clip(iter(frames), stride=stride, heatmaps=True)
+    ref = list(iter_clip_scores(host.model, frames, stride, 2, heatmaps=True))
+    assert [i for g in got for i in g.indices] == list(range(23)) == [i for r in ref for i in r.indices]
     assert torch.allclose(torch.cat([g.raw for g in got]), torch.cat([r.raw for r in ref]), atol=1e-5)
     assert torch.allclose(torch.cat([g.heatmaps for g in got]), torch.cat([r.heatmaps for r in ref]), atol=1e-5)
-    assert scorer.frames_scored == 19  # frame jobs, not windows
-    wait_for(lambda: len(sink.got) == 3, 10)
+    assert scorer.frames_scored == (23 if stride == 1 else 0)  # frame jobs at stride 1, windows otherwise
+    wait_for(lambda: len(sink.got) == 6, 10)
 
 
 def test_a_clip_that_fails_to_decode_leaves_the_scorer_working(scorer, host):
