@@ -32,11 +32,11 @@ class ClipSink:
     """An uploaded clip's results, in order (a source's windows are scored in the order they were queued)."""
 
     def __init__(self, reduce: Callable[[WindowScores], WindowScores] | None) -> None:
-        self.alive = True  # False once the caller has gone: its queued windows are skipped
+        self.alive = True  # False once the caller has gone: its queued jobs are skipped
         self.reduce = reduce
         self.results: list[WindowScores] = []
         self.error: BaseException | None = None
-        self.pending = 0  # windows queued at the scorer
+        self.pending = 0  # jobs (windows, or frames at stride 1) queued at the scorer
         self.changed = threading.Condition()
 
     def on_scores(self, job: Job, scores: WindowScores) -> None:
