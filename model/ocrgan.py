@@ -251,8 +251,8 @@ class OCRGANVideo(nn.Module):
     def score_generated(self, gen: Generated, heatmap: bool = False) -> Scored:
         maps = self.error_maps(gen)
         p = self.cfg.score_patch
-        d = self.discriminator
-        feat = feature_distance(d.frame_features(gen.target), d.frame_features(gen.fake))
+        real, fake = self.discriminator.frame_features(torch.cat([gen.target, gen.fake.to(gen.target)])).chunk(2)
+        feat = feature_distance(real, fake)  # both through the discriminator in one pass: half its calls
         pooled = {k: pooled_error(m, p) if m is not None else None for k, m in vars(maps).items()}
         err = self.combined_map(maps)
         raw = self.combine({**pooled, "feat": feat})

@@ -119,9 +119,9 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
         n = len(_)
         for key, x in per_frame.items():  # features (n, C, H, W) by frame; keys and values (n, P, 2C) by token
             stacks[key].append(state.windows(key, x[a:a + n], axis=0 if isinstance(key, int) else 1))
-    joined = {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in stacks.items()}
-    windows = [levels[i][:, None] if i in idle else joined[i] for i in range(len(levels))]  # per level (N, T, C, H, W)
-    kv = {k: v for k, v in joined.items() if not isinstance(k, int)}  # per attention block (N*P, T, 2C)
+    windows = [levels[i][:, None] if i in idle else stacks[i][0] if len(stacks[i]) == 1 else torch.cat(stacks[i])
+               for i in range(len(levels))]  # per level (N, T, C, H, W)
+    kv = {k: v for k, v in stacks.items() if not isinstance(k, int)}  # per attention block, per item (n_i*P, T, 2C)
     skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
     fake = model.generator.decode(skips)
     gen = model.generated(clip[:, c:], lap[:, c:], res[:, c:], fake, skips, slice(None))

@@ -62,9 +62,10 @@ class TemporalSelfAttention(nn.Module):
         return F.linear(self.norm(x), self.qkv.weight[c:])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last: int | None = None,
-                kv: torch.Tensor | None = None) -> torch.Tensor:
+                kv: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(N, T, C) -> the update of every frame, or of the `last` frames only (N, last, C): the same values, as
-        each frame's query is its own. `kv`: the frames' frame_kv, when already known."""
+        each frame's query is its own. `kv`: the frames' frame_kv, when already known, as parts (N_i, T, 2C) that
+        stack to N along dim 0 (one per sequence scored in the pass)."""
         n, t, c = x.shape  # (N, T, C)
         h = self.heads
         if not self.training and (last is not None or kv is not None):
@@ -74,12 +75,13 @@ class TemporalSelfAttention(nn.Module):
             q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
             rows = mask[first:]
             keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
+            pos_kv = F.linear(self.pos[keys], w[c:], b[c:])
+            if kv is not None:
+                kv = join_keys_values(kv, keys, pos_kv)
+            else:
+                kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
             if len(keys) < t:
                 rows = rows[:, keys]
-                kv = self.frame_kv(x.index_select(1, keys)) if kv is None else kv.index_select(1, keys)
-            elif kv is None:
-                kv = self.frame_kv(x)
-            kv = kv + F.linear(self.pos[keys], w[c:], b[c:])
             k, v = kv.reshape(n, len(keys), 2, h, c // h).permute(2, 0, 3, 1, 4)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=rows)
             return self.proj(out.transpose(1, 2).reshape(n, t - first, c))
@@ -97,6 +99,24 @@ class TemporalSelfAttention(nn.Module):
         return out if last is None else out[:, t - last:]
 
 
+def join_keys_values(parts: list[torch.Tensor], keys: torch.Tensor, pos_kv: torch.Tensor) -> torch.Tensor:
+    """Known keys and values in parts (N_i, T, 2C) -> those of the frames `keys` of all parts, with the frames' position
+    code `pos_kv` (len(keys), 2C) added, (sum N_i, len(keys), 2C). One pass over what is read: evenly spaced frames
+    are read through a view, and each part is written straight into its rows of the result."""
+    idx = keys.tolist()
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    even = step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))
+    frames = slice(idx[0], idx[-1] + 1, step) if even else keys
+    dtype = torch.promote_types(parts[0].dtype, pos_kv.dtype)
+    out = torch.empty(sum(len(p) for p in parts), len(idx), pos_kv.shape[-1], dtype=dtype, device=pos_kv.device)
+    a = 0
+    for part in parts:
+        src = part[:, frames] if even else part.index_select(1, frames)
+        torch.add(src, pos_kv, out=out[a:a + len(part)])
+        a += len(part)
+    return out
+
+
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
     """(B, T, C, H, W) -> (B*H*W, T, C): one temporal sequence per spatial position."""
     b, t, c, h, w = x.shape
@@ -109,7 +129,8 @@ def from_tokens(tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return tokens.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
 
 
-KeysValues = dict[nn.Module, torch.Tensor] | None  # each attention block's frame_kv of its tokens, when known
+KeysValues = dict[nn.Module, list[torch.Tensor]] | None  # each attention block's frame_kv of its tokens, when
+# known: per sequence of the pass, (N_i, T, 2C)
 
 
 def keys(kv: KeysValues, attn: nn.Module) -> torch.Tensor | None:
