@@ -212,11 +212,13 @@ def redis_server(tmp: Path, persist: bool = False) -> ManagedProcess:
     return ManagedProcess(argv, port, lambda: _port_open(port), tmp / "redis.log")
 
 
-def rtsp_server(tmp: Path, mounts: str = "cam", size: str = "96x64", fps: int = 10) -> ManagedProcess:
-    """The loopback RTSP server; rtsp://127.0.0.1:<port>/<mount> for each mount."""
+def rtsp_server(tmp: Path, mounts: str = "cam", size: str = "96x64", fps: int = 10,
+                tls: tuple[Path, Path] | None = None) -> ManagedProcess:
+    """The loopback RTSP server; rtsp://127.0.0.1:<port>/<mount> for each mount, or rtsps:// with `tls` (the PEM
+    files of its certificate and key)."""
     if not Path(SYSTEM_PYTHON).exists():
         raise RuntimeError("the system python with python3-gi is needed (scripts/system-deps.sh)")
     port = free_port()
     argv = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(port), "--mounts", mounts, "--size", size,
-            "--fps", str(fps)]
+            "--fps", str(fps), *(["--tls", ",".join(map(str, tls))] if tls else [])]
     return ManagedProcess(argv, port, lambda: _port_open(port), tmp / "rtsp.log")

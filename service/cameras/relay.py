@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -34,6 +35,7 @@ log = logging.getLogger("ocrgan.streams")
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 MAX_HEAD = 64 * 1024  # an HTTP request head from FFmpeg, an RTSP status line from a camera
 CHUNK = 64 * 1024
+TLS_POLL_S = 0.05  # a TLS read waits this long for the camera at a time, so that a write never waits longer
 # where FFmpeg may connect or read from for an HTTP(S) camera: its own network code through the relay, nothing else
 # (no udp/rtp, which an SDP file could aim anywhere, no file)
 HTTP_PROTOCOLS = "http,https,tcp,tls,httpproxy,crypto"
@@ -216,7 +218,9 @@ class Relay:
     # --- plumbing ------------------------------------------------------------------------------
     def _pipe(self, client: socket.socket, upstream: socket.socket, replies: Callable[[bytes], bytes] | None) -> None:
         """Copy both ways until either side ends; what the camera sends passes through `replies` first (a refusal
-        is noted before FFmpeg sees the connection end)."""
+        is noted before FFmpeg sees the connection end). A TLS connection to the camera is used by one thread at a
+        time: OpenSSL's connection must not be read in one thread while another writes to it (when that happened,
+        about one rtsps open in 40 lost FFmpeg's first request and timed out)."""
 
         def check(data: bytes) -> bytes:
             try:
@@ -225,10 +229,11 @@ class Relay:
                 self._refuse(str(e))
                 raise
 
-        out = threading.Thread(target=_copy, args=(client, upstream, None), name="ocrgan-relay-out", daemon=True)
+        link = _Link(upstream)
+        out = threading.Thread(target=_copy, args=(_Link(client), link, None), name="ocrgan-relay-out", daemon=True)
         out.start()
         try:
-            _copy(upstream, client, check)
+            _copy(link, _Link(client), check)
         finally:
             out.join()
 
@@ -252,15 +257,52 @@ class Relay:
         return False
 
 
-def _copy(src: socket.socket, dst: socket.socket, replies: Callable[[bytes], bytes] | None) -> None:
+class _Link:
+    """One side of a relayed connection. A TLS socket is made non-blocking and every read and write of it holds
+    one lock, so the two copying threads never use its OpenSSL connection at once; a read waits for the camera's
+    bytes outside the lock, TLS_POLL_S at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock: threading.Lock | None = None
+        if isinstance(sock, ssl.SSLSocket):
+            self._lock = threading.Lock()
+            sock.setblocking(False)
+
+    def recv(self) -> bytes:
+        if self._lock is None:
+            return self.sock.recv(CHUNK)
+        while True:
+            if not self.sock.pending():
+                select.select([self.sock], [], [], TLS_POLL_S)
+            with self._lock:
+                try:
+                    return self.sock.recv(CHUNK)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue  # no whole record yet
+
+    def sendall(self, data: bytes) -> None:
+        if self._lock is None:
+            self.sock.sendall(data)
+            return
+        view = memoryview(data)
+        with self._lock:
+            while view:
+                try:
+                    view = view[self.sock.send(view):]
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    select.select([self.sock], [self.sock], [], TLS_POLL_S)
+
+
+def _copy(src: _Link, dst: _Link, replies: Callable[[bytes], bytes] | None) -> None:
     """src to dst until src ends or either fails; then both are shut, which ends the copy the other way too."""
     try:
-        while data := src.recv(CHUNK):
+        while data := src.recv():
             dst.sendall(replies(data) if replies else data)
     except OSError:
         pass
     finally:
-        for s in (dst, src):
+        for s in (dst.sock, src.sock):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
 

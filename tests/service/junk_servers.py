@@ -17,11 +17,17 @@ from pathlib import Path
 from tests.deploy.tools import tool
 
 
-def tls_context(folder: Path, name: str = "camera.test") -> ssl.SSLContext:
-    """A server context with a fresh self-signed certificate for `name` (as cameras carry)."""
+def self_signed(folder: Path, name: str = "camera.test") -> tuple[Path, Path]:
+    """PEM files (certificate, key) of a fresh self-signed certificate for `name` (as cameras carry)."""
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", f"/CN={name}"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def tls_context(folder: Path, name: str = "camera.test") -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for `name`."""
+    cert, key = self_signed(folder, name)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
