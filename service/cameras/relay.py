@@ -260,7 +260,7 @@ class Relay:
 class _Link:
     """One side of a relayed connection. A TLS socket is made non-blocking and every read and write of it holds
     one lock, so the two copying threads never use its OpenSSL connection at once; a read waits for the camera's
-    bytes outside the lock, TLS_POLL_S at a time."""
+    bytes outside the lock, TLS_POLL_S at a time (poll, not select: a busy service has descriptors past 1024)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -269,12 +269,20 @@ class _Link:
             self._lock = threading.Lock()
             sock.setblocking(False)
 
+    def _wait(self, events: int) -> None:
+        poller = select.poll()
+        try:
+            poller.register(self.sock, events)
+        except ValueError as e:  # closed by Relay.close(), from another thread
+            raise OSError("the connection is closed") from e
+        poller.poll(TLS_POLL_S * 1000)
+
     def recv(self) -> bytes:
         if self._lock is None:
             return self.sock.recv(CHUNK)
         while True:
             if not self.sock.pending():
-                select.select([self.sock], [], [], TLS_POLL_S)
+                self._wait(select.POLLIN)
             with self._lock:
                 try:
                     return self.sock.recv(CHUNK)
@@ -291,7 +299,7 @@ class _Link:
                 try:
                     view = view[self.sock.send(view):]
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    select.select([self.sock], [self.sock], [], TLS_POLL_S)
+                    self._wait(select.POLLIN | select.POLLOUT)
 
 
 def _copy(src: _Link, dst: _Link, replies: Callable[[bytes], bytes] | None) -> None:

@@ -211,6 +211,22 @@ def test_an_rtsps_camera_streams_through_the_relay(rtsp, tmp_path):
         assert frames(f"rtsps://127.0.0.1:{server.port}/cam", n=25) == 25
 
 
+def test_closing_an_rtsps_stream_midway_ends_its_relay_quietly(rtsp, tmp_path, monkeypatch):
+    """Closing the source while video flows shuts the TLS connection under both copying threads: they end, and
+    neither raises."""
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    server = rtsp(fps=25, tls=self_signed(tmp_path))
+    for _ in range(3):
+        assert frames(f"rtsps://127.0.0.1:{server.port}/cam", n=5) == 5  # closed with frames still coming
+
+    def relays() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("ocrgan-relay")]
+
+    wait_for(lambda: not relays(), 5, what="the relay's threads ending")
+    assert errors == []
+
+
 # --- HTTP: every hop checked -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("location", "why"), [
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254:80: host 169.254.169.254 is a link-local address "
