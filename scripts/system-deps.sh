@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite talks to (a real RTSP server, Redis, Prometheus,
-# Chromium, ffmpeg, docker-compose for validating the compose file) and runs under (iproute2 and
-# util-linux for its loopback-only network namespace, strace to watch connect()). Installs only what
-# is missing.
+# Installs the system packages the test suite talks to (a real RTSP server, with TLS for rtsps cameras,
+# Redis, Prometheus, Chromium, ffmpeg, docker-compose for validating the compose file) and runs under
+# (iproute2 and util-linux for its loopback-only network namespace, strace to watch connect()).
+# Installs only what is missing.
 set -euo pipefail
 PKGS=(
   ffmpeg redis-server
-  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools glib-networking openssl
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   chromium prometheus docker-compose
   iproute2 util-linux strace
