@@ -133,7 +133,7 @@ KeysValues = dict[nn.Module, list[torch.Tensor]] | None  # each attention block'
 # known: per sequence of the pass, (N_i, T, 2C)
 
 
-def keys(kv: KeysValues, attn: nn.Module) -> torch.Tensor | None:
+def keys(kv: KeysValues, attn: nn.Module) -> list[torch.Tensor] | None:
     return kv.get(attn) if kv else None
 
 
