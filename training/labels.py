@@ -1,4 +1,6 @@
-"""Frame labels: a JSON file keyed by clip name, or the UCSD dataset's own `UCSDped*.m` file."""
+"""Frame labels: a JSON file keyed by clip name, the benchmarks' own ground truth as they are distributed (UCSD's
+`UCSDped*.m`, ShanghaiTech's per-clip `test_frame_mask/<clip>.npy`, CUHK Avenue's per-video pixel masks
+`testing_label_mask/<n>_label.mat`), and the rule that matches a clip to its labels."""
 
 from __future__ import annotations
 
@@ -27,6 +29,72 @@ def read_labels_json(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: labels of {name!r} must be a flat list of 0/1")
         out[str(name)] = arr.astype(np.uint8)
     return out
+
+
+def read_label_arrays(folder: Path) -> dict[str, np.ndarray]:
+    """A folder of `<clip>.npy` files, each one 0/1 per frame (ShanghaiTech's `test_frame_mask`) -> {clip: (N,)}."""
+    out = {}
+    for path in sorted(folder.glob("*.npy")):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: cannot read frame labels: {e}") from e
+        arr = np.squeeze(arr)
+        if arr.ndim != 1 or not np.isin(arr, (0, 1)).all():
+            raise DataError(f"{path}: expected one 0/1 per frame, got an array of shape {arr.shape}")
+        out[path.stem] = arr.astype(np.uint8)
+    if not out:
+        raise DataError(f"{folder}: no <clip>.npy frame-label files")
+    return out
+
+
+def read_mask_mats(folder: Path) -> dict[str, np.ndarray]:
+    """A folder of `<n>_label.mat` files, each holding `volLabel`, one pixel mask per frame of video n (CUHK Avenue's
+    `testing_label_mask`) -> {n: (N,)}: a frame is anomalous where its mask marks any pixel."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    out = {}
+    for path in sorted(folder.glob("*_label.mat")):
+        try:
+            masks = loadmat(path, squeeze_me=False).get("volLabel")
+        except (OSError, ValueError, MatReadError) as e:
+            raise DataError(f"{path}: cannot read pixel masks: {e}") from e
+        if masks is None or masks.dtype != object:
+            raise DataError(f"{path}: no 'volLabel' cell array of per-frame masks")
+        out[path.name.removesuffix("_label.mat")] = np.array(
+            [int(np.asarray(m).any()) for m in masks.ravel()], np.uint8)
+    if not out:
+        raise DataError(f"{folder}: no <n>_label.mat mask files")
+    return out
+
+
+def find_labels(places: list[Path]) -> dict[str, np.ndarray] | None:
+    """The first labels found among `places` (folders, in order): a `labels.json`, a `test_frame_mask/` of .npy
+    files, or a `ground_truth_demo/testing_label_mask/` or `testing_label_mask/` of .mat masks (None: none)."""
+    for place in places:
+        if (place / "labels.json").is_file():
+            return read_labels_json(place / "labels.json")
+        if (place / "test_frame_mask").is_dir():
+            return read_label_arrays(place / "test_frame_mask")
+        for masks in (place / "ground_truth_demo" / "testing_label_mask", place / "testing_label_mask"):
+            if masks.is_dir():
+                return read_mask_mats(masks)
+    return None
+
+
+LABEL_FILES = "a labels.json (clip -> 0/1 per frame), test_frame_mask/<clip>.npy or testing_label_mask/<n>_label.mat"
+
+
+def labels_for(labels: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """A clip's labels: keyed by its name, its name without the extension, or the same number ("01.avi" and "1")."""
+    stem = Path(name).stem
+    for key in (name, stem):
+        if key in labels:
+            return labels[key]
+    if stem.isdigit():
+        return next((v for k, v in labels.items() if k.isdigit() and int(k) == int(stem)), None)
+    return None
 
 
 _GT = re.compile(r"gt_frame\s*=\s*\[([^\]]*)\]")

@@ -1,4 +1,6 @@
-"""A folder of video files (one sequence each), decoded with PyAV; labels JSON keyed by file name."""
+"""A folder of video files (one sequence each), decoded with PyAV; labels JSON keyed by file name. The split folders
+may be `training/` and `testing/`, their `videos/` subfolders (ShanghaiTech) or `training_videos/` and
+`testing_videos/` with pixel masks under `ground_truth_demo/` (CUHK Avenue)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from training.labels import read_labels_json
+from training.labels import LABEL_FILES, find_labels, labels_for
 from training.sequences import VIDEO_SUFFIXES, DataError, Sequence, check_labels
 
 log = logging.getLogger(__name__)
@@ -18,15 +20,24 @@ def _videos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
+def _split_dirs(root: Path, split: str) -> tuple[Path, ...]:
+    name = SPLIT_DIRS[split]
+    return root / name / "videos", root / name, root / f"{name}_videos"
+
+
+def split_videos(root: Path, split: str) -> Path | None:
+    """The folder holding the videos of `split` under `root`, if one of its split folders holds any."""
+    return next((d for d in _split_dirs(root, split) if d.is_dir() and _videos(d)), None)
+
+
 def split_dir(root: Path, split: str) -> Path:
-    sub = root / SPLIT_DIRS[split]
-    return sub if sub.is_dir() else root
+    return split_videos(root, split) or root
 
 
 def matches(root: Path) -> bool:
     if root.is_file():
         return root.suffix.lower() in VIDEO_SUFFIXES
-    return any(_videos(d) for d in (root, *(root / s for s in SPLIT_DIRS.values())) if d.is_dir())
+    return bool(root.is_dir() and _videos(root)) or any(split_videos(root, s) for s in SPLIT_DIRS)
 
 
 def count_frames(path: Path) -> int:
@@ -52,10 +63,10 @@ def find(root: Path, split: str) -> list[Sequence]:
         raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
     labels = {}
     if split == "test":
-        label_file = next((p for p in (folder / "labels.json", root / "labels.json") if p.is_file()), None)
-        if label_file is None:
-            raise DataError(f"{folder}: test videos need a labels.json keyed by file name")
-        labels = read_labels_json(label_file)
+        found = find_labels(list(dict.fromkeys([folder, root, root / SPLIT_DIRS[split]])))
+        if found is None:
+            raise DataError(f"{folder}: test videos need {LABEL_FILES}, keyed by file name")
+        labels = found
     seqs = []
     for f in files:
         n = count_frames(f)
@@ -64,10 +75,9 @@ def find(root: Path, split: str) -> list[Sequence]:
             continue
         seq = Sequence(name=f.name, video=f, length=n)
         if split == "test":
-            key = f.name if f.name in labels else f.stem
-            if key not in labels:
-                raise DataError(f"{f}: no labels for {f.name!r} in labels.json")
-            seq.labels = labels[key]
+            seq.labels = labels_for(labels, f.name)
+            if seq.labels is None:
+                raise DataError(f"{f}: no labels for {f.name!r}")
             check_labels(seq)
         seqs.append(seq)
     return seqs

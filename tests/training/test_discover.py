@@ -1,9 +1,16 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
-from testkit.synthetic import make_frame_folder_dataset, make_ucsd_dataset, make_video_dataset
+from testkit.synthetic import (
+    make_frame_folder_dataset,
+    make_ucsd_dataset,
+    make_video_dataset,
+    moving_shapes,
+    write_video,
+)
 from training.discover import detect_layout, find_sequences
 from training.sequences import DataError
 
@@ -66,3 +73,51 @@ def test_empty_clip_folders_are_skipped_with_a_warning(tmp_path, caplog):
     clip.mkdir()
     seqs = find_sequences(root, "train")
     assert [s.name for s in seqs] == ["01"] and "no image files" in caplog.text
+
+
+def test_shanghaitech_layout_training_videos_test_frames_and_frame_masks(tmp_path):
+    """ShanghaiTech as distributed: training/videos/*.avi, testing/frames/<clip>/, testing/test_frame_mask/*.npy."""
+    make_frame_folder_dataset(tmp_path, n_train=0, n_test=2, length=20)
+    (tmp_path / "labels.json").unlink()
+    for i in range(2):
+        frames, _ = moving_shapes(24, seed=i)
+        write_video(tmp_path / "training" / "videos" / f"01_00{i + 1}.avi", frames, codec="mjpeg", pix_fmt="yuvj420p")
+    masks = tmp_path / "testing" / "test_frame_mask"
+    masks.mkdir()
+    np.save(masks / "01.npy", np.r_[np.zeros(12), np.ones(8)].astype(np.int64))
+    np.save(masks / "02.npy", np.ones(20, np.int64))
+    assert detect_layout(tmp_path) == "frames"
+    train = find_sequences(tmp_path, "train")
+    assert [s.name for s in train] == ["01_001.avi", "01_002.avi"] and train[0].length == 24
+    test = find_sequences(tmp_path, "test")
+    assert [s.labels.sum() for s in test] == [8, 20] and test[0].labels.tolist().index(1) == 12
+    np.save(masks / "02.npy", np.full(20, 2))
+    with pytest.raises(DataError, match=r"02\.npy.*0/1 per frame"):
+        find_sequences(tmp_path, "test")
+
+
+def test_avenue_layout_videos_with_pixel_mask_ground_truth(tmp_path):
+    """CUHK Avenue as distributed: training_videos/, testing_videos/ and one volLabel .mat of pixel masks per test
+    video, numbered without the video's leading zero."""
+    from scipy.io import savemat
+
+    for i in range(2):
+        frames, _ = moving_shapes(20, seed=i)
+        write_video(tmp_path / "training_videos" / f"0{i + 1}.avi", frames, codec="mjpeg", pix_fmt="yuvj420p")
+    frames, _ = moving_shapes(16, seed=9)
+    write_video(tmp_path / "testing_videos" / "01.avi", frames, codec="mjpeg", pix_fmt="yuvj420p")
+    vol = np.empty((1, 16), dtype=object)
+    for t in range(16):
+        mask = np.zeros((64, 96), np.uint8)
+        mask[10:20, 30:40] = t >= 10
+        vol[0, t] = mask
+    gt = tmp_path / "ground_truth_demo" / "testing_label_mask"
+    gt.mkdir(parents=True)
+    savemat(gt / "1_label.mat", {"volLabel": vol})
+    assert detect_layout(tmp_path) == "videos"
+    assert [s.name for s in find_sequences(tmp_path, "train")] == ["01.avi", "02.avi"]
+    (test,) = find_sequences(tmp_path, "test")
+    assert test.labels.tolist() == [0] * 10 + [1] * 6
+    (gt / "1_label.mat").rename(gt / "2_label.mat")
+    with pytest.raises(DataError, match=r"01\.avi.*no labels"):
+        find_sequences(tmp_path, "test")
