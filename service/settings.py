@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     max_pending_windows: int = Field(2, ge=1)  # per camera, queued for the scorer; beyond: frames dropped
     prescale: bool = True  # let the decoder shrink big frames to 2x the model size before preprocess()
     snapshot_interval_seconds: float = Field(1.0, gt=0)  # how often a window also computes its heatmap
-    calibration_frames: int = Field(250, ge=MIN_CALIBRATION_FRAMES)  # warm-up of a camera's own score statistics
+    calibration_frames: int = Field(600, ge=MIN_CALIBRATION_FRAMES)  # warm-up of a camera's own score statistics
+    # (a minute at the default 10 fps: 25 s openings of a new scene left up to 30% of its normal frames flagged,
+    # a minute at most 7%; docs/results.md, "A new camera")
     event_start_frames: int = Field(3, ge=1)  # consecutive anomalous frames that open an event
     event_end_frames: int = Field(10, ge=1)  # consecutive normal frames that close it
     ws_queue: int = Field(1000, ge=10)  # messages buffered per WebSocket client before dropping

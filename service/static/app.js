@@ -95,7 +95,7 @@ function renderProblem(cam, v) {
   box.title = v.last_error_at ? `at ${new Date(v.last_error_at * 1000).toLocaleString()}` : "";
 }
 
-// What a camera's scores are normalised by: "calibrating 37/250" during its warm-up.
+// What a camera's scores are normalised by: "calibrating 37/600" during its warm-up.
 function calibrationText(v) {
   const n = v.normalisation;
   if (v.calibrate === false || (n && n.calibration === "off")) return "checkpoint scale";

@@ -108,7 +108,7 @@ def test_calibration_requests_that_cannot_be_met_are_refused(app, mp4_clip):
     assert app.client.post("/streams", json={"id": "door", "url": NOWHERE}).status_code == 201
     assert app.client.post("/streams", json={"id": "flat", "url": NOWHERE, "calibrate": False}).status_code == 201
     r = app.client.post("/score", params={"camera": "door"}, content=data)
-    assert r.status_code == 409 and "door' is still calibrating (0/250 frames)" in r.json()["detail"], r.text
+    assert r.status_code == 409 and "door' is still calibrating (0/600 frames)" in r.json()["detail"], r.text
     r = app.client.post("/score", params={"camera": "flat"}, content=data)
     assert r.status_code == 409 and '"calibrate": false' in r.json()["detail"], r.text
     assert leftovers(app) == []

@@ -1,0 +1,142 @@
+"""A checkpoint on a camera it was not trained on, calibrated as the service calibrates a camera.
+
+    python benchmarks/new_camera.py --data data/ucsd_ped2 [--checkpoint service/assets/default.safetensors]
+        [--out runs/new_camera] [--frames 125,250,600,1000]
+
+The "new camera" is another view of the dataset's scene: each frame cropped to rows 50-210 and columns 40-280 of
+UCSD Ped2's 240x360 (a camera closer by 1.5x) and mirrored, written as a frame-folder dataset under --out. A test
+frame stays anomalous where its pixel mask (test_pixel_masks.npz) marks a pixel inside the crop, or where the
+dataset has no mask for it. On that view it reports, on the test clips:
+
+  checkpoint   the checkpoint's own units, statistics and threshold (a camera with "calibrate": false)
+  opening N    a camera's warm-up (service.inference.calibration.Calibration, the service's rule): each cue's
+               unit and the score statistics learnt from N frames of the view's normal training footage, one
+               opening from the start of each training clip (running on into the next clips), all test frames
+               scored with them; the median and worst over the openings
+  flow speed   the no-learning baseline of `ocrgan eval` (training/baselines.py) on the same test frames
+
+Frame-level micro AUC, and the share of normal (false-positive rate) and anomalous (recall) test frames flagged at
+the checkpoint's threshold. Writes summary.json under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from model import ScorePostprocessor, load_checkpoint
+from model.motion import resize_area
+from model.scales import cue_values
+from model.windows import iter_clip_scores
+from service.inference.calibration import Calibration, frame_cues
+from training.baselines import flow_size, flow_speed
+from training.discover import find_sequences
+from training.frame_store import FrameStore
+from training.labels import read_labels_json
+
+CROP = (50, 210, 40, 280)  # rows, columns of the 240x360 frames the new camera sees
+
+
+def make_view(src: Path, dst: Path) -> Path:
+    """The cropped, mirrored view of a frame-folder dataset with pixel masks, as a frame-folder dataset."""
+    r0, r1, c0, c1 = CROP
+    masks = np.load(src / "test_pixel_masks.npz")
+    labels = read_labels_json(src / "labels.json")
+    new = {}
+    for split in ("training", "testing"):
+        for clip in sorted(p for p in (src / split / "frames").iterdir() if p.is_dir()):
+            out = dst / split / "frames" / clip.name
+            out.mkdir(parents=True, exist_ok=True)
+            for f in sorted(clip.iterdir()):
+                view = cv2.imread(str(f))[r0:r1, c0:c1][:, ::-1]
+                cv2.imwrite(str(out / f.name), view, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if split == "testing":
+                y = labels[clip.name].astype(bool)
+                m = masks[clip.name].reshape(len(y), *masks[clip.name].shape[1:])
+                inside, any_mask = m[:, r0:r1, c0:c1].any((1, 2)), m.any((1, 2))
+                new[clip.name] = (y & (inside | ~any_mask)).astype(int).tolist()
+    (dst / "labels.json").write_text(json.dumps({"labels": new}))
+    return dst
+
+
+def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    flags = scores > threshold
+    return {"micro_auc": round(float(roc_auc_score(labels, scores)), 4),
+            "false_positive_rate": round(float(flags[labels == 0].mean()), 4),
+            "recall": round(float(flags[labels == 1].mean()), 4)}
+
+
+def normalised(model, cues: list[dict], scales: dict[str, float] | None, mean: float, std: float) -> np.ndarray:
+    """Each test clip's published (normalised) scores with these units and statistics, smoothed per clip."""
+    out = []
+    for c in cues:
+        post = ScorePostprocessor(model.cfg.score_smoothing, mean, std, float(model.threshold))
+        out.append([post(float(r))[1] for r in model.combine(c, scales)])
+    return np.concatenate(out)
+
+
+def opening(model, train_cues: list[dict], start: int, frames: int) -> Calibration:
+    """A camera's warm-up over `frames` frames of normal footage, from the start of training clip `start` on."""
+    cal = Calibration(frames, model)
+    for j in range(len(train_cues)):
+        c = train_cues[(start + j) % len(train_cues)]
+        for t in range(len(c["app"])):
+            if cal.add(frame_cues(c, t)):
+                return cal
+    raise SystemExit(f"the training footage holds fewer than {frames} frames")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="UCSD Ped2 in the frame-folder layout, with test_pixel_masks.npz")
+    ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
+    ap.add_argument("--out", default="runs/new_camera")
+    ap.add_argument("--frames", default="125,250,600,1000", help="warm-up lengths to try, in frames")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    out = Path(args.out)
+    shutil.rmtree(out / "view", ignore_errors=True)
+    view = make_view(Path(args.data), out / "view")
+    model, info = load_checkpoint(args.checkpoint, "cpu")
+
+    def clip_cues(split: str) -> tuple[list, list[dict]]:
+        seqs = find_sequences(view, split)
+        store = FrameStore(seqs, info.config, args.workers, desc=split)
+        return seqs, [cue_values(list(iter_clip_scores(model, store.sequence(i)))) for i in range(len(seqs))]
+
+    train, train_cues = clip_cues("train")
+    test, test_cues = clip_cues("test")
+    labels = np.concatenate([s.labels for s in test])
+    threshold = float(model.threshold)
+    summary = {"checkpoint": args.checkpoint, "crop": CROP, "mirrored": True, "test_frames": len(labels),
+               "anomalous": int(labels.sum())}
+    summary["checkpoint_units"] = rates(
+        normalised(model, test_cues, None, float(model.score_mean), float(model.score_std)), labels, threshold)
+    for n in (int(x) for x in args.frames.split(",")):
+        rows = []
+        for start in range(len(train)):
+            cal = opening(model, train_cues, start, n)
+            rows.append(rates(normalised(model, test_cues, cal.scales, cal.mean, cal.std), labels, threshold))
+        summary[f"opening_{n}"] = {
+            **{f"{k}_median": round(statistics.median(r[k] for r in rows), 4) for k in rows[0]},
+            "false_positive_rate_worst": max(r["false_positive_rate"] for r in rows),
+            "recall_worst": min(r["recall"] for r in rows), "openings": len(rows),
+            "openings_over_10pct_false_positives": sum(r["false_positive_rate"] > 0.1 for r in rows)}
+    size = flow_size(info.config.hw)
+    speed = [flow_speed(np.stack([resize_area(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), size) for f in s.frames]))
+             for s in test]
+    summary["flow_speed"] = {"micro_auc": round(float(roc_auc_score(labels, torch.cat(speed).numpy())), 4)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
