@@ -58,7 +58,7 @@ def read_mask_mats(folder: Path) -> dict[str, np.ndarray]:
     for path in sorted(folder.glob("*_label.mat")):
         try:
             masks = loadmat(path, squeeze_me=False).get("volLabel")
-        except (OSError, ValueError, MatReadError) as e:
+        except (OSError, ValueError, MatReadError, NotImplementedError) as e:  # NotImplementedError: MATLAB v7.3
             raise DataError(f"{path}: cannot read pixel masks: {e}") from e
         if masks is None or masks.dtype != object:
             raise DataError(f"{path}: no 'volLabel' cell array of per-frame masks")

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from training.labels import parse_ucsd_m, ranges_to_labels, read_labels_json
+from training.labels import parse_ucsd_m, ranges_to_labels, read_labels_json, read_mask_mats
 from training.sequences import DataError
 
 
@@ -46,3 +46,12 @@ def test_bad_labels_json(tmp_path, content):
     p.write_text(content)
     with pytest.raises(DataError, match="labels"):
         read_labels_json(p)
+
+
+def test_unreadable_mask_file_is_named(tmp_path):
+    (tmp_path / "3_label.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(DataError, match=r"3_label\.mat: cannot read pixel masks"):
+        read_mask_mats(tmp_path)
+    (tmp_path / "3_label.mat").unlink()
+    with pytest.raises(DataError, match=r"no <n>_label\.mat"):
+        read_mask_mats(tmp_path)
