@@ -60,7 +60,7 @@ def make_view(src: Path, dst: Path) -> Path:
                 cv2.imwrite(str(out / f.name), view, [cv2.IMWRITE_JPEG_QUALITY, 95])
             if split == "testing":
                 y = labels[clip.name].astype(bool)
-                m = masks[clip.name].reshape(len(y), *masks[clip.name].shape[1:])
+                m = masks[clip.name]
                 inside, any_mask = m[:, r0:r1, c0:c1].any((1, 2)), m.any((1, 2))
                 new[clip.name] = (y & (inside | ~any_mask)).astype(int).tolist()
     (dst / "labels.json").write_text(json.dumps({"labels": new}))
