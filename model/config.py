@@ -48,6 +48,8 @@ class OCRGANConfig:
     w_score_dir: float = 0.0  # weight of the (scaled) direction surprise (with the motion band): motion the way, or
     # where, the training footage did not move
     w_score_mem: float = 0.0  # weight of the (scaled) distance to the memory of normal patches (memory_size > 0)
+    speed_classes: int = 1  # the `dir` cue's prior counts each direction at this many speeds, octaves above the
+    # moving threshold (model.directions); 1: direction alone
     memory_size: int = 0  # patch features of the training footage kept in the memory (0: no memory, no `mem` cue)
     score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
     score_smoothing: float = 0.0  # causal EMA factor on published scores (0 = none)
@@ -77,6 +79,8 @@ class OCRGANConfig:
             raise ValueError("score_smoothing must be in [0, 1)")
         if self.flow_scale < 1:
             raise ValueError("flow_scale must be at least 1")
+        if self.speed_classes < 1:
+            raise ValueError("speed_classes must be at least 1")
         if self.memory_size < 0:
             raise ValueError("memory_size must be at least 0")
         if not 0 <= self.skip_cut < d:

@@ -97,7 +97,8 @@ class OCRGANVideo(nn.Module):
             self.register_buffer("mem_scale", torch.tensor(1.0))
             self.register_buffer("memory", torch.zeros(cfg.memory_size, self.generator.widths[self.memory_level]))
         if cfg.motion:  # which way things move where in the training footage (uniform until set), and what moves
-            self.register_buffer("direction_prior", torch.full((DIRECTIONS, *cfg.hw), -math.log(DIRECTIONS)))
+            classes = DIRECTIONS * cfg.speed_classes
+            self.register_buffer("direction_prior", torch.full((classes, *cfg.hw), -math.log(classes)))
             self.register_buffer("moving_threshold", torch.tensor(0.1))
         self.register_buffer("rec_scale", torch.tensor(1.0))  # the error map's typical peak on normal data (display)
         self.register_buffer("score_mean", torch.tensor(0.0))  # of published scores on normal data
@@ -212,10 +213,11 @@ class OCRGANVideo(nn.Module):
     @torch.no_grad()
     def set_direction_prior(self, flow: torch.Tensor, chunk: int = 256) -> None:
         """The `dir` cue's prior from the motion band of normal footage, (N, 2, H, W): what counts as moving, and
-        which way things move where (model.directions)."""
+        which way, and how fast, things move where (model.directions)."""
         step = max(1, len(flow) // 500)
-        threshold = moving_threshold(flow_length(flow[::step].float(), 1))
-        counts = sum(direction_counts(flow[a:a + chunk], threshold) for a in range(0, len(flow), chunk))
+        threshold = moving_threshold(flow_length(flow[::step].float(), 1), self.cfg.speed_classes)
+        counts = sum(direction_counts(flow[a:a + chunk], threshold, self.cfg.speed_classes)
+                     for a in range(0, len(flow), chunk))
         self.moving_threshold.fill_(threshold)
         self.direction_prior.copy_(log_prior(counts))
 

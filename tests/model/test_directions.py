@@ -10,6 +10,7 @@ from model.directions import (
     direction_bins,
     direction_counts,
     log_prior,
+    motion_classes,
     moving_threshold,
     surprise_map,
 )
@@ -27,10 +28,23 @@ def test_direction_bins_count_counter_clockwise_from_right_with_image_y_down(dx,
     assert direction_bins(uniform_flow(1, 2, 2, dx, dy)).unique().tolist() == [bin_]
 
 
+def test_speed_classes_are_octaves_above_the_moving_threshold_within_each_direction():
+    speeds = [0.6, 1.2, 2.5, 5.0, 100.0]
+    flow = torch.stack([uniform_flow(1, 1, 1, v, 0.0) for v in speeds])[:, 0]  # (5, 2, 1, 1) moving right
+    assert motion_classes(flow, 0.5, 4, 1).flatten().tolist() == [0, 1, 2, 3, 3]
+    left = motion_classes(-flow, 0.5, 4, 1).flatten().tolist()
+    assert left == [4 * 4 + c for c in (0, 1, 2, 3, 3)]  # direction bin 4, the same speed classes
+    assert motion_classes(flow, 0.5, 1, 1).flatten().tolist() == [0] * 5  # one class: direction alone
+
+
 def test_the_moving_threshold_follows_the_footage_and_ignores_flow_noise():
     assert moving_threshold(torch.full((100,), 0.01)) == MIN_MOVING  # a still scene: noise does not move
     speeds = torch.cat([torch.zeros(900), torch.full((100,), 4.0)])
     assert moving_threshold(speeds) == pytest.approx(1.0)  # a quarter of the 99th percentile
+    # with speed classes, everything above the still background's noise moves
+    street = torch.cat([torch.full((600,), 0.05), torch.full((300,), 0.5), torch.full((100,), 4.0)])
+    assert moving_threshold(street, 4) == pytest.approx(0.2)
+    assert moving_threshold(street) == pytest.approx(1.0)  # by direction alone the walkers at 0.5 would not count
 
 
 def test_a_direction_never_seen_at_a_place_is_surprising_and_the_usual_one_is_not():
@@ -50,11 +64,41 @@ def test_a_direction_never_seen_at_a_place_is_surprising_and_the_usual_one_is_no
     assert surprise_map(right * 0.1, prior, 0.5).abs().max() == 0  # what does not move costs nothing
 
 
+ROAD, PAVEMENT = slice(24, 40), slice(40, 56)  # rows of an 80-row street; the rest stands still
+PURE_ROAD, PURE_PAVEMENT = slice(24, 32), slice(48, 56)  # rows whose cells and their neighbours see one of them only
+
+
+def street(n: int, w: int, road: float = 8.0, pavement: float = 1.0) -> torch.Tensor:
+    """Flow of a street 80 rows high: on the road things pass right at `road` pixels a frame, on the pavement below it
+    walkers go right at `pavement`."""
+    flow = uniform_flow(n, 80, w, 0.0, 0.0)
+    flow[:, 0, ROAD], flow[:, 0, PAVEMENT] = road, pavement
+    return flow
+
+
+def test_with_speed_classes_a_speed_never_seen_at_a_place_is_surprising_though_seen_elsewhere():
+    h, w = 80, 32
+    normal = street(20, w)
+    fast, slow = uniform_flow(1, h, w, 8.0, 0.0)[None], uniform_flow(1, h, w, 1.0, 0.0)[None]
+    road, pavement = (PURE_ROAD, slice(None)), (PURE_PAVEMENT, slice(None))
+    joint = log_prior(direction_counts(normal, 0.5, 4))
+    assert joint.shape == (DIRECTIONS * 4, h, w)
+    s_fast, s_slow = surprise_map(fast, joint, 0.5)[0, 0], surprise_map(slow, joint, 0.5)[0, 0]
+    assert s_fast[road].max() < 0.01 and s_slow[pavement].max() < 0.01  # each at its usual speed
+    assert s_fast[pavement].min() > 5.0  # a cyclist at the cars' speed on the pavement
+    assert s_slow[road].min() > 5.0  # someone walking along the road
+    # by direction alone both move the usual way
+    alone = log_prior(direction_counts(normal, 0.5))
+    assert surprise_map(fast, alone, 0.5)[0, 0][pavement].max() < 0.01
+    assert surprise_map(slow, alone, 0.5)[0, 0][road].max() < 0.01
+
+
 def test_counts_of_chunks_add_up_to_the_counts_of_the_whole():
     g = torch.Generator().manual_seed(0)
     flow = torch.randn(12, 2, 16, 24, generator=g)
-    whole = direction_counts(flow, 0.3)
-    assert torch.allclose(direction_counts(flow[:5], 0.3) + direction_counts(flow[5:], 0.3), whole)
+    for speeds in (1, 3):
+        whole = direction_counts(flow, 0.3, speeds)
+        assert torch.allclose(direction_counts(flow[:5], 0.3, speeds) + direction_counts(flow[5:], 0.3, speeds), whole)
 
 
 def test_the_model_learns_its_prior_and_scores_the_direction_cue():
@@ -71,3 +115,30 @@ def test_the_model_learns_its_prior_and_scores_the_direction_cue():
 
     assert dir_cue(1.0).max() < 0.01 < dir_cue(-1.0).min()
     assert "dir" in model.scales() and model.weights()["dir"] == 0.0  # left out unless selection weighs it
+
+
+def test_the_model_with_speed_classes_flags_a_cyclist_on_the_pavement_where_the_speed_cue_cannot():
+    cfg = tiny_cfg(isize=(80, 32), motion=True, speed_classes=6)
+    model = OCRGANVideo(cfg).eval()
+    model.set_direction_prior(street(40, 32))
+    assert model.direction_prior.shape == (DIRECTIONS * 6, 80, 32)
+    assert float(model.moving_threshold) == pytest.approx(0.1)  # walkers at 1 pixel a frame count as moving
+
+    def cues(pavement: float):
+        clip = torch.zeros(1, cfg.num_frames, cfg.in_channels, *cfg.hw)
+        clip[:, :, cfg.nc] = street(cfg.num_frames, 32, pavement=pavement)[:, 0]  # the motion band's x component
+        return model.score_detailed(clip)
+
+    normal, cyclist = cues(1.0), cues(6.0)
+    assert cyclist.dir.min() > 2 * normal.dir.max()
+    assert torch.allclose(cyclist.speed, normal.speed)  # the fastest patch is the road's either way
+
+
+def test_a_checkpoint_config_from_before_speed_classes_reads_as_direction_alone():
+    d = tiny_cfg(motion=True).to_dict()
+    del d["speed_classes"]
+    cfg = type(tiny_cfg()).from_dict(d)
+    assert cfg.speed_classes == 1
+    assert OCRGANVideo(cfg).direction_prior.shape[0] == DIRECTIONS
+    with pytest.raises(ValueError, match="speed_classes"):
+        tiny_cfg(speed_classes=0)
