@@ -82,7 +82,10 @@ def register_demo_camera(services) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from service.settings import state_dir
 
-    settings = cli_settings(args, registry_path=state_dir() / "demo-streams.json", calibration_frames=100)
+    # the clip loops its two staged anomalies every 30 s: a third of its frames, too many to learn a normal level
+    # from again, so the demo camera keeps its warm-up's
+    settings = cli_settings(args, registry_path=state_dir() / "demo-streams.json", calibration_frames=100,
+                            recalibration_frames=0)
     configure_logging(settings.log_level)
     if not DEMO_CLIP.is_file():
         return refuse("demo", f"{DEMO_CLIP} is missing (python service/assets/make_demo_clip.py makes it)")

@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     calibration_frames: int = Field(600, ge=MIN_CALIBRATION_FRAMES)  # warm-up of a camera's own score statistics
     # (a minute at the default 10 fps: 25 s openings of a new scene left up to 30% of its normal frames flagged,
     # a minute at most 7%; docs/results.md, "A new camera")
+    # a calibrated camera learns its units and level again over each span of this many frames (ten minutes at 10
+    # fps), from a sample of the frames it did not flag; 0 keeps the warm-up's for good
+    recalibration_frames: int = Field(6000, ge=0)
     event_start_frames: int = Field(3, ge=1)  # consecutive anomalous frames that open an event
     event_end_frames: int = Field(10, ge=1)  # consecutive normal frames that close it
     ws_queue: int = Field(1000, ge=10)  # messages buffered per WebSocket client before dropping

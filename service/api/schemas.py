@@ -128,6 +128,7 @@ class Normalisation(BaseModel):
     calibration_target: int | None = None
     heatmap_scale: float | None = None
     scales: dict[str, float] | None = None
+    recalibrations: int | None = None  # times the camera has learnt its units and level again since its warm-up
 
 
 class StreamView(BaseModel):

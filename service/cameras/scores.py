@@ -1,9 +1,10 @@
 """A camera's published scores: the checkpoint's smoothing/normalisation (ScorePostprocessor), calibration to
-the camera's own units and normal statistics (service/inference/calibration.py, on by default), and anomaly events with
-hysteresis."""
+the camera's own units and normal statistics (service/inference/calibration.py, on by default), refreshed from the
+frames it did not flag as the scene changes over the day, and anomaly events with hysteresis."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,8 @@ from model import ScorePostprocessor, WindowScores
 from service.api.schemas import EventMessage, LastScore, Normalisation, ScoreMessage
 from service.inference.calibration import Calibration, CalibrationState, frame_cues
 from service.inference.host import ModelHost
+
+log = logging.getLogger("ocrgan.streams")
 
 
 class EventTracker:
@@ -38,14 +41,28 @@ class EventTracker:
 
 
 class StreamScoring:
+    """`recalibration_frames` (0: never): once calibrated, a camera learns its units and level again over each
+    span of that many frames, from an even sample of the frames it did not flag (nor scored during an anomaly
+    event), as many as the warm-up held, and uses them from then on, never stricter than its warm-up's
+    (Calibration's floor). Light, weather and the day's traffic change a scene's normal scores; a warm-up kept for
+    good flags a scene that has merely grown busier or darker, while anomalies stay out of what the camera learns
+    as normal."""
+
     def __init__(self, stream_id: str, replica: str, host: ModelHost, calibrate: bool, calibration_frames: int,
-                 event_start: int, event_end: int) -> None:
+                 event_start: int, event_end: int, recalibration_frames: int = 0) -> None:
         self.stream_id = stream_id
         self.replica = replica
         self.model = host.model
         self.post = ScorePostprocessor.for_model(host.model)
         self.rec_scale = float(host.model.rec_scale)
         self.calibration = Calibration(calibration_frames, host.model) if calibrate else None
+        self.warm_up = self.calibration  # what later calibrations may not be stricter than
+        # every how many unflagged frames one joins the next calibration (0: no recalibration)
+        self.sample_every = max(1, recalibration_frames // calibration_frames) if calibrate and recalibration_frames \
+            else 0
+        self.next_calibration: Calibration | None = None
+        self.recalibrations = 0
+        self._unflagged = 0
         self.events = EventTracker(event_start, event_end)
         self.last: LastScore | None = None
         self.events_started = 0
@@ -64,6 +81,8 @@ class StreamScoring:
                 if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
                     self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
                     raws = self._raw(scores)
+            elif self.sample_every and not (anomaly or self.events.active) and self._sample(frame_cues(cues, i), rec):
+                raws = self._raw(scores)  # from the next frame on: the newly learnt units and level
             out.append(ScoreMessage(type="score", stream_id=sid, replica=replica, frame_index=index, timestamp=ts,
                                     score=score, normalised=normalised, anomaly=anomaly))
             event = self.events.update(anomaly, normalised, ts)
@@ -77,6 +96,25 @@ class StreamScoring:
             self.last = LastScore(frame_index=m.frame_index, timestamp=m.timestamp, score=m.score,
                                   normalised=m.normalised, anomaly=m.anomaly)
         return out
+
+    def _sample(self, cues: dict[str, float | None], rec: float) -> bool:
+        """Count an unflagged frame towards the next calibration; True when that one has just replaced the current
+        one. The smoother restarts from the next frame, whose raw score is in the new units."""
+        self._unflagged += 1
+        if self._unflagged % self.sample_every:
+            return False
+        c = self.calibration
+        if self.next_calibration is None:
+            self.next_calibration = Calibration(c.target, self.model, floor=self.warm_up)
+        if not self.next_calibration.add(cues, rec):
+            return False
+        c = self.calibration = self.next_calibration
+        self.next_calibration = None
+        self.recalibrations += 1
+        self.post.mean, self.post.std, self.post.state = c.mean, c.std, None
+        log.info("stream %s recalibrated (%d) from %d unflagged frames: mean %.4g std %.4g", self.stream_id,
+                 self.recalibrations, c.n, c.mean, c.std)
+        return True
 
     def _raw(self, scores: WindowScores) -> list[float]:
         """Raw scores in the scene's units once calibrated, else as scored (the checkpoint's units)."""
@@ -108,5 +146,6 @@ class StreamScoring:
                 calibration_target=None if c is None else c.target,
                 heatmap_scale=self.heatmap_scale,
                 scales=None if c is None else c.scales,
+                recalibrations=None if c is None else self.recalibrations,
             ),
         }

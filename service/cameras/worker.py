@@ -88,7 +88,8 @@ class StreamWorker:
         self.stride = spec.stride or host.camera_stride
         self.by_frames = host.frame_path(self.stride)  # scored frame by frame, else by windows
         self.scoring = StreamScoring(spec.id, replica, host, spec.calibrate, settings.calibration_frames,
-                                     settings.event_start_frames, settings.event_end_frames)
+                                     settings.event_start_frames, settings.event_end_frames,
+                                     settings.recalibration_frames)
         self.state = StreamState.CONNECTING
         self.alive = True  # the scorer drops jobs of a stopped worker
         self._stop = threading.Event()

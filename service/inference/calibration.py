@@ -44,11 +44,17 @@ class Calibration:
     """Learn a scene's units and normal score level from its first `frames` frames: each frame's cues are kept
     until the warm-up is complete; then each cue's unit is its extreme on them (at least a share of the
     checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level. The mean
-    of their `rec` (the peak of each frame's heatmap) is the scene's heatmap scale."""
+    of their `rec` (the peak of each frame's heatmap) is the scene's heatmap scale.
 
-    def __init__(self, frames: int, model: OCRGANVideo) -> None:
+    With a `floor` (a camera's warm-up, when it learns its scene again later), the result is never stricter than
+    the floor: each unit at least the floor's, and the level at which a score is flagged (mean + threshold x std)
+    at least the floor's, else the floor's mean and std are kept. A quiet night learnt as normal would otherwise
+    flag the morning's ordinary traffic, and a camera that flags a frame never learns from it."""
+
+    def __init__(self, frames: int, model: OCRGANVideo, floor: Calibration | None = None) -> None:
         self.target = frames
         self.model = model
+        self.floor = floor if floor is not None and floor.scales is not None else None
         self.rows: list[dict[str, float | None]] = []
         self.recs: list[float] = []
         self.mean = 0.0
@@ -83,10 +89,16 @@ class Calibration:
         cues: dict[str, torch.Tensor | None] = {
             k: torch.tensor([r[k] for r in self.rows]) if self.rows[0][k] is not None else None for k in self.rows[0]}
         self.scales = scene_scales(self.model, cues)
+        f = self.floor
+        if f is not None:
+            self.scales = {k: max(v, f.scales[k]) for k, v in self.scales.items()}
         post = ScorePostprocessor(self.model.cfg.score_smoothing, 0.0, 1.0, math.inf)
         smoothed = [post(float(x))[0] for x in self.model.combine(cues, self.scales)]
         self.mean = sum(smoothed) / len(smoothed)
         self.std = floored_std(smoothed, self.mean)
+        threshold = float(self.model.threshold)
+        if f is not None and self.mean + threshold * self.std < f.mean + threshold * f.std:
+            self.mean, self.std = f.mean, f.std
         self.smoothed = post.state
 
     @property

@@ -95,13 +95,15 @@ function renderProblem(cam, v) {
   box.title = v.last_error_at ? `at ${new Date(v.last_error_at * 1000).toLocaleString()}` : "";
 }
 
-// What a camera's scores are normalised by: "calibrating 37/600" during its warm-up.
+// What a camera's scores are normalised by: "calibrating 37/600" during its warm-up, "calibrated on 600 frames,
+// learnt again 2x" once it has refitted its level from the frames it did not flag.
 function calibrationText(v) {
   const n = v.normalisation;
   if (v.calibrate === false || (n && n.calibration === "off")) return "checkpoint scale";
   if (!n) return "not calibrated yet";
   if (n.calibration === "warming") return `calibrating ${n.calibration_frames}/${n.calibration_target}`;
-  return `calibrated on ${n.calibration_target} frames`;
+  const again = n.recalibrations ? `, learnt again ${n.recalibrations}x` : "";
+  return `calibrated on ${n.calibration_target} frames${again}`;
 }
 
 // How a camera is scored: "frames" (each frame on arrival) or "windows every 8" (a window every `stride` frames).

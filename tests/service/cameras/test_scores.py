@@ -73,3 +73,51 @@ def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
     off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5, rec=[0.01] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
     assert off.heatmap_scale == pytest.approx(0.5)
     assert off.describe()["normalisation"].calibration == "off"
+
+
+def test_a_calibrated_camera_learns_its_scene_again_from_the_frames_it_did_not_flag():
+    """The scene grows busier after the warm-up (its appearance error drifts from about 10 to 12): a camera that
+    keeps its warm-up for good flags a frame at 13, one that recalibrates over every 8 frames (a sample of every
+    second unflagged frame, 4 as in the warm-up) learns the new level and does not. Flagged frames, and frames
+    scored during an anomaly event, never join what it learns."""
+    def camera(recalibration_frames: int) -> StreamScoring:
+        s = StreamScoring("cam", "r1", _Host(), calibrate=True, calibration_frames=4, event_start=1, event_end=1,
+                          recalibration_frames=recalibration_frames)
+        s.consume(scores([0, 1, 2, 3], [9.0, 10.0, 11.0, 10.0]), [0.0, 0.1, 0.2, 0.3])
+        return s
+
+    def flags(msgs) -> list[bool]:
+        return [m.anomaly for m in msgs if m.type == "score"]
+
+    kept, fresh = camera(0), camera(8)
+    assert kept.sample_every == 0 and fresh.sample_every == 2
+    assert flags(kept.consume(scores([4], [13.0]), [0.4])) == [True]
+    assert fresh.describe()["normalisation"].recalibrations == 0
+    drift = [11.5, 12.0] * 3
+    msgs = fresh.consume(scores(list(range(4, 10)), drift), [0.4 + 0.1 * i for i in range(6)])
+    assert not any(flags(msgs)) and fresh.recalibrations == 0  # 6 unflagged frames, 3 sampled
+    # an anomaly (flagged, opening an event) and a frame during the event are not sampled
+    msgs = fresh.consume(scores([10, 11], [30.0, 11.5]), [1.0, 1.1])
+    assert [m.type for m in msgs] == ["score", "event", "score", "event"]
+    assert fresh.next_calibration.n == 3
+    fresh.consume(scores([12, 13], [11.5, 12.0]), [1.2, 1.3])  # the 8th unflagged frame completes the sample
+    assert fresh.recalibrations == 1 and fresh.next_calibration is None
+    norm = fresh.describe()["normalisation"]
+    assert norm.recalibrations == 1 and norm.calibration == "done"
+    assert norm.scales["app"] == pytest.approx(12.0, rel=0.01)  # the 30 never entered the new unit
+    assert flags(fresh.consume(scores([14], [13.0]), [1.4])) == [False]
+    assert flags(fresh.consume(scores([15], [30.0]), [1.5])) == [True]  # still an anomaly
+    # a quiet spell learnt again never makes the camera stricter than its warm-up: 12 stays normal
+    quiet = fresh.consume(scores(list(range(16, 24)), [5.0] * 8), [1.6 + 0.1 * i for i in range(8)])
+    assert not any(flags(quiet)) and fresh.recalibrations == 2
+    norm = fresh.describe()["normalisation"]
+    assert norm.scales["app"] == pytest.approx(fresh.warm_up.scales["app"])
+    assert (norm.mean, norm.std) == (pytest.approx(fresh.warm_up.mean), pytest.approx(fresh.warm_up.std))
+    assert flags(fresh.consume(scores([24], [12.0]), [2.4])) == [False]
+
+
+def test_recalibration_is_off_without_calibration():
+    s = StreamScoring("cam", "r1", _Host(), calibrate=False, calibration_frames=4, event_start=2, event_end=2,
+                      recalibration_frames=8)
+    s.consume(scores(list(range(20)), [1.0] * 20), [0.1 * i for i in range(20)])
+    assert s.sample_every == 0 and s.describe()["normalisation"].recalibrations is None
