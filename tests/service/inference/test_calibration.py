@@ -130,3 +130,29 @@ def test_a_camera_without_a_calibration_is_refused(view, status, words):
     with pytest.raises(ServiceError) as e:
         CameraScale.of("gate", view)
     assert e.value.status == status and words in e.value.message, e.value.message
+
+
+def test_a_calibration_with_a_floor_is_never_stricter_than_it(model):
+    def fit(c, floor=None):
+        cal = Calibration(100, model, floor=floor)
+        for i in range(100):
+            cal.add(frame_cues(c, i))
+        return cal
+
+    warm_up = fit(cues(100, app=0.4))
+    t = float(model.threshold)
+    calm = {"app": 0.1, "speed": 0.15, "motion": 0.15}  # the same scene, quieter: half the motion
+    quiet = fit(cues(100, **calm), floor=warm_up)
+    assert quiet.scales == warm_up.scales and (quiet.mean, quiet.std) == (warm_up.mean, warm_up.std)
+    alone = fit(cues(100, **calm))  # without the floor: smaller units, stricter
+    assert all(alone.scales[k] < warm_up.scales[k] for k in calm)
+
+    def flagged(cal: Calibration, c: dict[str, torch.Tensor]) -> float:
+        return float(((model.combine(c, cal.scales) - cal.mean) / cal.std > t).float().mean())
+
+    usual = cues(100, seed=5, app=0.4)  # the warm-up's kind of frame
+    assert flagged(alone, usual) == 1.0 and flagged(quiet, usual) == flagged(warm_up, usual) < 0.05
+    busy = fit(cues(100, seed=2, app=0.8), floor=warm_up)  # a busier scene: its own, more tolerant
+    assert busy.scales["app"] == pytest.approx(float(torch.quantile(cues(100, seed=2, app=0.8)["app"], 0.99)))
+    assert busy.mean + t * busy.std >= warm_up.mean + t * warm_up.std
+    assert all(busy.scales[k] >= warm_up.scales[k] for k in warm_up.scales)
