@@ -40,6 +40,9 @@ class Metrics:
         self.anomaly_threshold = Gauge("ocrgan_anomaly_threshold", "Threshold on the normalised scale", registry=r)
         self.anomaly_active = Gauge("ocrgan_anomaly_active", "1 during an anomaly event", s, registry=r)
         self.anomaly_events = Counter("ocrgan_anomaly_events_total", "Anomaly events started", s, registry=r)
+        self.recalibrations = Counter("ocrgan_stream_recalibrations_total",
+                                      "Times a camera learnt its units and level again after its warm-up", s,
+                                      registry=r)
         self.score_requests = Counter("ocrgan_score_requests_total", "POST /score by HTTP status", ["status"],
                                       registry=r)
         self.publish_errors = Counter("ocrgan_publish_errors_total", "Failed publishes by backend", ["backend"],
@@ -52,7 +55,7 @@ class Metrics:
         self.streams = Gauge("ocrgan_streams", "Cameras scored by this replica", registry=r)
         self._per_stream = [self.frames_decoded, self.frames_skipped, self.frames_dropped, self.frames_scored,
                             self.stream_up, self.stream_fps, self.reconnects, self.anomaly_score, self.anomaly_active,
-                            self.anomaly_events]
+                            self.anomaly_events, self.recalibrations]
 
     def add_stream(self, stream: str) -> None:
         """Create a camera's series at zero, so rates and dashboards see it from the start."""

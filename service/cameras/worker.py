@@ -287,6 +287,7 @@ class StreamWorker:
             self.pending -= 1
         if not self.alive:
             return
+        recalibrations = self.scoring.recalibrations
         messages = self.scoring.consume(scores, job.timestamps)
         if scores.heatmaps is not None and job.frame is not None:
             self.heat = (scores.indices[-1], job.frame, scores.heatmaps[-1].numpy())
@@ -304,6 +305,8 @@ class StreamWorker:
         started = sum(1 for msg in messages if isinstance(msg, EventMessage) and msg.event == "start")
         if started:
             m.anomaly_events.labels(self.id).inc(started)
+        if self.scoring.recalibrations > recalibrations:
+            m.recalibrations.labels(self.id).inc(self.scoring.recalibrations - recalibrations)
 
     # --- views -----------------------------------------------------------------------------------
     def measured_fps(self) -> float:

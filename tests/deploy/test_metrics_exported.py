@@ -54,7 +54,7 @@ def test_a_scored_camera_has_live_series(exposition: str) -> None:
     events that have not happened yet included (at zero), so rate() and increase() count the first one."""
     for name in ("ocrgan_stream_up", "ocrgan_frames_decoded_total", "ocrgan_frames_scored_total",
                  "ocrgan_frames_dropped_total", "ocrgan_stream_reconnects_total", "ocrgan_anomaly_events_total",
-                 "ocrgan_anomaly_score", "ocrgan_anomaly_active"):
+                 "ocrgan_anomaly_score", "ocrgan_anomaly_active", "ocrgan_stream_recalibrations_total"):
         assert any(f'stream="{CAMERA}"' in line for line in samples(exposition, name)), name
     assert samples(exposition, "ocrgan_anomaly_threshold")
     count = samples(exposition, "ocrgan_inference_seconds_count")
