@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model import ScorePostprocessor, WindowScores
 from service.api.schemas import EventMessage, LastScore, Normalisation, ScoreMessage
 from service.inference.calibration import Calibration, CalibrationState, frame_cues
 from service.inference.host import ModelHost
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("ocrgan.streams")
 
@@ -81,7 +84,7 @@ class StreamScoring:
                 if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
                     self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
                     raws = self._raw(scores)
-            elif self.sample_every and not (anomaly or self.events.active) and self._sample(frame_cues(cues, i), rec):
+            elif self.sample_every and not (anomaly or self.events.active) and self._sample(cues, i, rec):
                 raws = self._raw(scores)  # from the next frame on: the newly learnt units and level
             out.append(ScoreMessage(type="score", stream_id=sid, replica=replica, frame_index=index, timestamp=ts,
                                     score=score, normalised=normalised, anomaly=anomaly))
@@ -97,16 +100,16 @@ class StreamScoring:
                                   normalised=m.normalised, anomaly=m.anomaly)
         return out
 
-    def _sample(self, cues: dict[str, float | None], rec: float) -> bool:
-        """Count an unflagged frame towards the next calibration; True when that one has just replaced the current
-        one. The smoother restarts from the next frame, whose raw score is in the new units."""
+    def _sample(self, cues: dict[str, torch.Tensor | None], i: int, rec: float) -> bool:
+        """Count unflagged frame i of a window (its `cues`) towards the next calibration; True when that one has just
+        replaced the current one. The smoother restarts from the next frame, whose raw score is in the new units."""
         self._unflagged += 1
         if self._unflagged % self.sample_every:
             return False
         c = self.calibration
         if self.next_calibration is None:
             self.next_calibration = Calibration(c.target, self.model, floor=self.warm_up)
-        if not self.next_calibration.add(cues, rec):
+        if not self.next_calibration.add(frame_cues(cues, i), rec):
             return False
         c = self.calibration = self.next_calibration
         self.next_calibration = None
