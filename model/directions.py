@@ -31,14 +31,23 @@ def moving_threshold(speed: torch.Tensor, speeds: int = 1) -> float:
     least MIN_MOVING (flow noise on a still scene stays below it). By direction alone, a quarter of their 99th
     percentile: only clear motion has a clear direction. With speed classes, slow motion is a class of its own
     rather than something to leave out (on a street, walkers move at a fraction of the traffic's speed, which sets
-    the 99th percentile), so only the flow noise of the still background is: NOISE_FACTOR times the median speed."""
-    flat = speed.flatten().float()
-    sample = flat[:: max(1, flat.numel() // 1_000_000)]
-    if not sample.numel():
-        return MIN_MOVING
+    the 99th percentile), so only the flow noise of the still background is (noise_threshold)."""
     if speeds > 1:
-        return max(MIN_MOVING, NOISE_FACTOR * float(torch.quantile(sample, 0.5)))
-    return max(MIN_MOVING, 0.25 * float(torch.quantile(sample, 0.99)))
+        return noise_threshold(speed)
+    sample = _sample(speed)
+    return max(MIN_MOVING, 0.25 * float(torch.quantile(sample, 0.99))) if sample.numel() else MIN_MOVING
+
+
+def noise_threshold(speed: torch.Tensor) -> float:
+    """The speed above which a pixel moves rather than jitters, from the speeds of normal footage: NOISE_FACTOR times
+    the median pixel's (the still background's flow noise), at least MIN_MOVING. Slow movers count."""
+    sample = _sample(speed)
+    return max(MIN_MOVING, NOISE_FACTOR * float(torch.quantile(sample, 0.5))) if sample.numel() else MIN_MOVING
+
+
+def _sample(speed: torch.Tensor) -> torch.Tensor:
+    flat = speed.flatten().float()
+    return flat[:: max(1, flat.numel() // 1_000_000)]
 
 
 def direction_bins(flow: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Synthetic anomalies for model selection, placed where things move in the normal footage and shaped by
-how they move there: an object too fast, one going the wrong way, a foreign patch held still, an object of
+how they move there: an object too fast for its place (a cyclist on a pavement beside a road is fast for the
+pavement, however slow beside the traffic), one going the wrong way, a foreign patch held still, an object of
 unusual size appearing and moving at a normal speed. Objects are cut out of other normal footage along their
 silhouettes, so a forgery adds an object and no pasted rectangle.
 
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.directions import DIRECTIONS, direction_bins, moving_threshold
+from model.directions import DIRECTIONS, direction_bins, moving_threshold, noise_threshold
 
 KINDS = ("fast", "wrong_way", "still", "appear")
+MIN_CELL_MOVING = 50  # moving pixels (over the footage) a cell needs for a speed of its own
 
 
 @dataclass
@@ -31,6 +33,7 @@ class MotionPrior:
     directions: np.ndarray  # (gh, gw, DIRECTIONS) share of moving pixels per direction bin
     speed: float  # median speed of moving pixels (pixels per frame)
     threshold: float  # speed above which a pixel counts as moving
+    speeds: np.ndarray  # (gh, gw) mean speed of what moves in the cell (`speed` where little ever moves there)
 
     @classmethod
     def from_flow(cls, flow: torch.Tensor, cell: int = 16, max_frames: int = 2000) -> MotionPrior:
@@ -49,12 +52,18 @@ class MotionPrior:
         share = F.avg_pool2d(moving.float()[:, None], cell).gt(0.05).float().mean(0)[0]  # (gh, gw)
         speeds = speed[moving]
         median = float(speeds[:: max(1, len(speeds) // 100_000)].median()) if len(speeds) else 1.0
-        return cls(cell, share.numpy(), directions.numpy(), median, threshold)
+        # each cell's speed over everything that moves there, slow movers included (walkers beside traffic fall
+        # below `threshold`, which the traffic sets)
+        movers = speed > noise_threshold(speed)
+        count = F.avg_pool2d(movers.float()[:, None], cell).sum(0)[0] * cell * cell  # (gh, gw) moving pixels
+        total_speed = F.avg_pool2d((speed * movers)[:, None], cell).sum(0)[0] * cell * cell
+        local = torch.where(count >= MIN_CELL_MOVING, total_speed / count.clamp(min=1), torch.tensor(median))
+        return cls(cell, share.numpy(), directions.numpy(), median, threshold, local.numpy())
 
     def scaled(self, factor: int) -> MotionPrior:
         """The same prior for frames `factor` times larger."""
         return MotionPrior(self.cell * factor, self.moving, self.directions, self.speed * factor,
-                           self.threshold * factor)
+                           self.threshold * factor, self.speeds * factor)
 
     def pick_cell(self, g: torch.Generator) -> tuple[int, int]:
         """A cell drawn in proportion to how often something moves there (uniformly if nothing ever does)."""
@@ -142,7 +151,8 @@ def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.nd
         patch = donor[at, oy:oy + ph, ox:ox + pw].copy()
         mask = _silhouette(donor, oy, ox, ph, pw, at)  # the object, not the ground it stood on
         if kind == "fast":
-            speed = prior.speed * (1.5 + 1.5 * float(torch.rand((), generator=g)))  # as fast as a cyclist
+            # as a cyclist among walkers: faster than what moves at that place, whatever moves faster elsewhere
+            speed = float(prior.speeds[cy, cx]) * (1.5 + 1.5 * float(torch.rand((), generator=g)))
             angle = prior.likely_direction(cy, cx, g)
         else:
             speed = prior.speed * (0.8 + 0.7 * float(torch.rand((), generator=g)))
