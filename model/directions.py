@@ -23,7 +23,7 @@ DIRECTIONS = 8  # direction bins of 45 degrees
 DIRECTION_CELL = 8  # pixels of the working size per cell of the prior
 PSEUDO_COUNT = 1.0  # moving pixels per direction added to every cell's counts
 MIN_MOVING = 0.1  # pixels per frame: below this nothing counts as moving
-NOISE_FACTOR = 4.0  # with speed classes, a pixel moves when its speed is this many times the median pixel's
+NOISE_FACTOR = 4.0  # a pixel moves, rather than jitters, at this many times the median pixel's speed (noise_threshold)
 
 
 def moving_threshold(speed: torch.Tensor, speeds: int = 1) -> float:
