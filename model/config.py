@@ -18,6 +18,7 @@ class OCRGANConfig:
     nc: int = 3  # appearance channels: 3 (RGB) or 1 (luma)
     motion: bool = False  # the motion band: optical flow from the previous frame as 2 more input channels
     flow_scale: int = 2  # the flow is computed on frames this many times the working size, then shrunk to it
+    steady: bool = False  # the motion band's flow less the camera's own motion (a sway, a shake: model.motion)
     # --- widths ----------------------------------------------------------------------------
     nz: int = 100  # discriminator feature size per frame
     ngf: int = 64  # generator base width

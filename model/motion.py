@@ -2,6 +2,10 @@
 
 DIS with the FAST preset at its finest scale (0, full resolution) is what makes flow speed a strong
 cue: OpenCV's default finest scale (2, a quarter of the resolution) loses small fast objects.
+
+A camera on a pole sways, and a sway moves every pixel: raw flow then reads the whole frame as moving. With
+`steady=True` the estimator removes the camera's own motion, an affine field fitted to the flow robustly (the
+background's motion, as long as the background is most of the frame), so what remains is what moves in the scene.
 """
 
 from __future__ import annotations
@@ -39,15 +43,59 @@ def luma(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+CAMERA_GRID = 4  # the camera's motion is fitted to the flow at every this many pixels
+CAMERA_INLIER = 3.0  # a sample is background while its residual is within this many times the median residual
+CAMERA_MIN_INLIER = 0.25  # ... or within this many pixels per frame
+CAMERA_STILL = 0.1  # a fitted motion that moves no pixel this far (pixels per frame) is a still camera's noise
+
+
+def _affine_basis(h: int, w: int, step: int = 1) -> np.ndarray:
+    """(n, 3) rows (1, x, y) at every `step`-th pixel, x and y centred and in units of the frame's size."""
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    return np.stack([np.ones(xs.size), (xs.ravel() - w / 2) / w, (ys.ravel() - h / 2) / h], 1)
+
+
+def camera_motion(flow: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """(H, W, 2) flow -> (3, 2) affine parameters of the camera's own motion, (dx, dy) = (1, x, y) @ params in
+    the units of `_affine_basis`: started from the median flow, refitted by least squares on the samples that it
+    explains (residual within CAMERA_INLIER times the median residual, or CAMERA_MIN_INLIER px), so movers in
+    the scene are left out while they cover less than half of it. A motion that moves no pixel CAMERA_STILL
+    or further is zero: a still camera's flow is left as it is (subtracting the fit's noise cost flow speed
+    0.003 of AUC on still Ped2 footage)."""
+    h, w = flow.shape[:2]
+    step = CAMERA_GRID
+    basis = _affine_basis(h, w, step)
+    samples = flow[step // 2::step, step // 2::step].reshape(-1, 2).astype(np.float64)
+    params = np.zeros((3, 2))
+    params[0] = np.median(samples, axis=0)
+    for _ in range(rounds):
+        residual = np.hypot(*(samples - basis @ params).T)
+        inliers = residual <= max(CAMERA_MIN_INLIER, CAMERA_INLIER * float(np.median(residual)))
+        if inliers.sum() < 3 * basis.shape[1]:
+            break
+        params = np.linalg.lstsq(basis[inliers], samples[inliers], rcond=None)[0]
+    reach = np.abs(params[0]) + 0.5 * np.abs(params[1:]).sum(axis=0)  # the largest displacement per axis
+    return params if float(reach.max()) >= CAMERA_STILL else np.zeros_like(params)
+
+
+def steady_flow(flow: np.ndarray) -> np.ndarray:
+    """(H, W, 2) flow -> the same less the camera's own motion (`camera_motion`), float32."""
+    h, w = flow.shape[:2]
+    field = (_affine_basis(h, w) @ camera_motion(flow)).reshape(h, w, 2)
+    return (flow - field).astype(np.float32)
+
+
 class FlowEstimator:
     """Flow of each frame from the one before it, in pixels per frame: (H, W) uint8 -> (H, W, 2) float32
     (x, y). Holds the previous frame, so one estimator serves one sequence; the first frame of a
-    sequence, or the first after `reset()`, has zero flow (as if the frame had been shown before)."""
+    sequence, or the first after `reset()`, has zero flow (as if the frame had been shown before). With
+    `steady`, the camera's own motion is taken out of each flow (`steady_flow`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, steady: bool = False) -> None:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._dis.setFinestScale(FLOW_FINEST_SCALE)
         self._prev: np.ndarray | None = None
+        self.steady = steady
 
     def reset(self) -> None:
         self._prev = None
@@ -58,6 +106,8 @@ class FlowEstimator:
             flow = np.zeros((*grey.shape, 2), np.float32)
         else:
             flow = self._dis.calc(self._prev, grey, None)
+            if self.steady:
+                flow = steady_flow(flow)
         self._prev = grey
         return flow
 
@@ -70,7 +120,7 @@ def shrink_flow(flow: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / factor
 
 
-def sequence_flow(frames: np.ndarray) -> np.ndarray:
+def sequence_flow(frames: np.ndarray, steady: bool = False) -> np.ndarray:
     """uint8 (T, H, W) grey frames of one sequence -> (T, H, W, 2) flow, frame 0's zero."""
-    est = FlowEstimator()
+    est = FlowEstimator(steady)
     return np.stack([est(f) for f in frames]) if len(frames) else np.zeros((0, *frames.shape[1:3], 2), np.float32)

@@ -32,7 +32,8 @@ def input_spec(cfg: OCRGANConfig) -> dict:
         fh, fw = cfg.flow_hw
         spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
                                   f"on frames area-resized to {fh}x{fw}, from the previous frame of the sequence "
-                                  "(zero for its first frame), area-averaged down to the working size",
+                                  "(zero for its first frame), area-averaged down to the working size" +
+                                  (", less the camera's own motion (a robust affine fit)" if cfg.steady else ""),
                           "unit": "pixels per frame at the working size", "channels": ["dx", "dy"]}
     return spec
 
@@ -90,7 +91,7 @@ class SequencePreprocessor:
 
     def __init__(self, cfg: OCRGANConfig) -> None:
         self.cfg = cfg
-        self.flow = FlowEstimator() if cfg.motion else None
+        self.flow = FlowEstimator(cfg.steady) if cfg.motion else None
 
     def reset(self) -> None:
         if self.flow is not None:

@@ -18,11 +18,13 @@ from model import OCRGANConfig
 # 0.673). Luma at 64x96 (wide frames keep most of their aspect), the flow computed at twice that; the appearance
 # reconstructed through the bottleneck and the flow predicted from the past; a memory of normal patches; the
 # direction prior split into six speed classes, so that a speed normal in one place (a road's) is not normal in
-# another (the pavement beside it): on Ped2 the shipped weights with it score the same (docs/results.md).
+# another (the pavement beside it): on Ped2 the shipped weights with it score the same (docs/results.md); the flow
+# less the camera's own motion, so a camera swaying in the wind is not all motion (on still Ped2 it changes no
+# frame's flow).
 RECIPE: dict[str, Any] = {
     "isize": [64, 96], "nc": 1, "motion": True, "flow_scale": 2, "ngf": 16, "ndf": 16, "temporal": "full",
     "objective": "mixed", "residual": False, "skip_cut": 2, "stride": 8, "score_patch": 8, "memory_size": 4096,
-    "speed_classes": 6,
+    "speed_classes": 6, "steady": True,
 }
 
 

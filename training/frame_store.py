@@ -26,7 +26,7 @@ def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig) -> tuple[np.ndar
     """Consecutive decoded frames -> uint8 working-size frames, their float16 flow (N, 2, h, w) (the first
     frame's zero) and the uint8 frames the flow was computed on: what SequencePreprocessor makes of them."""
     big = np.stack([flow_frame(f, cfg) for f in decoded])
-    est = FlowEstimator()
+    est = FlowEstimator(cfg.steady)
     flow = np.stack([shrink_flow(est(luma(b)), cfg.flow_scale) for b in big])
     return np.stack([resize_area(b, cfg.hw) for b in big]), torch.from_numpy(flow).permute(0, 3, 1, 2).half(), big
 

@@ -34,7 +34,7 @@ def test_train_then_eval_scores_the_anomaly_above_normal_frames(frame_dataset, t
     for protocol in ("online", "offline"):
         assert m[protocol]["micro_auc"] > 0.8, m[protocol]
         assert 0 <= m[protocol]["macro_auc"] <= 1
-    assert set(m["baselines"]) >= {"frame_difference", "mean_frame"}
+    assert set(m["baselines"]) >= {"flow_speed", "flow_speed_steady", "frame_difference", "mean_frame"}
     assert "first_frames" in m["protocol"]
     assert (out / "roc.png").stat().st_size > 1000 and len(list((out / "timelines").glob("*.png"))) == 2
 

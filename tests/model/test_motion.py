@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from model import OCRGANConfig, input_spec, preprocess_sequence
+from model.motion import CAMERA_STILL, FlowEstimator, _affine_basis, camera_motion, steady_flow
+
+H, W = 64, 96
+
+
+def field(params: np.ndarray) -> np.ndarray:
+    return (_affine_basis(H, W) @ params).reshape(H, W, 2).astype(np.float32)
+
+
+def test_the_cameras_motion_is_fitted_past_what_moves_in_the_scene():
+    rng = np.random.default_rng(0)
+    sway = np.array([[1.5, -0.8], [0.6, 0.2], [-0.3, 0.5]])  # a shift, a little rotation and zoom
+    flow = field(sway) + rng.normal(0, 0.05, (H, W, 2)).astype(np.float32)
+    flow[10:40, 20:60] = (-4.0, 3.0)  # a fifth of the frame moves its own way
+    assert np.allclose(camera_motion(flow), sway, atol=0.05)
+    steady = steady_flow(flow)
+    assert steady.dtype == np.float32
+    background = np.ones((H, W), bool)
+    background[10:40, 20:60] = False
+    assert np.abs(steady[background]).mean() < 0.06  # what is left of the background is the noise
+    assert np.allclose(steady[25, 40], (-4.0, 3.0) - field(sway)[25, 40], atol=0.1)
+
+
+def test_a_still_cameras_flow_is_left_as_it_is():
+    rng = np.random.default_rng(1)
+    flow = rng.normal(0, 0.03, (H, W, 2)).astype(np.float32)
+    flow[5:25, 5:15] = (2.0, 0.0)  # a walker
+    assert not camera_motion(flow).any()
+    assert np.array_equal(steady_flow(flow), flow)
+    flow += np.float32(2 * CAMERA_STILL)  # a shift twice the still threshold is the camera's
+    assert camera_motion(flow)[0] == pytest.approx([2 * CAMERA_STILL] * 2, abs=0.02)
+
+
+def test_a_mover_covering_most_of_the_frame_is_taken_for_the_camera():
+    """The documented limit: the camera's motion is the motion of most of the frame."""
+    flow = np.zeros((H, W, 2), np.float32)
+    flow[:, : W * 3 // 4] = (3.0, 0.0)
+    assert camera_motion(flow)[0] == pytest.approx([3.0, 0.0], abs=0.05)
+
+
+def panning(k: int, camera: int, obj: int) -> np.ndarray:
+    """Frame k of a textured scene panned `camera` px per frame, with a textured block moving `obj` px per frame
+    across the frame."""
+    rng = np.random.default_rng(2)
+    scene = np.kron(rng.integers(0, 256, (40, 60), dtype=np.uint8), np.ones((4, 4), np.uint8))
+    block = np.kron(rng.integers(0, 256, (6, 6), dtype=np.uint8), np.ones((4, 4), np.uint8))
+    frame = scene[40:40 + H, 40 + camera * k:40 + camera * k + W].copy()
+    frame[20:44, 10 + obj * k:34 + obj * k] = block
+    return frame
+
+
+def test_the_estimator_takes_a_pan_out_of_the_flow():
+    frames = [panning(k, camera=2, obj=3) for k in range(4)]
+    raw, steady = FlowEstimator(), FlowEstimator(steady=True)
+    for f in frames[:3]:
+        r, s = raw(f), steady(f)
+    # the background reads -2 px per frame raw (the scene slides left) and about 0 steady
+    assert np.median(r[50:, :, 0]) == pytest.approx(-2.0, abs=0.2)
+    assert np.abs(np.median(s[50:], axis=(0, 1))).max() < 0.2
+    # the block moves 3 px right across the frame while the scene slides 2 px left: 5 px against the scene
+    assert np.median(r[26:38, 22:34, 0]) == pytest.approx(3.0, abs=0.5)
+    assert np.median(s[26:38, 22:34, 0]) == pytest.approx(5.0, abs=0.5)
+
+
+def test_a_steady_models_motion_band_reads_the_scene_not_the_camera():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True, steady=True)
+    frames = np.stack([panning(k, camera=2, obj=0) for k in range(4)])
+    x = preprocess_sequence(frames, cfg)
+    raw = preprocess_sequence(frames, OCRGANConfig(isize=(32, 48), nc=1, motion=True))
+    assert torch.equal(x[:, :1], raw[:, :1])  # the same appearance
+    assert raw[1:, 1, 24:].median() == pytest.approx(-1.0, abs=0.15)  # 2 px at the flow's size = 1 px
+    assert x[1:, 1:, 24:].abs().median() < 0.1
+    assert "camera's own motion" in input_spec(cfg)["motion"]["flow"]
+    assert "camera" not in input_spec(OCRGANConfig(isize=(32, 48), nc=1, motion=True))["motion"]["flow"]
