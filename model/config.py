@@ -19,6 +19,9 @@ class OCRGANConfig:
     motion: bool = False  # the motion band: optical flow from the previous frame as 2 more input channels
     flow_scale: int = 2  # the flow is computed on frames this many times the working size, then shrunk to it
     steady: bool = False  # the motion band's flow less the camera's own motion (a sway, a shake: model.motion)
+    exposure: tuple[float, float] | None = None  # each frame's appearance shifted and scaled to this mean and
+    # standard deviation ([-1, 1] units), so light or exposure changing over the whole frame is not an anomaly
+    # (model.preprocess.appearance); None: as it comes
     # --- widths ----------------------------------------------------------------------------
     nz: int = 100  # discriminator feature size per frame
     ngf: int = 64  # generator base width
@@ -60,6 +63,10 @@ class OCRGANConfig:
     def __post_init__(self) -> None:
         if isinstance(self.isize, list):
             object.__setattr__(self, "isize", tuple(self.isize))
+        if self.exposure is not None:
+            object.__setattr__(self, "exposure", tuple(float(v) for v in self.exposure))
+            if len(self.exposure) != 2 or not -1 < self.exposure[0] < 1 or not 0 < self.exposure[1] <= 1:
+                raise ValueError(f"exposure must be (mean in (-1, 1), std in (0, 1]), got {self.exposure}")
         h, w = self.hw
         if self.temporal not in TEMPORAL_VARIANTS:
             raise ValueError(f"temporal must be one of {TEMPORAL_VARIANTS}, got {self.temporal!r}")

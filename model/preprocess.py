@@ -1,11 +1,15 @@
 """Frames in (uint8, any size, grey or colour) -> model input. Defined once, used by every caller.
 
-A frame is shrunk to the working size by area averaging (uint8), converted to luma or RGB in [-1, 1];
+A frame is shrunk to the working size by area averaging (uint8), converted to luma or RGB in [-1, 1] and, with
+`cfg.exposure`, shifted and scaled to a set mean and standard deviation, so a change of light or exposure over the
+whole frame (the sun out of a cloud, a camera's auto-exposure, lights switched on) does not read as an anomaly;
 a model with the motion band also gets the optical flow of the frame from the one before it, in
 pixels per frame at the working size (`model.motion`), so input frames are (nc + 2, h, w).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -14,6 +18,8 @@ from model.config import OCRGANConfig
 from model.motion import FLOW_FINEST_SCALE, FLOW_PRESET, FlowEstimator, luma, resize_area, shrink_flow
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, the luma every decoder produces
+EXPOSURE_MIN_STD = 0.05  # a frame's contrast is stretched at most from this standard deviation ([-1, 1] units, about
+# 6 grey levels): a covered lens or a dark night is not blown up into full-contrast noise
 
 
 def input_spec(cfg: OCRGANConfig) -> dict:
@@ -28,6 +34,10 @@ def input_spec(cfg: OCRGANConfig) -> dict:
         "resize": "area averaging (OpenCV INTER_AREA) to the working size, in uint8",
         "range": [-1.0, 1.0],
     }
+    if cfg.exposure is not None:
+        spec["exposure"] = {"mean": cfg.exposure[0], "std": cfg.exposure[1],
+                            "rule": "each frame's appearance shifted and scaled to this mean and standard deviation "
+                                    f"(its own at least {EXPOSURE_MIN_STD}), then clipped to the range"}
     if cfg.motion:
         fh, fw = cfg.flow_hw
         spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
@@ -64,11 +74,18 @@ def working_frame(frame: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
     return resize_area(np.ascontiguousarray(_grey_or_rgb(frame, cfg)), cfg.hw)
 
 
-def appearance(frames: np.ndarray) -> torch.Tensor:
-    """uint8 working-size frames (T, h, w) or (T, h, w, 3) -> float (T, nc, h, w) in [-1, 1]."""
+def appearance(frames: np.ndarray, exposure: tuple[float, float] | None = None) -> torch.Tensor:
+    """uint8 working-size frames (T, h, w) or (T, h, w, 3) -> float (T, nc, h, w) in [-1, 1]; with `exposure`
+    (mean, std), each frame is shifted and scaled to that mean and standard deviation over its pixels (its own
+    taken as at least EXPOSURE_MIN_STD) and clipped to [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(frames))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return x.float().div_(127.5).sub_(1.0)
+    x = x.float().div_(127.5).sub_(1.0)
+    if exposure is None or not len(x):
+        return x
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True, correction=0).clamp_min_(EXPOSURE_MIN_STD)
+    return x.sub_(mean).mul_(exposure[1] / std).add_(exposure[0]).clamp_(-1.0, 1.0)
 
 
 def preprocess(frames: np.ndarray | torch.Tensor, cfg: OCRGANConfig,
@@ -81,13 +98,22 @@ def preprocess(frames: np.ndarray | torch.Tensor, cfg: OCRGANConfig,
     if arr.ndim not in (3, 4):
         raise ValueError(f"frames must be (T, H, W) or (T, H, W, 1|3), got {arr.shape}")
     out = appearance(np.stack([working_frame(f, cfg) for f in arr]) if len(arr) else
-                     np.zeros((0, *cfg.hw) if cfg.nc == 1 else (0, *cfg.hw, 3), np.uint8))
+                     np.zeros((0, *cfg.hw) if cfg.nc == 1 else (0, *cfg.hw, 3), np.uint8), cfg.exposure)
     return out.to(device) if device is not None else out
+
+
+MAX_INTERVAL = 4.0  # frame periods: flow across a longer gap is scaled as if across this one (and the other way,
+# 1 / MAX_INTERVAL, for a frame that came too soon)
 
 
 class SequencePreprocessor:
     """The frames of one sequence, in order -> model input frames (nc [+ 2], h, w). It holds the previous
-    frame for the motion band; `reset()` after a discontinuity (a reconnect) starts a new sequence."""
+    frame for the motion band; `reset()` after a discontinuity (a reconnect) starts a new sequence.
+
+    A frame may come more than one frame period after the one before it: a camera sampled to a rate that does
+    not divide its own (25 fps kept at 10: 0.12 s, 0.08 s, ...), or a frame dropped while the scorer was busy.
+    Flow across two periods is twice as long, and a walker would move as fast as a cyclist. So `interval`, the
+    time since the previous frame in frame periods, divides the flow: its unit stays pixels per period."""
 
     def __init__(self, cfg: OCRGANConfig) -> None:
         self.cfg = cfg
@@ -97,13 +123,17 @@ class SequencePreprocessor:
         if self.flow is not None:
             self.flow.reset()
 
-    def __call__(self, frame: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w)."""
+    def __call__(self, frame: np.ndarray, interval: float = 1.0) -> torch.Tensor:
+        """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w); `interval`: frame periods since the
+        previous frame (kept within [1 / MAX_INTERVAL, MAX_INTERVAL]; 1 where unknown or not a positive number)."""
         if self.flow is None:
-            return appearance(working_frame(frame, self.cfg)[None])[0]
+            return appearance(working_frame(frame, self.cfg)[None], self.cfg.exposure)[0]
         big = flow_frame(frame, self.cfg)
-        x = appearance(resize_area(big, self.cfg.hw)[None])[0]
+        x = appearance(resize_area(big, self.cfg.hw)[None], self.cfg.exposure)[0]
         f = shrink_flow(self.flow(luma(big)), self.cfg.flow_scale)
+        if interval != 1.0:
+            f = f / (min(max(interval, 1 / MAX_INTERVAL), MAX_INTERVAL) if math.isfinite(interval) and interval > 0
+                     else 1.0)
         return torch.cat([x, torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)])
 
 

@@ -20,11 +20,12 @@ from model import OCRGANConfig
 # direction prior split into six speed classes, so that a speed normal in one place (a road's) is not normal in
 # another (the pavement beside it): on Ped2 the shipped weights with it score the same (docs/results.md); the flow
 # less the camera's own motion, so a camera swaying in the wind is not all motion (on still Ped2 it changes no
-# frame's flow).
+# frame's flow); each frame's appearance set to one level and contrast (about those of Ped2's frames), so a change
+# of light over the whole frame is not an anomaly.
 RECIPE: dict[str, Any] = {
     "isize": [64, 96], "nc": 1, "motion": True, "flow_scale": 2, "ngf": 16, "ndf": 16, "temporal": "full",
     "objective": "mixed", "residual": False, "skip_cut": 2, "stride": 8, "score_patch": 8, "memory_size": 4096,
-    "speed_classes": 6, "steady": True,
+    "speed_classes": 6, "steady": True, "exposure": [-0.1, 0.35],
 }
 
 

@@ -121,7 +121,7 @@ class FrameStore:
 
     def frames(self, idx: np.ndarray | torch.Tensor | slice) -> torch.Tensor:
         """Model input frames (n, in_channels, h, w) float32 at positions `idx` of the store."""
-        x = appearance(self.raw[idx])
+        x = appearance(self.raw[idx], self.cfg.exposure)
         if self.flow is None:
             return x
         return torch.cat([x, self.flow[idx].float()], dim=1)

@@ -100,6 +100,7 @@ class StreamWorker:
         self._new_sequence = True  # the next frame job tells the scorer to reset the frame stream
         self.numbered = 0  # frames accepted so far (= index of the next frame)
         self.prep = SequencePreprocessor(host.model.cfg)  # holds the previous frame for the motion band
+        self._prep_time: float | None = None  # stream time of the frame the motion band's flow starts from
         self._arrivals: deque[tuple[float, float]] = deque()  # (monotonic, wall) of frames awaiting a window
         self._accepted: deque[float] = deque(maxlen=256)  # monotonic times, for the measured fps
         self.pending = 0  # jobs (windows or frames) queued at the scorer
@@ -210,12 +211,12 @@ class StreamWorker:
                 self.counts["skipped"] += 1
                 self._m["skipped"].inc()
                 continue
-            self._accept(frame, now)
+            self._accept(frame, now, t)
         if not got_frame:
             raise SourceError(f"no frame decoded ({source.decode_errors} undecodable packets)")
 
     # --- frames -> jobs --------------------------------------------------------------------------
-    def _accept(self, frame: av.VideoFrame, now: float) -> None:
+    def _accept(self, frame: av.VideoFrame, now: float, t: float) -> None:
         with self._lock:
             busy = self.pending >= self.max_pending
         if busy:
@@ -223,7 +224,10 @@ class StreamWorker:
             self._m["dropped"].inc()
             return
         image = self._convert(frame)  # uint8 luma or RGB, upright
-        x = self.prep(image)  # (in_channels, h, w)
+        # the motion band's flow in pixels per period of the target fps, whatever the gap since the frame before
+        interval = 1.0 if self._prep_time is None else (t - self._prep_time) * self.fps
+        self._prep_time = t
+        x = self.prep(image, interval)  # (in_channels, h, w)
         self._accepted.append(now)
         index = self.numbered
         self.numbered += 1
@@ -267,6 +271,7 @@ class StreamWorker:
             self.assembler.restart()
         self._new_sequence = True
         self.prep.reset()
+        self._prep_time = None
         self._convert.restart()  # the next connection's display matrix is read anew
         self._arrivals.clear()
         if lost:

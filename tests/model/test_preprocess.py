@@ -80,3 +80,64 @@ def test_spec_describes_the_motion_band():
     assert "motion" not in input_spec(OCRGANConfig(isize=8, nc=1))
     spec = input_spec(OCRGANConfig(isize=8, nc=1, motion=True, depth=1))
     assert spec["channels"] == 3 and spec["motion"]["unit"] == "pixels per frame at the working size"
+
+
+def test_exposure_sets_each_frames_level_and_contrast():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, exposure=(-0.1, 0.3))
+    rng = np.random.default_rng(0)
+    scene = rng.integers(60, 160, (32, 48)).astype(np.float32)
+    frames = np.stack([scene, scene * 0.6, scene * 1.4 + 10]).astype(np.uint8)  # one scene in three lights
+    x = preprocess(frames, cfg)
+    assert x.mean(dim=(1, 2, 3)) == pytest.approx([-0.1] * 3, abs=1e-4)
+    assert x.std(dim=(1, 2, 3), correction=0) == pytest.approx([0.3] * 3, abs=1e-4)
+    assert (x[1] - x[0]).abs().max() < 0.02 and (x[2] - x[0]).abs().max() < 0.02  # the light is gone (uint8 rounding)
+    plain = preprocess(frames, OCRGANConfig(isize=(32, 48), nc=1))
+    assert (plain[2] - plain[0]).abs().mean() > 0.3  # without it, the light is what changed most
+
+
+def test_exposure_does_not_blow_up_a_blank_frame():
+    cfg = OCRGANConfig(isize=8, nc=1, exposure=(0.0, 0.4))
+    grey = np.full((1, 8, 8), 100, np.uint8)
+    grey[0, 0, 0] = 102  # one pixel off: its own spread is tiny
+    x = preprocess(grey, cfg)
+    assert x.abs().max() < 0.4 * (2 / 127.5) / 0.05 * 1.01  # stretched from the floor, not from its own spread
+    assert torch.isfinite(preprocess(np.zeros((1, 8, 8), np.uint8), cfg)).all()
+
+
+def test_exposure_is_checked_and_travels_with_the_config():
+    cfg = OCRGANConfig(isize=8, nc=1, exposure=[0.0, 0.4])
+    assert cfg.exposure == (0.0, 0.4)
+    assert OCRGANConfig.from_dict(cfg.to_dict()) == cfg
+    assert input_spec(cfg)["exposure"]["std"] == 0.4 and "exposure" not in input_spec(OCRGANConfig(isize=8, nc=1))
+    for bad in ((0.0, 0.0), (0.0, 2.0), (1.5, 0.4), (0.0,)):
+        with pytest.raises(ValueError, match="exposure"):
+            OCRGANConfig(isize=8, nc=1, exposure=bad)
+
+
+def test_exposure_applies_on_the_streaming_path_too():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True, exposure=(0.0, 0.4))
+    frames = np.random.default_rng(1).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    streamed = torch.stack([SequencePreprocessor(cfg)(f) for f in frames])
+    assert torch.allclose(streamed[:, :1], preprocess(frames, cfg), atol=1e-6)
+
+
+def test_flow_is_in_pixels_per_frame_period_whatever_the_gap():
+    """A frame two periods after the one before it (one dropped in between) moved twice as far; its flow is
+    halved, so a walker does not read as a cyclist."""
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True)
+    rng = np.random.default_rng(0)
+    texture = np.kron(rng.integers(0, 256, (40, 60), dtype=np.uint8), np.ones((4, 4), np.uint8))
+    frames = [texture[20:84, 20 + 2 * k:116 + 2 * k] for k in range(5)]  # 2 px left per period
+
+    def dx(interval, k):
+        prep = SequencePreprocessor(cfg)
+        prep(frames[0])
+        return float(prep(frames[k], interval)[1, 8:-8, 8:-8].median())
+
+    assert dx(1.0, 1) == pytest.approx(-1.0, abs=0.15)  # 2 px at the flow's size = 1 px at the working size
+    assert dx(1.0, 2) == pytest.approx(-2.0, abs=0.2)  # a gap read as one period: twice as fast
+    assert dx(2.0, 2) == pytest.approx(-1.0, abs=0.15)
+    assert dx(4.0, 4) == pytest.approx(-1.0, abs=0.15)
+    assert dx(100.0, 1) == pytest.approx(-0.25, abs=0.05)  # gaps count at most MAX_INTERVAL periods
+    for unknown in (0.0, -1.0, float("nan"), float("inf")):
+        assert dx(unknown, 1) == pytest.approx(-1.0, abs=0.15)

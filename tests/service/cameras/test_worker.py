@@ -151,6 +151,28 @@ def test_frames_are_dropped_and_counted_when_scoring_falls_behind(rtsp, parts, w
 
 
 @pytest.mark.slow
+def test_the_motion_band_is_told_each_frames_gap_in_periods_of_the_target_fps(rtsp, parts, workers):
+    """25 fps kept at 10 keeps frames 0.12 s and 0.08 s apart, 1.2 and 0.8 periods: the flow is scaled by them."""
+    server = rtsp(fps=25)
+    w, _rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam", fps=10)
+    intervals = []
+    real = w.prep
+
+    def recording(image, interval=1.0):
+        intervals.append(interval)
+        return real(image, interval)
+
+    w.prep = recording
+    wait_for(lambda: len(intervals) >= 20, 20, what="20 frames")
+    w.stop()
+    w.join()
+    gaps = intervals[1:20]
+    assert all(0.75 <= g <= 1.25 for g in gaps), gaps
+    assert any(g > 1.1 for g in gaps) and any(g < 0.9 for g in gaps)  # uneven, as 25 is not a multiple of 10
+    assert sum(gaps) / len(gaps) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.slow
 def test_reconnects_after_the_camera_dies_and_returns(rtsp, parts, workers):
     server = rtsp(fps=10)
     w, rec = start_worker(workers, parts(), f"rtsp://127.0.0.1:{server.port}/cam")

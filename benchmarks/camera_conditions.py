@@ -1,0 +1,183 @@
+"""A camera that sways in the wind, or whose light changes, with and without the preprocessing made for it.
+
+    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light
+        [--checkpoint service/assets/default.safetensors] [--out runs/camera_<condition>] [--amplitude 3]
+        [--gain 1.5] [--seed 0]
+
+The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored). Its training footage is
+as it was; in its test clips the condition holds in alternate spans of SPAN frames (each clip's first at a random
+offset), applied to the frame before the view is cropped from it, so no border shows. Labels are the view's.
+
+  sway   the camera moves in gusts of wind: a translation of two sines per axis (periods of 8-20 and 3-7 frames,
+         --amplitude and half of it, in pixels of the 240x360 frame) and a rotation of up to 0.04 degrees per
+         pixel of amplitude. Compared: the checkpoint's weights given the motion band's flow raw (`steady` false)
+         and less the camera's own motion (`steady` true, model.motion.steady_flow).
+  light  the light steps to --gain times its level and back (lights switched on, the sun out of a cloud, an
+         auto-exposure), clipped to 255. Compared: each frame's appearance as it comes (`exposure` none) and set
+         to the checkpoint's level and contrast (`exposure`, model.preprocess.appearance; the recipe's where the
+         checkpoint has none).
+
+For each, whatever the checkpoint itself says, a camera warms up on the first WARM_UP frames of the training
+footage (service.inference.calibration.Calibration, the service's rule) and scores the test clips as they were and
+under the condition. Reported per footage: frame-level micro AUC of the published scores, and the share of normal
+(false-positive rate) and anomalous (recall) frames flagged at the checkpoint's threshold, in the condition's spans
+and between them (footage as it was: the same frames, unchanged); beside them the no-learning flow speed of `ocrgan
+eval`, raw and steady, and the frame difference, on the same frames. Writes summary.json under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from new_camera import CROP, make_view, normalised, opening
+from sklearn.metrics import roc_auc_score
+
+from model import load_checkpoint
+from model.motion import resize_area
+from model.scales import cue_values
+from model.windows import iter_clip_scores
+from training.baselines import flow_size, flow_speeds, frame_difference
+from training.config import RECIPE
+from training.discover import find_sequences
+from training.frame_store import FrameStore
+
+SPAN = 50  # frames the condition holds, and frames between
+WARM_UP = 600  # frames: the service's default OCRGAN_CALIBRATION_FRAMES
+
+
+def spans(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Whether the condition holds at each frame of a clip of `n`."""
+    return ((np.arange(n) + rng.integers(0, 2 * SPAN)) // SPAN) % 2 == 1
+
+
+def sway(on: np.ndarray, amplitude: float, rng: np.random.Generator) -> list:
+    """Per frame, the frame as the swaying camera sees it (identity outside the spans)."""
+    t = np.arange(len(on))
+
+    def axis() -> np.ndarray:
+        slow, fast = rng.uniform(8, 20), rng.uniform(3, 7)
+        return amplitude * (np.sin(2 * np.pi * t / slow + rng.uniform(0, 2 * np.pi))
+                            + 0.5 * np.sin(2 * np.pi * t / fast + rng.uniform(0, 2 * np.pi)))
+
+    tx, ty = axis() * on, axis() * on
+    degrees = 0.04 * amplitude * np.sin(2 * np.pi * t / rng.uniform(10, 25)) * on
+
+    def warp(a: float, b: float, r: float):
+        def apply(img: np.ndarray) -> np.ndarray:
+            h, w = img.shape[:2]
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), float(r), 1.0)
+            m[:, 2] += (a, b)
+            return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR)
+        return apply
+
+    return [warp(a, b, r) for a, b, r in zip(tx, ty, degrees, strict=True)]
+
+
+def light(on: np.ndarray, gain: float) -> list:
+    """Per frame, the frame in the changed light (as it was outside the spans)."""
+    def lit(img: np.ndarray) -> np.ndarray:
+        return np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return [lit if o else (lambda img: img) for o in on]
+
+
+def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int) -> tuple[Path, np.ndarray]:
+    """The view's test clips under `condition` (spans -> per-frame transforms), as a frame-folder dataset
+    (labels.json of the view as it was), and whether the condition holds at every test frame, in clip order."""
+    r0, r1, c0, c1 = CROP
+    rng = np.random.default_rng(seed)
+    held = []
+    for clip in sorted(p for p in (src / "testing" / "frames").iterdir() if p.is_dir()):
+        files = sorted(clip.iterdir())
+        on = spans(len(files), rng)
+        out = dst / "testing" / "frames" / clip.name
+        out.mkdir(parents=True, exist_ok=True)
+        for f, change in zip(files, condition(on, rng), strict=True):
+            view = change(cv2.imread(str(f)))[r0:r1, c0:c1][:, ::-1]
+            cv2.imwrite(str(out / f.name), view, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        held.append(on)
+    shutil.copy(still_view / "labels.json", dst / "labels.json")
+    return dst, np.concatenate(held)
+
+
+def rates(scores: np.ndarray, labels: np.ndarray, on: np.ndarray, threshold: float) -> dict[str, float]:
+    flags = scores > threshold
+    out = {"micro_auc": round(float(roc_auc_score(labels, scores)), 4)}
+    for name, part in (("spans", on), ("between", ~on)):
+        out[f"false_positive_rate_{name}"] = round(float(flags[part & (labels == 0)].mean()), 4)
+        out[f"recall_{name}"] = round(float(flags[part & (labels == 1)].mean()), 4)
+    return out
+
+
+def baselines(data: Path, labels: np.ndarray, on: np.ndarray, hw: tuple[int, int], patch: int) -> dict[str, dict]:
+    """The no-learning detectors of `ocrgan eval` on a dataset's test clips."""
+    scores: dict[str, list[torch.Tensor]] = {}
+    for s in find_sequences(data, "test"):
+        grey = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in s.frames]
+        for k, v in flow_speeds(np.stack([resize_area(g, flow_size(hw)) for g in grey])).items():
+            scores.setdefault(k, []).append(v)
+        scores.setdefault("frame_difference", []).append(
+            frame_difference(np.stack([resize_area(g, hw) for g in grey]), patch))
+    out = {}
+    for k, v in scores.items():
+        score = torch.cat(v).numpy()
+        out[k] = {"micro_auc": round(float(roc_auc_score(labels, score)), 4),
+                  "micro_auc_spans": round(float(roc_auc_score(labels[on], score[on])), 4)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="UCSD Ped2 in the frame-folder layout, with test_pixel_masks.npz")
+    ap.add_argument("--condition", required=True, choices=("sway", "light"))
+    ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
+    ap.add_argument("--out", help="default runs/camera_<condition>")
+    ap.add_argument("--amplitude", type=float, default=3.0, help="sway: pixels of the 240x360 frame")
+    ap.add_argument("--gain", type=float, default=1.5, help="light: the level it steps to, times the old")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    out = Path(args.out or f"runs/camera_{args.condition}")
+    shutil.rmtree(out, ignore_errors=True)
+    model, info = load_checkpoint(args.checkpoint, "cpu")
+    if args.condition == "sway":
+        condition = lambda on, rng: sway(on, args.amplitude, rng)  # noqa: E731
+        variants = {"raw_flow": {"steady": False}, "steady_flow": {"steady": True}}
+    else:
+        condition = lambda on, rng: light(on, args.gain)  # noqa: E731
+        variants = {"as_it_comes": {"exposure": None},
+                    "exposure": {"exposure": info.config.exposure or tuple(RECIPE["exposure"])}}
+    plain = make_view(Path(args.data), out / "view")
+    changed, on = make_conditioned(Path(args.data), plain, out / args.condition, condition, args.seed)
+    threshold = float(model.threshold)
+    labels = np.concatenate([s.labels for s in find_sequences(plain, "test")])
+    footage = {"as_it_was": plain, args.condition: changed}
+    summary = {"checkpoint": args.checkpoint, "condition": args.condition, "span_frames": SPAN, "warm_up": WARM_UP,
+               **({"amplitude": args.amplitude} if args.condition == "sway" else {"gain": args.gain}),
+               "test_frames": len(labels), "in_spans": int(on.sum()), "anomalous": int(labels.sum())}
+    for variant, change in variants.items():
+        cfg = info.config.replace(**change)
+
+        def clip_cues(data: Path, split: str, cfg=cfg) -> list[dict]:
+            seqs = find_sequences(data, split)
+            store = FrameStore(seqs, cfg, args.workers, desc=split)
+            return [cue_values(list(iter_clip_scores(model, store.sequence(i)))) for i in range(len(seqs))]
+
+        cal = opening(model, clip_cues(plain, "train"), 0, WARM_UP)
+        for name, data in footage.items():
+            scores = normalised(model, clip_cues(data, "test"), cal.scales, cal.mean, cal.std)
+            summary[f"model_{variant}_{name}"] = rates(scores, labels, on, threshold)
+    for name, data in footage.items():
+        for k, v in baselines(data, labels, on, info.config.hw, info.config.score_patch).items():
+            summary[f"{k}_{name}"] = v
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
