@@ -47,6 +47,10 @@ CAMERA_GRID = 4  # the camera's motion is fitted to the flow at every this many 
 CAMERA_INLIER = 3.0  # a sample is background while its residual is within this many times the median residual
 CAMERA_MIN_INLIER = 0.25  # ... or within this many pixels per frame
 CAMERA_STILL = 0.1  # a fitted motion that moves no pixel this far (pixels per frame) is a still camera's noise
+CAMERA_EXPLAINS = 3.0  # ... and one that does not bring this many times more of the previous frame's edges closer to
+# the frame than it takes further (most edges are the scene's, not the movers') is the optical flow's guess, not the
+# camera's motion
+CAMERA_EDGES = 75  # percentile of the gradient above which a pixel is an edge for that check
 
 
 def _affine_basis(h: int, w: int, step: int = 1) -> np.ndarray:
@@ -55,13 +59,17 @@ def _affine_basis(h: int, w: int, step: int = 1) -> np.ndarray:
     return np.stack([np.ones(xs.size), (xs.ravel() - w / 2) / w, (ys.ravel() - h / 2) / h], 1)
 
 
-def camera_motion(flow: np.ndarray, rounds: int = 3) -> np.ndarray:
-    """(H, W, 2) flow -> (3, 2) affine parameters of the camera's own motion, (dx, dy) = (1, x, y) @ params in
-    the units of `_affine_basis`: started from the median flow, refitted by least squares on the samples that it
-    explains (residual within CAMERA_INLIER times the median residual, or CAMERA_MIN_INLIER px), so movers in
-    the scene are left out while they cover less than half of it. A motion that moves no pixel CAMERA_STILL
-    or further is zero: a still camera's flow is left as it is (subtracting the fit's noise cost flow speed
-    0.003 of AUC on still Ped2 footage)."""
+def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """(H, W, 2) flow from the uint8 frame `prev` to `cur` -> (3, 2) affine parameters of the camera's own motion,
+    (dx, dy) = (1, x, y) @ params in the units of `_affine_basis`: started from the median flow, refitted by least
+    squares on the samples that it explains (residual within CAMERA_INLIER times the median residual, or
+    CAMERA_MIN_INLIER px), so movers in the scene are left out while they cover less than half of it. Zero unless
+    the camera evidently moved:
+    - the motion moves some pixel CAMERA_STILL or further (subtracting a still camera's noise cost flow speed
+      0.003 of AUC on still Ped2 footage), and
+    - warping `prev` by it brings the frame's edges closer to `cur` (`_explains`). Optical flow fills a region
+      without texture, or with stripes along the motion, with the motion around it: walkers crossing such a
+      ground read as the whole ground moving with them, which no warp of the ground confirms."""
     h, w = flow.shape[:2]
     step = CAMERA_GRID
     basis = _affine_basis(h, w, step)
@@ -75,14 +83,39 @@ def camera_motion(flow: np.ndarray, rounds: int = 3) -> np.ndarray:
             break
         params = np.linalg.lstsq(basis[inliers], samples[inliers], rcond=None)[0]
     reach = np.abs(params[0]) + 0.5 * np.abs(params[1:]).sum(axis=0)  # the largest displacement per axis
-    return params if float(reach.max()) >= CAMERA_STILL else np.zeros_like(params)
+    if float(reach.max()) < CAMERA_STILL or not _explains(params, prev, cur):
+        return np.zeros_like(params)
+    return params
 
 
-def steady_flow(flow: np.ndarray) -> np.ndarray:
-    """(H, W, 2) flow -> the same less the camera's own motion (`camera_motion`), float32."""
-    h, w = flow.shape[:2]
-    field = (_affine_basis(h, w) @ camera_motion(flow)).reshape(h, w, 2)
-    return (flow - field).astype(np.float32)
+def _field(params: np.ndarray, h: int, w: int) -> np.ndarray:
+    return (_affine_basis(h, w) @ params).reshape(h, w, 2).astype(np.float32)
+
+
+def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> bool:
+    """Whether `prev` moved by the motion `params` matches `cur` at the edges of `prev` (gradient above its
+    CAMERA_EDGES percentile, away from the border) better than `prev` as it is: CAMERA_EXPLAINS times as many edge
+    pixels closer to `cur` by more than a grey level as further from it."""
+    h, w = prev.shape
+    field = _field(params, h, w)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    moved = cv2.remap(prev, xs - field[..., 0], ys - field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    grad = np.hypot(cv2.Sobel(prev, cv2.CV_32F, 1, 0), cv2.Sobel(prev, cv2.CV_32F, 0, 1))
+    m = max(2, int(np.ceil(np.abs(field).max())) + 1)
+    inner = (slice(m, h - m), slice(m, w - m))
+    edges = grad[inner] >= np.percentile(grad[inner], CAMERA_EDGES)
+    c = cur[inner].astype(np.float32)[edges]
+    gain = np.abs(c - prev[inner].astype(np.float32)[edges]) - np.abs(c - moved[inner].astype(np.float32)[edges])
+    return bool((gain > 1).sum() >= CAMERA_EXPLAINS * max(1, int((gain < -1).sum())))
+
+
+def steady_flow(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """(H, W, 2) flow from the uint8 frame `prev` to `cur` -> the same less the camera's own motion
+    (`camera_motion`), float32."""
+    params = camera_motion(flow, prev, cur)
+    if not params.any():
+        return flow.astype(np.float32, copy=False)
+    return (flow - _field(params, *flow.shape[:2])).astype(np.float32)
 
 
 class FlowEstimator:
@@ -107,7 +140,7 @@ class FlowEstimator:
         else:
             flow = self._dis.calc(self._prev, grey, None)
             if self.steady:
-                flow = steady_flow(flow)
+                flow = steady_flow(flow, self._prev, grey)
         self._prev = grey
         return flow
 

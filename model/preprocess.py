@@ -104,6 +104,8 @@ def preprocess(frames: np.ndarray | torch.Tensor, cfg: OCRGANConfig,
 
 MAX_INTERVAL = 4.0  # frame periods: flow across a longer gap is scaled as if across this one (and the other way,
 # 1 / MAX_INTERVAL, for a frame that came too soon)
+INTERVAL_JITTER = 0.1  # a gap this close to one period is one: timestamps in a millisecond time base jitter by a few
+# percent
 
 
 class SequencePreprocessor:
@@ -125,13 +127,14 @@ class SequencePreprocessor:
 
     def __call__(self, frame: np.ndarray, interval: float = 1.0) -> torch.Tensor:
         """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w); `interval`: frame periods since the
-        previous frame (kept within [1 / MAX_INTERVAL, MAX_INTERVAL]; 1 where unknown or not a positive number)."""
+        previous frame (kept within [1 / MAX_INTERVAL, MAX_INTERVAL]; 1 within INTERVAL_JITTER of it, and where
+        unknown or not a positive number)."""
         if self.flow is None:
             return appearance(working_frame(frame, self.cfg)[None], self.cfg.exposure)[0]
         big = flow_frame(frame, self.cfg)
         x = appearance(resize_area(big, self.cfg.hw)[None], self.cfg.exposure)[0]
         f = shrink_flow(self.flow(luma(big)), self.cfg.flow_scale)
-        if interval != 1.0:
+        if abs(interval - 1.0) > INTERVAL_JITTER:
             f = f / (min(max(interval, 1 / MAX_INTERVAL), MAX_INTERVAL) if math.isfinite(interval) and interval > 0
                      else 1.0)
         return torch.cat([x, torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)])

@@ -52,7 +52,8 @@ def flow_speeds(grey: np.ndarray) -> dict[str, torch.Tensor]:
     if len(grey) and grey.shape[1] != FLOW_HEIGHT:
         raise ValueError(f"flow speed runs on frames {FLOW_HEIGHT} pixels high, got {grey.shape[1]}")
     flow = sequence_flow(grey)
-    steady = np.stack([steady_flow(f) for f in flow]) if len(flow) else flow
+    steady = np.stack([steady_flow(f, grey[max(i - 1, 0)], g) for i, (f, g) in enumerate(zip(flow, grey, strict=True))]
+                      ) if len(flow) else flow
     return {"flow_speed": _pooled_speed(flow), "flow_speed_steady": _pooled_speed(steady)}
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,11 +301,28 @@ class Clip:
         return None
 
 
-def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig) -> Iterator[torch.Tensor]:
-    """Decoded frames -> model input frames (in_channels, h, w), one at a time (bounded memory)."""
+GAPS_KEPT = 25  # a clip's frame period is the median of its last this many gaps between frames
+
+
+def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig,
+                 timestamps: list[float] | None = None) -> Iterator[torch.Tensor]:
+    """Decoded frames -> model input frames (in_channels, h, w), one at a time (bounded memory). With the clip's
+    `timestamps` (seconds, one per frame, filled as its frames are decoded), each frame's flow is divided by its gap
+    in frame periods, as a camera's is, the period being the median of the clip's last GAPS_KEPT gaps (its frame
+    rate, whatever frames it lost): a frame the recording lost leaves a gap of two."""
     prep = SequencePreprocessor(cfg)
-    for f in frames:
-        yield prep(f)
+    gaps: deque[float] = deque(maxlen=GAPS_KEPT)
+    before = None
+    for k, f in enumerate(frames):
+        now = timestamps[k] if timestamps is not None and k < len(timestamps) else None
+        interval = 1.0
+        if now is not None and before is not None:
+            gap = now - before
+            period = float(np.median(gaps)) if len(gaps) >= 3 else 0.0
+            interval = gap / period if period > 0 else 1.0
+            gaps.append(gap)
+        before = now
+        yield prep(f, interval)
 
 
 def pool_heatmaps(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -387,7 +405,8 @@ def score_file(path: Path, host: ModelHost, limits: ClipLimits, stride: int, hea
     watch = watch or Watch()
     watch.start()
     with Clip(path, host.grey, limits, watch) as clip:
-        parts = run(model_inputs(clip.frames(), host.model.cfg), stride, heatmaps, coarse_heatmaps(grid))
+        parts = run(model_inputs(clip.frames(), host.model.cfg, clip.meta.timestamps), stride, heatmaps,
+                    coarse_heatmaps(grid))
         return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0, scale)
 
 

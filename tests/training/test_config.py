@@ -37,7 +37,7 @@ def test_without_model_settings_the_recipe_is_trained_and_overrides_change_one_f
 
     plain = load_config(None).model_cfg()
     assert plain.motion and plain.memory_size == 4096 and plain.objective == "mixed" and plain.nc == 1
-    assert plain.steady and plain.speed_classes == 6 and plain.exposure == (-0.1, 0.35)
+    assert plain.steady and plain.speed_classes == 6 and plain.exposure is None
     assert plain == TrainConfig().model_cfg() == load_config(None, ["epochs=2"]).model_cfg()
     one = load_config(None, ["model.temporal=coarse"]).model_cfg()
     assert one.temporal == "coarse" and one.motion and one.memory_size == RECIPE["memory_size"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 import torch
 
-from model import load_checkpoint, preprocess, score_clip
+from model import OCRGANConfig, load_checkpoint, preprocess, score_clip
 from service.clips.video import Clip, ClipLimits, Watch, heatmap_grid, inline_runner, model_inputs, score_file
 from service.errors import CLIENT_GONE, ServiceError
 from service.inference.host import ModelHost
@@ -286,6 +287,36 @@ def test_timestamps_run_from_the_first_frame(tmp_path, mp4_clip):
     assert meta.start_time == pytest.approx(1.4, abs=0.1) and plain.start_time == 0.0
     assert meta.timestamps == pytest.approx(plain.timestamps, abs=1e-6)
     assert meta.timestamps[:3] == pytest.approx([0.0, 0.04, 0.08], abs=1e-6)
+
+
+def test_a_frame_the_recording_lost_does_not_double_the_flow_of_the_next(tmp_path):
+    """A recording that lost frame 6: its timestamps jump two periods there, and the texture moved twice as far. The
+    flow of the frame after the gap is divided by the gap, so it reads as every other frame's."""
+    rng = np.random.default_rng(0)
+    texture = np.kron(rng.integers(0, 256, (40, 70), dtype=np.uint8), np.ones((4, 4), np.uint8))
+    shown = [k for k in range(12) if k != 6]
+    path = tmp_path / "lost.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mjpeg", rate=10)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuvj420p"
+        for k in shown:
+            grey = texture[20:84, 20 + 2 * k:116 + 2 * k]  # 2 px left per period
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.repeat(grey[..., None], 3, 2)), format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, 10)
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True)
+
+    def dx(with_times: bool) -> np.ndarray:
+        with Clip(path, True, LIMITS) as clip:
+            x = torch.stack(list(model_inputs(clip.frames(), cfg, clip.meta.timestamps if with_times else None)))
+            assert np.diff(clip.meta.timestamps) == pytest.approx([0.1] * 5 + [0.2] + [0.1] * 4, abs=1e-3)
+        return x[1:, 1, 8:-8, 8:-8].flatten(1).median(dim=1).values.numpy()
+
+    assert dx(False)[5] == pytest.approx(-2.0, abs=0.2)  # the frame after the gap moved 4 px at the flow's size
+    assert dx(True) == pytest.approx([-1.0] * 10, abs=0.15)
 
 
 def test_one_frame_is_a_clip(tmp_path, clip_frames, make_settings):
