@@ -10,6 +10,8 @@ background's motion, as long as the background is most of the frame), so what re
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -53,10 +55,14 @@ CAMERA_EXPLAINS = 3.0  # ... and one that does not bring this many times more of
 CAMERA_EDGES = 75  # percentile of the gradient above which a pixel is an edge for that check
 
 
+@functools.lru_cache(maxsize=8)
 def _affine_basis(h: int, w: int, step: int = 1) -> np.ndarray:
-    """(n, 3) rows (1, x, y) at every `step`-th pixel, x and y centred and in units of the frame's size."""
+    """(n, 3) rows (1, x, y) at every `step`-th pixel, x and y centred and in units of the frame's size (read-only,
+    one per size)."""
     ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
-    return np.stack([np.ones(xs.size), (xs.ravel() - w / 2) / w, (ys.ravel() - h / 2) / h], 1)
+    basis = np.stack([np.ones(xs.size), (xs.ravel() - w / 2) / w, (ys.ravel() - h / 2) / h], 1)
+    basis.flags.writeable = False
+    return basis
 
 
 def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -82,14 +88,31 @@ def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: i
         if inliers.sum() < 3 * basis.shape[1]:
             break
         params = np.linalg.lstsq(basis[inliers], samples[inliers], rcond=None)[0]
-    reach = np.abs(params[0]) + 0.5 * np.abs(params[1:]).sum(axis=0)  # the largest displacement per axis
-    if float(reach.max()) < CAMERA_STILL or not _explains(params, prev, cur):
+    if _reach(params) < CAMERA_STILL or not _explains(params, prev, cur):
         return np.zeros_like(params)
     return params
 
 
+def _reach(params: np.ndarray) -> float:
+    """The largest displacement of any pixel along either axis under the affine motion `params`."""
+    return float((np.abs(params[0]) + 0.5 * np.abs(params[1:]).sum(axis=0)).max())
+
+
 def _field(params: np.ndarray, h: int, w: int) -> np.ndarray:
-    return (_affine_basis(h, w) @ params).reshape(h, w, 2).astype(np.float32)
+    """(h, w, 2) float32 displacement of every pixel under the affine motion `params`."""
+    x = ((np.arange(w) - w / 2) / w)[None, :, None]
+    y = ((np.arange(h) - h / 2) / h)[:, None, None]
+    return (params[0] + x * params[1] + y * params[2]).astype(np.float32)
+
+
+def _moved(prev: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """`prev` as the camera sees it after the affine motion `params`: each pixel x shows prev at x - field(x)."""
+    h, w = prev.shape
+    (ax, ay), (bx, by), (cx, cy) = params  # displacement = a + b (x - w/2) / w + c (y - h/2) / h
+    to_source = np.array([[1 - bx / w, -cx / h, bx / 2 + cx / 2 - ax],
+                          [-by / w, 1 - cy / h, by / 2 + cy / 2 - ay]], np.float64)
+    return cv2.warpAffine(prev, to_source, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> bool:
@@ -97,11 +120,9 @@ def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> bool:
     CAMERA_EDGES percentile, away from the border) better than `prev` as it is: CAMERA_EXPLAINS times as many edge
     pixels closer to `cur` by more than a grey level as further from it."""
     h, w = prev.shape
-    field = _field(params, h, w)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    moved = cv2.remap(prev, xs - field[..., 0], ys - field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = _moved(prev, params)
     grad = np.hypot(cv2.Sobel(prev, cv2.CV_32F, 1, 0), cv2.Sobel(prev, cv2.CV_32F, 0, 1))
-    m = max(2, int(np.ceil(np.abs(field).max())) + 1)
+    m = max(2, int(np.ceil(_reach(params))) + 1)
     inner = (slice(m, h - m), slice(m, w - m))
     edges = grad[inner] >= np.percentile(grad[inner], CAMERA_EDGES)
     c = cur[inner].astype(np.float32)[edges]
