@@ -11,7 +11,7 @@ offset), applied to the frame before the view is cropped from it, so no border s
   sway   the camera moves in gusts of wind: a translation of two sines per axis (periods of 8-20 and 3-7 frames,
          --amplitude and half of it, in pixels of the 240x360 frame) and a rotation of up to 0.04 degrees per
          pixel of amplitude. Compared: the checkpoint's weights given the motion band's flow raw (`steady` false)
-         and less the camera's own motion (`steady` true, model.motion.steady_flow).
+         and less the camera's own motion (`steady` true, model.motion.Steadier).
   light  the light steps to --gain times its level and back (lights switched on, the sun out of a cloud, an
          auto-exposure), clipped to 255. Compared: each frame's appearance as it comes (`exposure` none) and set
          to the checkpoint's level and contrast (`exposure`, model.preprocess.appearance; the recipe's where the

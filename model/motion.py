@@ -49,9 +49,12 @@ CAMERA_GRID = 4  # the camera's motion is fitted to the flow at every this many 
 CAMERA_INLIER = 3.0  # a sample is background while its residual is within this many times the median residual
 CAMERA_MIN_INLIER = 0.25  # ... or within this many pixels per frame
 CAMERA_STILL = 0.1  # a fitted motion that moves no pixel this far (pixels per frame) is a still camera's noise
-CAMERA_EXPLAINS = 3.0  # ... and one that does not bring this many times more of the previous frame's edges closer to
+CAMERA_EXPLAINS = 2.0  # ... and one that does not bring this many times more of the previous frame's edges closer to
 # the frame than it takes further (most edges are the scene's, not the movers') is the optical flow's guess, not the
 # camera's motion
+CAMERA_KEEPS = 1.5  # ... or this many times, for a camera already seen moving the frame before (a sway lasts: the
+# frames of a small one bear it out less clearly, one by one)
+CAMERA_GREY = 0.5  # grey levels by which an edge pixel must come closer (or go further) to count for that check
 CAMERA_EDGES = 75  # percentile of the gradient above which a pixel is an edge for that check
 
 
@@ -65,7 +68,8 @@ def _affine_basis(h: int, w: int, step: int = 1) -> np.ndarray:
     return basis
 
 
-def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: int = 3) -> np.ndarray:
+def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, times: float = CAMERA_EXPLAINS,
+                  rounds: int = 3) -> np.ndarray:
     """(H, W, 2) flow from the uint8 frame `prev` to `cur` -> (3, 2) affine parameters of the camera's own motion,
     (dx, dy) = (1, x, y) @ params in the units of `_affine_basis`: started from the median flow, refitted by least
     squares on the samples that it explains (residual within CAMERA_INLIER times the median residual, or
@@ -73,7 +77,8 @@ def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: i
     the camera evidently moved:
     - the motion moves some pixel CAMERA_STILL or further (subtracting a still camera's noise cost flow speed
       0.003 of AUC on still Ped2 footage), and
-    - warping `prev` by it brings the frame's edges closer to `cur` (`_explains`). Optical flow fills a region
+    - warping `prev` by it brings the frame's edges closer to `cur` (`_explains`: `times` as many closer as
+      further; a `Steadier` asks CAMERA_KEEPS of a camera it saw moving the frame before). Optical flow fills a region
       without texture, or with stripes along the motion, with the motion around it: walkers crossing such a
       ground read as the whole ground moving with them, which no warp of the ground confirms."""
     h, w = flow.shape[:2]
@@ -88,7 +93,7 @@ def camera_motion(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray, rounds: i
         if inliers.sum() < 3 * basis.shape[1]:
             break
         params = np.linalg.lstsq(basis[inliers], samples[inliers], rcond=None)[0]
-    if _reach(params) < CAMERA_STILL or not _explains(params, prev, cur):
+    if _reach(params) < CAMERA_STILL or not _explains(params, prev, cur, times):
         return np.zeros_like(params)
     return params
 
@@ -115,10 +120,10 @@ def _moved(prev: np.ndarray, params: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> bool:
+def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray, times: float) -> bool:
     """Whether `prev` moved by the motion `params` matches `cur` at the edges of `prev` (gradient above its
-    CAMERA_EDGES percentile, away from the border) better than `prev` as it is: CAMERA_EXPLAINS times as many edge
-    pixels closer to `cur` by more than a grey level as further from it."""
+    CAMERA_EDGES percentile, away from the border) better than `prev` as it is: `times` as many edge pixels closer
+    to `cur` by more than CAMERA_GREY as further from it."""
     h, w = prev.shape
     moved = _moved(prev, params)
     grad = np.hypot(cv2.Sobel(prev, cv2.CV_32F, 1, 0), cv2.Sobel(prev, cv2.CV_32F, 0, 1))
@@ -127,41 +132,57 @@ def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> bool:
     edges = grad[inner] >= np.percentile(grad[inner], CAMERA_EDGES)
     c = cur[inner].astype(np.float32)[edges]
     gain = np.abs(c - prev[inner].astype(np.float32)[edges]) - np.abs(c - moved[inner].astype(np.float32)[edges])
-    return bool((gain > 1).sum() >= CAMERA_EXPLAINS * max(1, int((gain < -1).sum())))
+    return bool((gain > CAMERA_GREY).sum() >= times * max(1, int((gain < -CAMERA_GREY).sum())))
 
 
-def steady_flow(flow: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """(H, W, 2) flow from the uint8 frame `prev` to `cur` -> the same less the camera's own motion
-    (`camera_motion`), float32."""
-    params = camera_motion(flow, prev, cur)
-    if not params.any():
-        return flow.astype(np.float32, copy=False)
-    return (flow - _field(params, *flow.shape[:2])).astype(np.float32)
+class Steadier:
+    """Takes the camera's own motion (`camera_motion`) out of the flows of one sequence, frame after frame:
+    (H, W, 2) flow from the uint8 frame `prev` to `cur` -> the same less the camera's motion, float32. Remembers
+    whether the camera moved the frame before, so a sway goes on being taken out on the weaker evidence of `keeps`
+    (CAMERA_KEEPS) once the frames bore it out by `explains` (CAMERA_EXPLAINS)."""
+
+    def __init__(self, explains: float = CAMERA_EXPLAINS, keeps: float = CAMERA_KEEPS) -> None:
+        self.explains, self.keeps = explains, keeps
+        self.moving = False
+
+    def reset(self) -> None:
+        self.moving = False
+
+    def __call__(self, flow: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        params = camera_motion(flow, prev, cur, self.keeps if self.moving else self.explains)
+        self.moving = bool(params.any())
+        if not self.moving:
+            return flow.astype(np.float32, copy=False)
+        return (flow - _field(params, *flow.shape[:2])).astype(np.float32)
 
 
 class FlowEstimator:
     """Flow of each frame from the one before it, in pixels per frame: (H, W) uint8 -> (H, W, 2) float32
     (x, y). Holds the previous frame, so one estimator serves one sequence; the first frame of a
     sequence, or the first after `reset()`, has zero flow (as if the frame had been shown before). With
-    `steady`, the camera's own motion is taken out of each flow (`steady_flow`)."""
+    `steady`, the camera's own motion is taken out of each flow (`Steadier`)."""
 
     def __init__(self, steady: bool = False) -> None:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._dis.setFinestScale(FLOW_FINEST_SCALE)
         self._prev: np.ndarray | None = None
-        self.steady = steady
+        self._steadier = Steadier() if steady else None
 
     def reset(self) -> None:
         self._prev = None
+        if self._steadier is not None:
+            self._steadier.reset()
 
     def __call__(self, grey: np.ndarray) -> np.ndarray:
         grey = np.ascontiguousarray(grey)
         if self._prev is None or self._prev.shape != grey.shape:
             flow = np.zeros((*grey.shape, 2), np.float32)
+            if self._steadier is not None:
+                self._steadier.reset()
         else:
             flow = self._dis.calc(self._prev, grey, None)
-            if self.steady:
-                flow = steady_flow(flow, self._prev, grey)
+            if self._steadier is not None:
+                flow = self._steadier(flow, self._prev, grey)
         self._prev = grey
         return flow
 

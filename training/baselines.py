@@ -1,6 +1,6 @@
 """Detectors that learn nothing, on the very frames the model sees (uint8, shrunk to the working size by
 area averaging): frame difference, distance to the mean training frame, and optical-flow speed, raw and less
-the camera's own motion (`model.motion.steady_flow`). Each is pooled like the model's score (the largest mean
+the camera's own motion (`model.motion.Steadier`). Each is pooled like the model's score (the largest mean
 over half-overlapping patches) and, for the first two, also as a plain frame mean."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.motion import sequence_flow, steady_flow
+from model.motion import Steadier, sequence_flow
 from model.scoring import pooled_error
 
 FLOW_HEIGHT = 128  # flow speed runs on frames this high (aspect kept): the recipe whose figures are known
@@ -52,7 +52,8 @@ def flow_speeds(grey: np.ndarray) -> dict[str, torch.Tensor]:
     if len(grey) and grey.shape[1] != FLOW_HEIGHT:
         raise ValueError(f"flow speed runs on frames {FLOW_HEIGHT} pixels high, got {grey.shape[1]}")
     flow = sequence_flow(grey)
-    steady = np.stack([steady_flow(f, grey[max(i - 1, 0)], g) for i, (f, g) in enumerate(zip(flow, grey, strict=True))]
+    steadier = Steadier()
+    steady = np.stack([steadier(f, grey[max(i - 1, 0)], g) for i, (f, g) in enumerate(zip(flow, grey, strict=True))]
                       ) if len(flow) else flow
     return {"flow_speed": _pooled_speed(flow), "flow_speed_steady": _pooled_speed(steady)}
 

@@ -168,7 +168,7 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
                          "flow_speed is OpenCV DIS (fast preset, finest scale 0) between consecutive frames resized "
                          "to 128 px high, its magnitude averaged over 16x16 patches (stride 8), the largest per "
                          "frame; flow_speed_steady the same of the flow less the camera's own motion (a robust "
-                         "affine fit, model.motion.steady_flow); frame differences and distances to the mean "
+                         "affine fit, model.motion.Steadier); frame differences and distances to the mean "
                          "training frame are squared errors "
                          f"pooled over {cfg.score_patch}x{cfg.score_patch} patches (or the frame mean, *_mean); "
                          "baselines learn no statistics, so their online protocol is their raw score",

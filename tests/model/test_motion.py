@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from model import OCRGANConfig, input_spec, preprocess_sequence
-from model.motion import CAMERA_STILL, FlowEstimator, _affine_basis, camera_motion, sequence_flow, steady_flow
+from model.motion import (
+    CAMERA_KEEPS,
+    CAMERA_STILL,
+    FlowEstimator,
+    Steadier,
+    _affine_basis,
+    camera_motion,
+    sequence_flow,
+)
 from testkit.synthetic import moving_shapes
 
 H, W = 64, 96
@@ -33,7 +41,7 @@ def test_the_cameras_motion_is_fitted_past_what_moves_in_the_scene():
     flow = field(sway) + rng.normal(0, 0.05, (H, W, 2)).astype(np.float32)
     flow[10:40, 20:60] = (-4.0, 3.0)  # a fifth of the frame moves its own way
     assert np.allclose(camera_motion(flow, prev, moved(prev, sway)), sway, atol=0.05)
-    steady = steady_flow(flow, prev, moved(prev, sway))
+    steady = Steadier()(flow, prev, moved(prev, sway))
     assert steady.dtype == np.float32
     background = np.ones((H, W), bool)
     background[10:40, 20:60] = False
@@ -47,7 +55,7 @@ def test_a_still_cameras_flow_is_left_as_it_is():
     flow[5:25, 5:15] = (2.0, 0.0)  # a walker
     still = ground()
     assert not camera_motion(flow, still, still).any()
-    assert np.array_equal(steady_flow(flow, still, still), flow)
+    assert np.array_equal(Steadier()(flow, still, still), flow)
     shift = np.array([[2 * CAMERA_STILL] * 2, [0.0, 0.0], [0.0, 0.0]])  # twice the still threshold: the camera's
     flow += np.float32(2 * CAMERA_STILL)
     assert camera_motion(flow, still, moved(still, shift))[0] == pytest.approx([2 * CAMERA_STILL] * 2, abs=0.02)
@@ -62,6 +70,32 @@ def test_flow_the_frames_do_not_bear_out_is_not_the_cameras():
     assert not any(camera_motion(f, frames[i - 1], frames[i]).any() for i, f in enumerate(flow) if i)
     sway = np.array([[0.8, 0.0], [0.0, 0.0], [0.0, 0.0]])
     assert camera_motion(flow[3], frames[2], moved(frames[2], sway)).any()  # the ground itself moved: confirmed
+    # frame after frame, as a camera's flow is made: never taken for the camera's motion, so it never starts a sway
+    assert np.array_equal(sequence_flow(frames, steady=True), flow)
+
+
+def noisy(img: np.ndarray, rng: np.random.Generator, sigma: float = 8.0) -> np.ndarray:
+    return np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_sway_goes_on_being_taken_out_on_weaker_evidence():
+    """A fifth of a pixel in sensor noise of 8 grey levels: too little for the frames alone to bear the camera's
+    motion out, but enough once the camera has been seen moving the frame before."""
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(ground(0), (0, 0), 1.0)
+    small = np.array([[0.2, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    prev, cur = noisy(scene, rng), noisy(moved(scene, small), rng)
+    flow = field(small)
+    assert not camera_motion(flow, prev, cur).any()
+    assert camera_motion(flow, prev, cur, CAMERA_KEEPS)[0] == pytest.approx([0.2, 0.0], abs=0.02)
+    steadier = Steadier()
+    assert np.array_equal(steadier(flow, prev, cur), flow)  # a camera not seen moving: left as it is
+    big = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    steadier(field(big), scene, moved(scene, big))  # the gust starts
+    assert steadier.moving
+    assert np.abs(steadier(flow, prev, cur)).max() < 0.02  # ... and goes on
+    steadier.reset()
+    assert not steadier.moving
 
 
 def test_a_mover_covering_most_of_the_frame_is_taken_for_the_camera():
