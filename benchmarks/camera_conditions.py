@@ -1,8 +1,9 @@
-"""A camera that sways in the wind, or whose light changes, with and without the preprocessing made for it.
+"""A camera that sways in the wind, whose light changes, or that sees rain, with and without the preprocessing made
+for it.
 
-    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light
+    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain
         [--checkpoint service/assets/default.safetensors] [--out runs/camera_<condition>] [--amplitude 3]
-        [--gain 1.5] [--seed 0]
+        [--gain 1.5] [--streaks 200] [--seed 0]
 
 The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored). Its training footage is
 as it was; in its test clips the condition holds in alternate spans of SPAN frames (each clip's first at a random
@@ -16,6 +17,9 @@ offset), applied to the frame before the view is cropped from it, so no border s
          auto-exposure), clipped to 255. Compared: each frame's appearance as it comes (`exposure` none) and set
          to the checkpoint's level and contrast (`exposure`, model.preprocess.appearance; the recipe's where the
          checkpoint has none).
+  rain   showers: --streaks thin bright streaks in every frame, each at a new place (`rain`). Compared: the frames
+         as they come (`drops` false) and with the thin bright features new in a frame taken out (`drops` true,
+         model.preprocess.DropFilter).
 
 For each, whatever the checkpoint itself says, a camera warms up on the first WARM_UP frames of the training
 footage (service.inference.calibration.Calibration, the service's rule) and scores the test clips as they were and
@@ -86,6 +90,27 @@ def light(on: np.ndarray, gain: float) -> list:
     return [lit if o else (lambda img: img) for o in on]
 
 
+def rain(on: np.ndarray, streaks: int, rng: np.random.Generator) -> list:
+    """Per frame, the frame in a shower (as it was outside the spans): `streaks` bright streaks 1 pixel wide, 8-20
+    pixels long, falling within 15 degrees of the vertical, each at a new place in every frame (a drop crosses the
+    view within one frame period), 30-70 grey levels brighter than what is behind them, clipped to 255."""
+    def shower(seed: int):
+        def apply(img: np.ndarray) -> np.ndarray:
+            r = np.random.default_rng(seed)
+            h, w = img.shape[:2]
+            drops = np.zeros((h, w), np.float32)
+            angle = np.deg2rad(r.uniform(-15, 15, streaks))
+            length = r.uniform(8, 20, streaks)
+            x0, y0 = r.uniform(0, w, streaks), r.uniform(0, h, streaks)
+            for x, y, a, n, g in zip(x0, y0, angle, length, r.uniform(30, 70, streaks), strict=True):
+                end = (int(x + n * np.sin(a)), int(y + n * np.cos(a)))
+                cv2.line(drops, (int(x), int(y)), end, float(g), 1, cv2.LINE_AA)
+            return np.clip(img.astype(np.float32) + drops[..., None], 0, 255).astype(np.uint8)
+        return apply
+    seeds = rng.integers(0, 2**31, len(on))
+    return [shower(int(s)) if o else (lambda img: img) for o, s in zip(on, seeds, strict=True)]
+
+
 def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int) -> tuple[Path, np.ndarray]:
     """The view's test clips under `condition` (spans -> per-frame transforms), as a frame-folder dataset
     (labels.json of the view as it was), and whether the condition holds at every test frame, in clip order."""
@@ -134,11 +159,12 @@ def baselines(data: Path, labels: np.ndarray, on: np.ndarray, hw: tuple[int, int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="UCSD Ped2 in the frame-folder layout, with test_pixel_masks.npz")
-    ap.add_argument("--condition", required=True, choices=("sway", "light"))
+    ap.add_argument("--condition", required=True, choices=("sway", "light", "rain"))
     ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
     ap.add_argument("--out", help="default runs/camera_<condition>")
     ap.add_argument("--amplitude", type=float, default=3.0, help="sway: pixels of the 240x360 frame")
     ap.add_argument("--gain", type=float, default=1.5, help="light: the level it steps to, times the old")
+    ap.add_argument("--streaks", type=int, default=200, help="rain: drops in each frame of a shower")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -148,6 +174,9 @@ def main() -> None:
     if args.condition == "sway":
         condition = lambda on, rng: sway(on, args.amplitude, rng)  # noqa: E731
         variants = {"raw_flow": {"steady": False}, "steady_flow": {"steady": True}}
+    elif args.condition == "rain":
+        condition = lambda on, rng: rain(on, args.streaks, rng)  # noqa: E731
+        variants = {"as_it_comes": {"drops": False}, "drops": {"drops": True}}
     else:
         condition = lambda on, rng: light(on, args.gain)  # noqa: E731
         variants = {"as_it_comes": {"exposure": None},
@@ -158,7 +187,8 @@ def main() -> None:
     labels = np.concatenate([s.labels for s in find_sequences(plain, "test")])
     footage = {"as_it_was": plain, args.condition: changed}
     summary = {"checkpoint": args.checkpoint, "condition": args.condition, "span_frames": SPAN, "warm_up": WARM_UP,
-               **({"amplitude": args.amplitude} if args.condition == "sway" else {"gain": args.gain}),
+               **{"sway": {"amplitude": args.amplitude}, "light": {"gain": args.gain},
+                  "rain": {"streaks": args.streaks}}[args.condition],
                "test_frames": len(labels), "in_spans": int(on.sum()), "anomalous": int(labels.sum())}
     for variant, change in variants.items():
         cfg = info.config.replace(**change)

@@ -3,7 +3,8 @@
 A frame is shrunk to the working size by area averaging (uint8), converted to luma or RGB in [-1, 1] and, with
 `cfg.exposure`, shifted and scaled to a set mean and standard deviation, so a change of light or exposure over the
 whole frame (the sun out of a cloud, a camera's auto-exposure, lights switched on) does not read as an anomaly;
-a model with the motion band also gets the optical flow of the frame from the one before it, in
+with `cfg.drops`, rain and snow are taken out of a sequence's frames first (`DropFilter`); a model with the motion
+band also gets the optical flow of the frame from the one before it, in
 pixels per frame at the working size (`model.motion`), so input frames are (nc + 2, h, w).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 
@@ -38,6 +40,10 @@ def input_spec(cfg: OCRGANConfig) -> dict:
         spec["exposure"] = {"mean": cfg.exposure[0], "std": cfg.exposure[1],
                             "rule": "each frame's appearance shifted and scaled to this mean and standard deviation "
                                     f"(its own at least {EXPOSURE_MIN_STD}), then clipped to the range"}
+    if cfg.drops:
+        spec["drops"] = (f"bright features fitting no {DROP_SIZE}x{DROP_SIZE} square (grey top-hat) that were not "
+                         "there in the frame before (dilated by the same square), taken out of each frame at "
+                         + ("the flow's size" if cfg.motion else "the working size") + " before anything else")
     if cfg.motion:
         fh, fw = cfg.flow_hw
         spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
@@ -102,6 +108,42 @@ def preprocess(frames: np.ndarray | torch.Tensor, cfg: OCRGANConfig,
     return out.to(device) if device is not None else out
 
 
+DROP_SIZE = 3  # pixels of the frame the flow is computed on (twice the working size): what fits no square of
+# this side is thin enough to be a drop
+
+
+class DropFilter:
+    """Rain and snow: uint8 frames of one sequence, in order -> the same with the thin bright features that are new
+    in each frame taken out. A drop crosses the view within a frame or two, so in every frame it is thin (it fits no
+    DROP_SIZE square: it shows in the grey top-hat, the frame less its opening) and somewhere it was not the frame
+    before. A thin bright feature of the scene (a line on the road, a lamp) is there in both frames and is kept;
+    an object as large as the square is kept whatever it does. A frame's previous frame is the one passed before
+    it; the first of a sequence, or the first after `reset()`, is kept as it is. Grey (H, W) or colour (H, W, 3):
+    colour frames lose the same amount in every channel, measured on their luma. Without state beyond the
+    previous frame, so a sequence cut into pieces, each with one frame before it, is filtered as it is whole."""
+
+    def __init__(self) -> None:
+        self._square = cv2.getStructuringElement(cv2.MORPH_RECT, (DROP_SIZE, DROP_SIZE))
+        self._before: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._before = None
+
+    def _tophat(self, frame: np.ndarray) -> np.ndarray:
+        grey = luma(frame) if frame.ndim == 3 else frame
+        return cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, self._square)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        tophat = self._tophat(frame)
+        before, self._before = self._before, tophat
+        if before is None or before.shape != tophat.shape:
+            return frame
+        new = cv2.subtract(tophat, cv2.dilate(before, self._square))  # uint8, saturating at 0
+        if not new.any():
+            return frame
+        return cv2.subtract(frame, cv2.merge([new] * 3) if frame.ndim == 3 else new)
+
+
 MAX_INTERVAL = 4.0  # frame periods: flow across a longer gap is scaled as if across this one (and the other way,
 # 1 / MAX_INTERVAL, for a frame that came too soon)
 INTERVAL_JITTER = 0.1  # a gap this close to one period is one: timestamps in a millisecond time base jitter by a few
@@ -120,18 +162,24 @@ class SequencePreprocessor:
     def __init__(self, cfg: OCRGANConfig) -> None:
         self.cfg = cfg
         self.flow = FlowEstimator(cfg.steady) if cfg.motion else None
+        self.drops = DropFilter() if cfg.drops else None
 
     def reset(self) -> None:
         if self.flow is not None:
             self.flow.reset()
+        if self.drops is not None:
+            self.drops.reset()
 
     def __call__(self, frame: np.ndarray, interval: float = 1.0) -> torch.Tensor:
         """uint8 (H, W) or (H, W, 1|3), any size -> (in_channels, h, w); `interval`: frame periods since the
         previous frame (kept within [1 / MAX_INTERVAL, MAX_INTERVAL]; 1 within INTERVAL_JITTER of it, and where
         unknown or not a positive number)."""
         if self.flow is None:
-            return appearance(working_frame(frame, self.cfg)[None], self.cfg.exposure)[0]
+            small = working_frame(frame, self.cfg)
+            small = self.drops(small) if self.drops is not None else small
+            return appearance(small[None], self.cfg.exposure)[0]
         big = flow_frame(frame, self.cfg)
+        big = self.drops(big) if self.drops is not None else big
         x = appearance(resize_area(big, self.cfg.hw)[None], self.cfg.exposure)[0]
         f = shrink_flow(self.flow(luma(big)), self.cfg.flow_scale)
         if abs(interval - 1.0) > INTERVAL_JITTER:

@@ -44,7 +44,8 @@ def mean_training_frame(data: str, cfg, workers: int) -> torch.Tensor | None:
     except DataError as e:
         log.warning("no training split for the mean-frame baseline: %s", e)
         return None
-    return FrameStore(train, cfg.replace(motion=False), workers, desc="decoding train (baseline)").mean_frame()
+    return FrameStore(train, cfg.replace(motion=False, drops=False), workers,
+                      desc="decoding train (baseline)").mean_frame()
 
 
 def baseline_flow_store(store: FrameStore, seqs, cfg, workers: int) -> FrameStore:
@@ -53,7 +54,7 @@ def baseline_flow_store(store: FrameStore, seqs, cfg, workers: int) -> FrameStor
     size = flow_size(cfg.hw)
     if store.big is not None and store.big.shape[1:3] == size and store.big.ndim == 3:
         return store
-    bcfg = cfg.replace(isize=size, nc=1, motion=False, depth=0, skip_cut=0)
+    bcfg = cfg.replace(isize=size, nc=1, motion=False, drops=False, depth=0, skip_cut=0)
     return FrameStore(seqs, bcfg, workers, desc="decoding test (flow speed)")
 
 

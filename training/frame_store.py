@@ -1,6 +1,7 @@
-"""All frames of a set of sequences, decoded once by parallel workers: uint8 frames at the working size
-(what the baselines see) and, for a model with the motion band, their optical flow; model input
-frames are assembled from them exactly as the service's preprocessing makes them."""
+"""All frames of a set of sequences, decoded once by parallel workers: uint8 frames at the working size as the
+model sees them and as decoded (what the baselines see; the same unless rain and snow are taken out), and, for a
+model with the motion band, their optical flow; model input frames are assembled from them exactly as the
+service's preprocessing makes them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from model import OCRGANConfig
 from model.motion import FlowEstimator, luma, resize_area, shrink_flow
-from model.preprocess import appearance, flow_frame, working_frame
+from model.preprocess import DropFilter, appearance, flow_frame, working_frame
 from model.windows import window_positions
 from training.decode import iter_frames
 from training.sequences import DataError, Sequence
@@ -22,47 +23,66 @@ log = logging.getLogger(__name__)
 CHUNK = 32  # frames per decoding task for image sequences
 
 
-def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
-    """Consecutive decoded frames -> uint8 working-size frames, their float16 flow (N, 2, h, w) (the first
-    frame's zero) and the uint8 frames the flow was computed on: what SequencePreprocessor makes of them."""
+def without_drops(frames: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
+    """Consecutive uint8 frames of one sequence -> the same with rain and snow taken out where `cfg.drops`."""
+    if not cfg.drops:
+        return frames
+    drops = DropFilter()
+    return np.stack([drops(f) for f in frames]) if len(frames) else frames
+
+
+def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig
+                  ) -> tuple[np.ndarray, torch.Tensor, np.ndarray, np.ndarray | None]:
+    """Consecutive decoded frames -> uint8 working-size frames as the model sees them, their float16 flow (N, 2,
+    h, w) (the first frame's zero), the uint8 frames at the flow's size as decoded (what forgeries are made on
+    and flow speed reads) and, where `cfg.drops`, the working-size frames as decoded: what SequencePreprocessor
+    makes of them."""
     big = np.stack([flow_frame(f, cfg) for f in decoded])
+    seen = without_drops(big, cfg)
     est = FlowEstimator(cfg.steady)
-    flow = np.stack([shrink_flow(est(luma(b)), cfg.flow_scale) for b in big])
-    return np.stack([resize_area(b, cfg.hw) for b in big]), torch.from_numpy(flow).permute(0, 3, 1, 2).half(), big
+    flow = np.stack([shrink_flow(est(luma(b)), cfg.flow_scale) for b in seen])
+    plain = np.stack([resize_area(b, cfg.hw) for b in big]) if cfg.drops else None
+    return (np.stack([resize_area(b, cfg.hw) for b in seen]), torch.from_numpy(flow).permute(0, 3, 1, 2).half(),
+            big, plain)
 
 
 class _Chunks(Dataset):
-    """Decoding tasks: (sequence, start, count) -> uint8 working-size frames and, with the motion band,
-    float16 flow (count, 2, h, w); a chunk decodes the frame before it too, for the flow of its first."""
+    """Decoding tasks: (sequence, start, count) -> what `motion_frames` makes of them (without the motion band,
+    working-size frames as the model sees them and, where `cfg.drops`, as decoded); a chunk decodes the frame
+    before it too, for the flow of its first, and one more before that where drops are taken out (a frame's drops
+    are what its previous frame did not show). The camera's motion (`steady`) is followed from frame to frame over
+    the whole sequence, so a sequence is then decoded in one task, as a video always is."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig) -> None:
         self.seqs = seqs
         self.cfg = cfg
         self.tasks = []
         for i, s in enumerate(seqs):
-            step = s.length if s.video is not None else CHUNK  # videos decode front to back in one task
+            whole = s.video is not None or (cfg.motion and cfg.steady)  # videos decode front to back in one task
+            step = s.length if whole else CHUNK
             self.tasks += [(i, a, min(step, s.length - a)) for a in range(0, s.length, step)]
 
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def __getitem__(self, k: int) -> tuple[int, int, tuple[np.ndarray, torch.Tensor | None, np.ndarray | None] | str]:
+    def __getitem__(self, k: int) -> tuple[int, int, tuple | str]:
         i, start, count = self.tasks[k]
-        lead = 1 if start > 0 and self.cfg.motion else 0
+        lead = min(start, int(self.cfg.motion) + int(self.cfg.drops))
         try:
             decoded = list(iter_frames(self.seqs[i], self.cfg.nc == 1, start - lead, count + lead))
         except DataError as e:
             return i, start, str(e)
         if not self.cfg.motion:
-            return i, start, (np.stack([working_frame(f, self.cfg) for f in decoded]), None, None)
-        frames, flow, big = motion_frames(decoded, self.cfg)
-        return i, start, (frames[lead:], flow[lead:], big[lead:])
+            plain = np.stack([working_frame(f, self.cfg) for f in decoded])
+            return i, start, (without_drops(plain, self.cfg)[lead:], None, None,
+                              plain[lead:] if self.cfg.drops else None)
+        return i, start, tuple(part[lead:] if part is not None else None for part in motion_frames(decoded, self.cfg))
 
 
 class FrameStore:
-    """raw: uint8 (N, h, w) or (N, h, w, 3) frames, sequences back to back; with the motion band, flow:
-    (N, 2, h, w) float16 and big: the uint8 frames at the flow's size (else both None). Bad sequences raise,
-    or are skipped with `skip_bad`."""
+    """raw: uint8 (N, h, w) or (N, h, w, 3) frames as the model sees them, sequences back to back; plain: the same
+    as decoded (raw itself unless `cfg.drops`); with the motion band, flow: (N, 2, h, w) float16 and big: the uint8
+    frames at the flow's size as decoded (else both None). Bad sequences raise, or are skipped with `skip_bad`."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig, workers: int = 2, skip_bad: bool = False,
                  desc: str = "decoding") -> None:
@@ -81,7 +101,7 @@ class FrameStore:
         for i, why in bad.items():
             log.warning("skipping sequence %s: %s", seqs[i].name, why)
         self.sequences: list[Sequence] = []
-        raws, flows, bigs = [], [], []
+        raws, flows, bigs, plains = [], [], [], []
         for i, seq in enumerate(seqs):
             if i in bad:
                 continue
@@ -90,14 +110,18 @@ class FrameStore:
             if cfg.motion:
                 flows.append(torch.cat([p[2] for p in ordered]))
                 bigs.append(np.concatenate([p[3] for p in ordered]))
+            if cfg.drops:
+                plains.append(np.concatenate([p[4] for p in ordered]))
             seq.length = len(raws[-1])  # a video's packet count is only an estimate
             self.sequences.append(seq)
         if not raws:
             raise DataError("no usable sequences: " + "; ".join(bad.values()))
-        self._assemble(raws, flows, bigs)
+        self._assemble(raws, flows, bigs, plains)
 
-    def _assemble(self, raws: list[np.ndarray], flows: list[torch.Tensor], bigs: list[np.ndarray]) -> None:
+    def _assemble(self, raws: list[np.ndarray], flows: list[torch.Tensor], bigs: list[np.ndarray],
+                  plains: list[np.ndarray]) -> None:
         self.raw = np.concatenate(raws)
+        self.plain = np.concatenate(plains) if self.cfg.drops else self.raw
         self.flow = torch.cat(flows).share_memory_() if self.cfg.motion else None
         self.big = np.concatenate(bigs) if self.cfg.motion else None
         self.offsets = np.cumsum([0] + [len(r) for r in raws])
@@ -108,12 +132,14 @@ class FrameStore:
         store = cls.__new__(cls)
         store.cfg = cfg
         if cfg.motion:
-            raws, flows, bigs = (list(t) for t in zip(*(motion_frames(list(c), cfg) for c in clips), strict=True))
+            raws, flows, bigs, plains = (list(t) for t in zip(*(motion_frames(list(c), cfg) for c in clips),
+                                                                strict=True))
         else:
-            raws, flows, bigs = [np.stack([working_frame(f, cfg) for f in c]) for c in clips], [], []
+            plains = [np.stack([working_frame(f, cfg) for f in c]) for c in clips]
+            raws, flows, bigs = [without_drops(p, cfg) for p in plains], [], []
         store.sequences = [Sequence(n, length=len(r)) for n, r in zip(names or [f"c{i}" for i in range(len(raws))],
                                                                        raws, strict=True)]
-        store._assemble(raws, flows, bigs)
+        store._assemble(raws, flows, bigs, plains)
         return store
 
     def __len__(self) -> int:
@@ -131,11 +157,11 @@ class FrameStore:
         return self.frames(slice(int(self.offsets[i]), int(self.offsets[i + 1])))
 
     def raw_sequence(self, i: int) -> np.ndarray:
-        """uint8 working-size frames of sequence i."""
-        return self.raw[self.offsets[i]: self.offsets[i + 1]]
+        """uint8 working-size frames of sequence i as decoded (what the baselines see)."""
+        return self.plain[self.offsets[i]: self.offsets[i + 1]]
 
     def big_sequence(self, i: int) -> np.ndarray:
-        """uint8 frames of sequence i at the flow's size (with the motion band)."""
+        """uint8 frames of sequence i at the flow's size as decoded (with the motion band)."""
         return self.big[self.offsets[i]: self.offsets[i + 1]]
 
     def window(self, i: int, end: int, num_frames: int) -> torch.Tensor:
@@ -148,7 +174,7 @@ class FrameStore:
         return x
 
     def mean_frame(self) -> torch.Tensor:
-        """(nc, h, w) the mean appearance of every frame, in [-1, 1]."""
-        mean = torch.from_numpy(self.raw.mean(0, dtype=np.float64)).float()  # (h, w) or (h, w, 3)
+        """(nc, h, w) the mean appearance of every frame as decoded, in [-1, 1]."""
+        mean = torch.from_numpy(self.plain.mean(0, dtype=np.float64)).float()  # (h, w) or (h, w, 3)
         mean = mean[None] if mean.ndim == 2 else mean.permute(2, 0, 1)
         return mean / 127.5 - 1.0

@@ -31,8 +31,8 @@ VALIDATION_VERSION = 6  # bumped whenever the set or its score changes: selectio
 
 
 def _source(store: FrameStore) -> np.ndarray:
-    """The uint8 frames forgeries are made on: those the flow is computed on with the motion band."""
-    return store.big if store.big is not None else store.raw
+    """The uint8 frames forgeries are made on, as decoded: those the flow is computed on with the motion band."""
+    return store.big if store.big is not None else store.plain
 
 
 def _with_context(store: FrameStore, i: int, end: int, num_frames: int) -> np.ndarray:

@@ -1,8 +1,10 @@
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from model import OCRGANConfig, SequencePreprocessor, input_spec, preprocess, preprocess_sequence
+from model.preprocess import DropFilter
 
 
 def test_grey_frames_to_a_colour_model():
@@ -141,3 +143,50 @@ def test_flow_is_in_pixels_per_frame_period_whatever_the_gap():
     assert dx(100.0, 1) == pytest.approx(-0.25, abs=0.05)  # gaps count at most MAX_INTERVAL periods
     for unknown in (0.0, -1.0, float("nan"), float("inf")):
         assert dx(unknown, 1) == pytest.approx(-1.0, abs=0.15)
+
+
+def rainy(frame: np.ndarray, seed: int, streaks: int = 8) -> np.ndarray:
+    """`frame` with thin bright streaks at new places (a shower)."""
+    rng = np.random.default_rng(seed)
+    out = frame.astype(np.int16)
+    for y, x in zip(rng.integers(0, frame.shape[0] - 8, streaks), rng.integers(0, frame.shape[1], streaks),
+                    strict=True):
+        out[y:y + 8, x] += 60
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_drops_new_in_a_frame_are_taken_out_and_the_scene_kept():
+    scene = np.full((48, 64), 80, np.uint8)
+    scene[:, 30] = 200  # a thin bright line of the scene: there in every frame
+    drops = DropFilter()
+    assert np.array_equal(drops(rainy(scene, 0)), rainy(scene, 0))  # the first frame: nothing to compare with
+    wet = rainy(scene, 1)
+    cleared = drops(wet)
+    assert np.abs(cleared.astype(int) - scene).sum() < 0.1 * np.abs(wet.astype(int) - scene).sum()  # the streaks
+    # are gone but where one fell on the last frame's (or beside the line)
+    assert (cleared[:, 30] == 200).all()  # the line is there
+    block = scene.copy()
+    block[10:16, 40:46] = 220  # something as large as the square, new in this frame: kept
+    assert np.array_equal(drops(block), block)
+    drops.reset()
+    assert np.array_equal(drops(rainy(scene, 2)), rainy(scene, 2))
+    colour = np.repeat(rainy(scene, 3)[..., None], 3, axis=-1)
+    drops(np.repeat(scene[..., None], 3, axis=-1))
+    assert np.abs(drops(colour).astype(int) - scene[..., None]).sum() < 0.1 * np.abs(colour.astype(int)
+                                                                                   - scene[..., None]).sum()
+
+
+def test_drops_are_taken_out_before_the_flow_and_the_appearance():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(np.kron(rng.integers(0, 256, (40, 60), dtype=np.uint8), np.ones((4, 4), np.uint8)),
+                               (0, 0), 2.0)  # no thin bright features of its own
+    frames = np.stack([texture[20:84, 20 + 2 * k:116 + 2 * k] for k in range(6)])
+    wet = np.stack([rainy(f, k, streaks=60) for k, f in enumerate(frames)])
+    dry = preprocess_sequence(frames, cfg)
+    as_it_comes = preprocess_sequence(wet, cfg)
+    cleared = preprocess_sequence(wet, cfg.replace(drops=True))
+    assert (cleared[2:] - dry[2:]).abs().mean() < 0.5 * (as_it_comes[2:] - dry[2:]).abs().mean()
+    assert "drops" in input_spec(cfg.replace(drops=True)) and "drops" not in input_spec(cfg)
+    kept = preprocess_sequence(frames, cfg.replace(drops=True))  # no rain: a moving scene loses a little of its
+    assert (kept - dry).abs().mean() < 0.2 * (as_it_comes - dry).abs().mean()  # smallest highlights, not more

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from model import preprocess_sequence
 from testkit.synthetic import moving_shapes, write_frames, write_video
 from tests.model.helpers import tiny_cfg
 from training.decode import iter_frames, read_image
-from training.frame_store import FrameStore
+from training.frame_store import CHUNK, FrameStore
 from training.sequences import DataError, Sequence, image_files
 
 
@@ -75,3 +76,27 @@ def test_frame_store_skips_bad_sequences_when_asked(tmp_path, caplog):
     assert [s.name for s in store.sequences] == ["good"] and "skipping sequence bad" in caplog.text
     w = store.window(0, 2, 8)  # frames -5..2: frame 0 repeated before the start
     assert w.shape == (8, 1, 32, 48) and all(torch.equal(w[k], w[0]) for k in range(6))
+
+
+@pytest.mark.parametrize("steady", [False, True])
+def test_a_stores_pieces_make_the_services_input_with_drops_taken_out(tmp_path, steady):
+    """Image sequences are decoded in pieces of CHUNK frames (whole where the camera's motion is followed): with the
+    frames before each piece that its flow and its drops need, the store's model input is the service's
+    (SequencePreprocessor), and the baselines still read the frames as decoded."""
+    frames, _ = moving_shapes(CHUNK + 8, 64, 96, seed=3)
+    rng = np.random.default_rng(0)
+    wet = frames.astype(np.int16)
+    for t in range(len(wet)):
+        for y, x in zip(rng.integers(0, 56, 30), rng.integers(0, 96, 30), strict=True):
+            wet[t, y:y + 8, x] += 60
+    wet = np.clip(wet, 0, 255).astype(np.uint8)
+    write_frames(tmp_path, wet)
+    cfg = tiny_cfg(isize=(32, 48), motion=True, drops=True, steady=steady)
+    store = FrameStore([Sequence("c", image_files(tmp_path), length=len(wet))], cfg, workers=0)
+    expected = preprocess_sequence(wet, cfg)
+    got = store.sequence(0)
+    assert torch.equal(got[:, :1], expected[:, :1])
+    assert torch.allclose(got[:, 1:], expected[:, 1:], atol=2e-3)  # the store keeps flow in float16
+    plain = preprocess_sequence(wet, cfg.replace(drops=False))
+    assert np.array_equal(store.raw_sequence(0), ((plain[:, 0].numpy() + 1) * 127.5).round().astype(np.uint8))
+    assert not torch.equal(got[:, :1], plain[:, :1])
