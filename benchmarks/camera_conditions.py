@@ -1,9 +1,9 @@
-"""A camera that sways in the wind, whose light changes, or that sees rain, with and without the preprocessing made
-for it.
+"""A camera that sways in the wind, whose light changes, or that sees rain or snow, with and without the
+preprocessing made for it.
 
-    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain
+    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain|snow
         [--checkpoint service/assets/default.safetensors] [--out runs/camera_<condition>] [--amplitude 3]
-        [--gain 1.5] [--streaks 200] [--seed 0]
+        [--gain 1.5] [--streaks 200] [--flakes 150] [--seed 0]
 
 The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored). Its training footage is
 as it was; in its test clips the condition holds in alternate spans of SPAN frames (each clip's first at a random
@@ -20,6 +20,8 @@ offset), applied to the frame before the view is cropped from it, so no border s
   rain   showers: --streaks thin bright streaks in every frame, each at a new place (`rain`). Compared: the frames
          as they come (`drops` false) and with the thin bright features new in a frame taken out (`drops` true,
          model.preprocess.DropFilter).
+  snow   snowfall: --flakes flakes falling a few pixels a frame, each followed from frame to frame (`snow`);
+         compared as rain is.
 
 For each, whatever the checkpoint itself says, a camera warms up on the first WARM_UP frames of the training
 footage (service.inference.calibration.Calibration, the service's rule) and scores the test clips as they were and
@@ -111,6 +113,25 @@ def rain(on: np.ndarray, streaks: int, rng: np.random.Generator) -> list:
     return [shower(int(s)) if o else (lambda img: img) for o, s in zip(on, seeds, strict=True)]
 
 
+def snow(on: np.ndarray, flakes: int, rng: np.random.Generator) -> list:
+    """Per frame, the frame in snowfall (as it was outside the spans): `flakes` bright flakes 2-5 pixels across,
+    40-80 grey levels brighter than what is behind them, falling 1.5-4 pixels a frame and drifting up to 1 sideways,
+    each followed from frame to frame (it wraps round the frame), clipped to 255."""
+    x0, y0 = rng.uniform(0, 1, flakes), rng.uniform(0, 1, flakes)
+    vx, vy = rng.uniform(-1, 1, flakes), rng.uniform(1.5, 4, flakes)
+    radius, glow = rng.uniform(1, 2.5, flakes), rng.uniform(40, 80, flakes)
+
+    def fall(t: int):
+        def apply(img: np.ndarray) -> np.ndarray:
+            h, w = img.shape[:2]
+            layer = np.zeros((h, w), np.float32)
+            for x, y, r, g in zip((x0 * w + vx * t) % w, (y0 * h + vy * t) % h, radius, glow, strict=True):
+                cv2.circle(layer, (int(x), int(y)), max(1, round(r)), float(g), -1, cv2.LINE_AA)
+            return np.clip(img.astype(np.float32) + layer[..., None], 0, 255).astype(np.uint8)
+        return apply
+    return [fall(t) if o else (lambda img: img) for t, o in enumerate(on)]
+
+
 def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int) -> tuple[Path, np.ndarray]:
     """The view's test clips under `condition` (spans -> per-frame transforms), as a frame-folder dataset
     (labels.json of the view as it was), and whether the condition holds at every test frame, in clip order."""
@@ -159,12 +180,13 @@ def baselines(data: Path, labels: np.ndarray, on: np.ndarray, hw: tuple[int, int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="UCSD Ped2 in the frame-folder layout, with test_pixel_masks.npz")
-    ap.add_argument("--condition", required=True, choices=("sway", "light", "rain"))
+    ap.add_argument("--condition", required=True, choices=("sway", "light", "rain", "snow"))
     ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
     ap.add_argument("--out", help="default runs/camera_<condition>")
     ap.add_argument("--amplitude", type=float, default=3.0, help="sway: pixels of the 240x360 frame")
     ap.add_argument("--gain", type=float, default=1.5, help="light: the level it steps to, times the old")
     ap.add_argument("--streaks", type=int, default=200, help="rain: drops in each frame of a shower")
+    ap.add_argument("--flakes", type=int, default=150, help="snow: flakes in the air")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -174,8 +196,9 @@ def main() -> None:
     if args.condition == "sway":
         condition = lambda on, rng: sway(on, args.amplitude, rng)  # noqa: E731
         variants = {"raw_flow": {"steady": False}, "steady_flow": {"steady": True}}
-    elif args.condition == "rain":
-        condition = lambda on, rng: rain(on, args.streaks, rng)  # noqa: E731
+    elif args.condition in ("rain", "snow"):
+        condition = {"rain": lambda on, rng: rain(on, args.streaks, rng),
+                     "snow": lambda on, rng: snow(on, args.flakes, rng)}[args.condition]
         variants = {"as_it_comes": {"drops": False}, "drops": {"drops": True}}
     else:
         condition = lambda on, rng: light(on, args.gain)  # noqa: E731
@@ -188,7 +211,7 @@ def main() -> None:
     footage = {"as_it_was": plain, args.condition: changed}
     summary = {"checkpoint": args.checkpoint, "condition": args.condition, "span_frames": SPAN, "warm_up": WARM_UP,
                **{"sway": {"amplitude": args.amplitude}, "light": {"gain": args.gain},
-                  "rain": {"streaks": args.streaks}}[args.condition],
+                  "rain": {"streaks": args.streaks}, "snow": {"flakes": args.flakes}}[args.condition],
                "test_frames": len(labels), "in_spans": int(on.sum()), "anomalous": int(labels.sum())}
     for variant, change in variants.items():
         cfg = info.config.replace(**change)

@@ -120,7 +120,8 @@ class DropFilter:
     an object as large as the square is kept whatever it does. A frame's previous frame is the one passed before
     it; the first of a sequence, or the first after `reset()`, is kept as it is. Grey (H, W) or colour (H, W, 3):
     colour frames lose the same amount in every channel, measured on their luma. Without state beyond the
-    previous frame, so a sequence cut into pieces, each with one frame before it, is filtered as it is whole."""
+    previous frame, so a sequence cut into pieces, each with one frame before it, is filtered as it is whole.
+    Falling snow is mostly kept: a flake is within a pixel of where it was the frame before."""
 
     def __init__(self) -> None:
         self._square = cv2.getStructuringElement(cv2.MORPH_RECT, (DROP_SIZE, DROP_SIZE))
