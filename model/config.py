@@ -22,8 +22,8 @@ class OCRGANConfig:
     exposure: tuple[float, float] | None = None  # each frame's appearance shifted and scaled to this mean and
     # standard deviation ([-1, 1] units), so light or exposure changing over the whole frame is not an anomaly
     # (model.preprocess.appearance); None: as it comes
-    drops: bool = False  # thin bright features new in a frame (rain, snow) taken out before the model sees it
-    # (model.preprocess.DropFilter)
+    drops: bool = False  # thin bright features new in a frame (rain; falling snow mostly stays) taken out before
+    # the model sees it (model.preprocess.DropFilter)
     # --- widths ----------------------------------------------------------------------------
     nz: int = 100  # discriminator feature size per frame
     ngf: int = 64  # generator base width

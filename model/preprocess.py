@@ -3,7 +3,7 @@
 A frame is shrunk to the working size by area averaging (uint8), converted to luma or RGB in [-1, 1] and, with
 `cfg.exposure`, shifted and scaled to a set mean and standard deviation, so a change of light or exposure over the
 whole frame (the sun out of a cloud, a camera's auto-exposure, lights switched on) does not read as an anomaly;
-with `cfg.drops`, rain and snow are taken out of a sequence's frames first (`DropFilter`); a model with the motion
+with `cfg.drops`, rain is taken out of a sequence's frames first (`DropFilter`); a model with the motion
 band also gets the optical flow of the frame from the one before it, in
 pixels per frame at the working size (`model.motion`), so input frames are (nc + 2, h, w).
 """
@@ -113,8 +113,8 @@ DROP_SIZE = 3  # pixels of the frame the flow is computed on (twice the working 
 
 
 class DropFilter:
-    """Rain and snow: uint8 frames of one sequence, in order -> the same with the thin bright features that are new
-    in each frame taken out. A drop crosses the view within a frame or two, so in every frame it is thin (it fits no
+    """Rain: uint8 frames of one sequence, in order -> the same with the thin bright features that are new in each
+    frame taken out. A drop crosses the view within a frame or two, so in every frame it is thin (it fits no
     DROP_SIZE square: it shows in the grey top-hat, the frame less its opening) and somewhere it was not the frame
     before. A thin bright feature of the scene (a line on the road, a lamp) is there in both frames and is kept;
     an object as large as the square is kept whatever it does. A frame's previous frame is the one passed before

@@ -1,5 +1,5 @@
 """All frames of a set of sequences, decoded once by parallel workers: uint8 frames at the working size as the
-model sees them and as decoded (what the baselines see; the same unless rain and snow are taken out), and, for a
+model sees them and as decoded (what the baselines see; the same unless rain is taken out), and, for a
 model with the motion band, their optical flow; model input frames are assembled from them exactly as the
 service's preprocessing makes them."""
 
@@ -24,7 +24,7 @@ CHUNK = 32  # frames per decoding task for image sequences
 
 
 def without_drops(frames: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
-    """Consecutive uint8 frames of one sequence -> the same with rain and snow taken out where `cfg.drops`."""
+    """Consecutive uint8 frames of one sequence -> the same with rain taken out where `cfg.drops`."""
     if not cfg.drops:
         return frames
     drops = DropFilter()
