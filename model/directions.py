@@ -1,14 +1,16 @@
-"""Which way, and how fast, things move where in normal footage: a per-pixel prior over flow directions, each
-optionally split into speed classes, learned from the motion band of the training clips, and the surprise of a
+"""Whether, which way and how fast things move where in normal footage: a per-pixel prior over flow directions,
+each optionally split into speed classes, learned from the motion band of the training clips, and the surprise of a
 frame's motion under it (the `dir` cue).
 
-A pixel that moves in a direction the footage rarely showed at that place (a walker going the wrong way, someone
-crossing where nobody walks) is surprising; one that moves as things usually move there is not. With speed classes
-(octaves of speed above the moving threshold, `OCRGANConfig.speed_classes`), so is a pixel moving at a speed the
-place never showed that way: a cyclist on a pavement beside a road, where a global speed limit would have to allow
-the cars' speed everywhere, or a slow walker in a lane where things pass fast. The prior is counted on a grid of
-cells (pooled with their neighbours, so a cell borrows from the ones around it) with a pseudo-count per class, so a
-place where nothing moved in training gives every class the same, moderate surprise rather than an infinite one."""
+The prior is of a pixel's motion class and of its standing still together: a pixel that moves as things seldom move
+at that place is surprising, and so is one that moves at all where things seldom move. So a walker going the wrong
+way is, and so is someone crossing where nobody walks, at whatever pace; one that moves as things usually move
+there is not. With speed classes (octaves of speed above the moving threshold, `OCRGANConfig.speed_classes`), so is
+a pixel moving at a speed the place never showed that way: a cyclist on a pavement beside a road, where a global
+speed limit would have to allow the cars' speed everywhere, or a slow walker in a lane where things pass fast. The
+prior is counted on a grid of cells (pooled with their neighbours, so a cell borrows from the ones around it) with a
+pseudo-count per class, so a place where nothing moved in training gives every class the same surprise, as large as
+a class never seen where things do move, rather than an infinite one."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from model.motion import flow_length
 
 DIRECTIONS = 8  # direction bins of 45 degrees
 DIRECTION_CELL = 8  # pixels of the working size per cell of the prior
-PSEUDO_COUNT = 1.0  # moving pixels per direction added to every cell's counts
+PSEUDO_COUNT = 1.0  # pixels added to every cell's count of each motion class and of standing still
 MIN_MOVING = 0.1  # pixels per frame: below this nothing counts as moving
 NOISE_FACTOR = 4.0  # a pixel moves, rather than jitters, at this many times the median pixel's speed (noise_threshold)
 
@@ -67,22 +69,25 @@ def motion_classes(flow: torch.Tensor, threshold: float, speeds: int, dim: int) 
 
 
 def direction_counts(flow: torch.Tensor, threshold: float, speeds: int = 1) -> torch.Tensor:
-    """(N, 2, H, W) normal flow -> (DIRECTIONS * speeds, H, W): moving pixels per motion class (motion_classes) in
-    each pixel's cell and its neighbours (3x3 cells). Counts of several chunks of footage add up."""
+    """(N, 2, H, W) normal flow -> (DIRECTIONS * speeds + 1, H, W): moving pixels per motion class (motion_classes)
+    in each pixel's cell and its neighbours (3x3 cells), and last the pixels there that stood still. Counts of
+    several chunks of footage add up."""
     h, w = flow.shape[-2:]
     cell = max(1, min(DIRECTION_CELL, h, w))
     moving = flow_length(flow.float(), 1) > threshold
-    bins = motion_classes(flow, threshold, speeds, 1)
-    per_cell = torch.stack([F.avg_pool2d(((bins == k) & moving).float()[:, None], cell, ceil_mode=True).sum(0)[0]
-                            for k in range(DIRECTIONS * speeds)]) * cell * cell  # (classes, gh, gw)
+    bins = torch.where(moving, motion_classes(flow, threshold, speeds, 1), DIRECTIONS * speeds)
+    per_cell = torch.stack([F.avg_pool2d((bins == k).float()[:, None], cell, ceil_mode=True).sum(0)[0]
+                            for k in range(DIRECTIONS * speeds + 1)]) * cell * cell  # (classes + 1, gh, gw)
     pooled = F.avg_pool2d(per_cell[None], 3, 1, 1, count_include_pad=False)[0] * 9
     return F.interpolate(pooled[None], scale_factor=cell, mode="nearest")[0, :, :h, :w]
 
 
 def log_prior(counts: torch.Tensor, pseudo: float = PSEUDO_COUNT) -> torch.Tensor:
-    """(classes, H, W) counts -> log-probability of each motion class at each pixel."""
+    """(classes + 1, H, W) counts (direction_counts: the motion classes, then standing still) -> (classes, H, W)
+    log-probability of a pixel moving in each motion class at each place: low where the class is rare among what
+    moves there, and low where little moves at all."""
     p = (counts.float() + pseudo) / (counts.float().sum(0, keepdim=True) + pseudo * len(counts))
-    return p.log()
+    return p[:-1].log()
 
 
 def surprise_map(flow: torch.Tensor, prior: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -1,8 +1,9 @@
-"""Synthetic anomalies for model selection, placed where things move in the normal footage and shaped by
-how they move there: an object too fast for its place (a cyclist on a pavement beside a road is fast for the
-pavement, however slow beside the traffic), one going the wrong way, a foreign patch held still, an object of
-unusual size appearing and moving at a normal speed. Objects are cut out of other normal footage along their
-silhouettes, so a forgery adds an object and no pasted rectangle.
+"""Synthetic anomalies for model selection, placed where things move in the normal footage (one kind where they
+seldom do) and shaped by how they move there: an object too fast for its place (a cyclist on a pavement beside a
+road is fast for the pavement, however slow beside the traffic), one going the wrong way, a foreign patch held
+still, an object of unusual size appearing and moving at a normal speed, and an object of the scene walking at a
+normal pace where things seldom move (someone crossing a lawn, a person on the tracks). Objects are cut out of other
+normal footage along their silhouettes, so a forgery adds an object and no pasted rectangle.
 
 They are made on uint8 working-size frames; the motion band of a forged window is then computed from
 the forged frames by the same optical flow as everything else, so a forgery looks to the model exactly
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 
 from model.directions import DIRECTIONS, direction_bins, moving_threshold, noise_threshold
 
-KINDS = ("fast", "wrong_way", "still", "appear")
+KINDS = ("fast", "wrong_way", "still", "appear", "misplaced")
+QUIET_SHARE = 0.25  # a cell where things move at most this share as often as in the busiest is where they seldom do
 MIN_CELL_MOVING = 50  # moving pixels (over the footage) a cell needs for a speed of its own
 
 
@@ -70,6 +72,12 @@ class MotionPrior:
         w = self.moving.flatten() + 1e-3
         k = int(torch.multinomial(torch.from_numpy(w / w.sum()).float(), 1, generator=g))
         return divmod(k, self.moving.shape[1])
+
+    def pick_quiet_cell(self, g: torch.Generator) -> tuple[int, int]:
+        """A cell drawn uniformly among those where things seldom move (QUIET_SHARE of the busiest cell's share of
+        frames, or the quietest cells where motion is everywhere)."""
+        quiet = np.flatnonzero(self.moving.flatten() <= max(QUIET_SHARE * self.moving.max(), self.moving.min()))
+        return divmod(int(quiet[int(torch.randint(len(quiet), (), generator=g))]), self.moving.shape[1])
 
     def likely_direction(self, cy: int, cx: int, g: torch.Generator) -> float:
         """An angle (radians) drawn from the cell's normal directions."""
@@ -141,11 +149,12 @@ def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.nd
     out = frames.copy()
     t, h, w = frames.shape[:3]
     ph, pw = _size(h, w, g)
-    cy, cx = prior.pick_cell(g)
+    cy, cx = prior.pick_quiet_cell(g) if kind == "misplaced" else prior.pick_cell(g)
     y = min(max(0, cy * prior.cell + prior.cell // 2 - ph // 2), h - ph)
     x = min(max(0, cx * prior.cell + prior.cell // 2 - pw // 2), w - pw)
     first = max(0, t - published - 2)  # the event is already under way when the published frames begin
-    if kind in ("fast", "wrong_way"):  # an object of the scene, moving too fast, or where nothing goes that way
+    if kind in ("fast", "wrong_way", "misplaced"):  # an object of the scene, moving too fast, where nothing goes that
+        # way, or where things seldom move at all
         oy, ox = _moving_patch(donor, ph, pw)
         at = len(donor) - 1
         patch = donor[at, oy:oy + ph, ox:ox + pw].copy()
@@ -154,9 +163,12 @@ def forge_window(frames: np.ndarray, kind: str, prior: MotionPrior, donor: np.nd
             # as a cyclist among walkers: faster than what moves at that place, whatever moves faster elsewhere
             speed = float(prior.speeds[cy, cx]) * (1.5 + 1.5 * float(torch.rand((), generator=g)))
             angle = prior.likely_direction(cy, cx, g)
-        else:
+        elif kind == "wrong_way":
             speed = prior.speed * (0.8 + 0.7 * float(torch.rand((), generator=g)))
             angle = prior.unlikely_direction(cy, cx, g)
+        else:  # at a normal pace, whichever way: what is wrong is where
+            speed = prior.speed * (0.5 + 0.5 * float(torch.rand((), generator=g)))
+            angle = 2 * np.pi * float(torch.rand((), generator=g))
         _paste_track(out, patch, (y, x), angle, speed, first, mask)
     elif kind == "still":  # a foreign patch left where things normally move
         sy = int(torch.randint(0, h - ph + 1, (), generator=g))

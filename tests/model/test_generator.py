@@ -62,7 +62,11 @@ def test_gradients_reach_every_parameter(variant):
     logits, _feat, attended = model.discriminator(gen.fake)
     loss = (gen.fake - gen.target).abs().mean() + logits.mean() + attended.pow(2).mean()
     loss.backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().max() == 0]
+    # a bias added to every frame's relevance before their softmax shifts them all alike: its gradient is zero in
+    # exact arithmetic, and rounding leaves it zero or not by chance
+    shift_invariant = {n for n, _ in model.named_parameters() if n.endswith("relevance.bias")}
+    dead = [n for n, p in model.named_parameters()
+            if n not in shift_invariant and (p.grad is None or p.grad.abs().max() == 0)]
     assert dead == []
 
 

@@ -89,3 +89,21 @@ def test_too_fast_is_measured_against_what_moves_at_that_place():
         moved = _moved(frames[:17], forged)[-8:]
         step = np.nanmedian(np.linalg.norm(np.diff(moved, axis=0), axis=1))
         assert 1.3 < step < 3.2, step
+
+
+def test_a_misplaced_object_starts_where_things_seldom_move_at_a_normal_pace():
+    """Things move in the top half of the view only: a misplaced object is forged in the bottom half, moving no
+    faster than what moves normally."""
+    flow = torch.zeros(40, 2, 64, 96)
+    flow[:, 0, :32] = 1.0
+    prior = MotionPrior.from_flow(flow, cell=16)
+    assert prior.moving[:2].min() > 0.9 and prior.moving[2:].max() == 0.0
+    frames, _ = moving_shapes(40, 64, 96, seed=1)
+    for seed in range(6):
+        g = torch.Generator().manual_seed(seed)
+        assert prior.pick_quiet_cell(g)[0] >= 2
+        forged = forge_window(frames[:17], "misplaced", prior, frames[20:37], 8, torch.Generator().manual_seed(seed))
+        moved = _moved(frames[:17], forged)[-8:]
+        assert moved[0, 0] >= 24  # its first published frame: in the bottom half (a few pixels of its way in)
+        step = np.nanmedian(np.linalg.norm(np.diff(moved, axis=0), axis=1))
+        assert step < 1.2 * prior.speed
