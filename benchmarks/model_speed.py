@@ -13,6 +13,8 @@ pass; the preprocessing row stays on the CPU, and the training step is left out.
 A "published frame" is one frame given its score: a window of T frames publishes `stride` of them. The
 streaming rows score each frame on arrival from cached per-frame features (model.streaming), for one camera and
 for four cameras batched in one pass; `stream_cost_vs_windows_b1` is its cost per frame over the window path's.
+Where onnxruntime is installed (the `onnx` extra), the `onnx_*` columns time the same window at batch 1 exported
+to ONNX and run by ONNX Runtime on the CPU, in alternation with eager torch (service/inference/onnx_runtime.py).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from model import OCRGANConfig, OCRGANVideo, SequencePreprocessor, load_checkpoint
 from model import losses as L
 from model.streaming import FrameStream, score_frames
+from service.inference import onnx_runtime
 
 CONFIGS = {
     "seed": dict(),  # the seed document's defaults: 64x64 RGB, ngf=ndf=64, full temporal
@@ -144,11 +149,38 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     with torch.inference_mode(), autocast():
         sec = timeit(lambda: cl.score(clip, pos))  # the batch of 8
     row["channels_last_speedup_b8"] = round(b * s / sec / row["fps_b8"], 2)
+    if DEVICE.type == "cpu" and onnx_runtime.available():
+        row.update(onnx_row(model, threads))
     row["preprocess_ms"] = round(1000 * preprocess_seconds(cfg), 2)
     row["whole_fps_b1"] = round(1 / (1 / row["fps_b1"] + row["preprocess_ms"] / 1000), 1)
     if train and DEVICE.type == "cpu":
         row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
     return row
+
+
+def onnx_row(model: OCRGANVideo, threads: int, rounds: int = 3) -> dict:
+    """The window path at batch 1 in ONNX Runtime (service/inference/onnx_runtime.py) against eager torch on the
+    same window, timed in alternation (best of `rounds` each): published frames/s, the ratio, the graph's share of
+    the matmul (counted as torch's arithmetic for the window; the graph's dilated attention reads every frame's keys)
+    and the largest relative difference of the raw scores."""
+    cfg = model.cfg
+    t, s = cfg.num_frames, cfg.stride
+    pos = slice(t - s, t)
+    clip = torch.rand(1, t, cfg.in_channels, *cfg.hw) * 2 - 1
+    with tempfile.TemporaryDirectory() as tmp:
+        scorer = onnx_runtime.OnnxWindowScorer(onnx_runtime.export_window_scorer(model, Path(tmp) / "w.onnx"),
+                                               threads)
+    eager, graph = [], []
+    with torch.inference_mode():
+        for _ in range(rounds):
+            eager.append(timeit(lambda: model.score(clip, pos), 1.0))
+            graph.append(timeit(lambda: scorer.score(clip), 1.0))
+        ref = model.score(clip, pos)
+    flops = flops_per_window(model, clip, pos)
+    raw = scorer.score(clip)["raw"]
+    return {"onnx_fps_b1": round(s / min(graph), 1), "onnx_vs_torch_b1": round(min(eager) / min(graph), 2),
+            "onnx_achieved_vs_matmul_b1": round(flops / min(graph) / matmul_flops(), 3),
+            "onnx_max_rel_diff": float(((raw - ref).abs() / ref.abs().clamp_min(1e-6)).max())}
 
 
 def streaming_seconds(model: OCRGANVideo, cameras: int) -> tuple[float, float]:
@@ -202,7 +234,8 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     cols = ["config", "threads", "size", "ngf", "stride", "params_M", "GFLOP_per_frame_b8", "fps_b1", "fps_b8",
-            "achieved_vs_matmul_b8", "channels_last_speedup_b8", "preprocess_ms", "whole_fps_b1", "matmul_GFLOPs",
+            "achieved_vs_matmul_b8", "channels_last_speedup_b8",
+            "onnx_fps_b1", "onnx_vs_torch_b1", "preprocess_ms", "whole_fps_b1", "matmul_GFLOPs",
             "train_step_s_b4"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

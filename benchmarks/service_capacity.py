@@ -3,7 +3,7 @@ with no more than 1% of their frames dropped (default settings: the checkpoint's
 rule), with end-to-end latency p50/p99, CPU and the process's peak RSS; then POST /score throughput for 1, 2 and
 4 concurrent uploads.
 
-    python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1]
+    python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1] [--runtime onnx]
                                           [--stride N] [--fps 10,25] [--max-cameras 12] [--seconds 20]
                                           [--source file|rtsp] [--uploads 1,2,4] [--upload-seconds 30]
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from service_e2e import rtsp_targets, run_service  # noqa: E402
 
-from testkit.servers import LOOPBACK_ONLY, AppProcess  # noqa: E402
+from testkit.servers import LOOPBACK_ONLY, AppProcess, wait_for  # noqa: E402
 
 RANDOM = {"ped2": dict(isize=(128, 192), nc=1, ngf=16, ndf=16, stride=8), "small": FALLBACK,
           "tiny": dict(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4)}
@@ -166,6 +166,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="OCRGAN_TORCH_THREADS (default 1, the service's)")
     p.add_argument("--stride", type=int, help="OCRGAN_STRIDE (default: the service's rule); 1 scores every "
                                               "frame on arrival")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="OCRGAN_RUNTIME: what runs the window path (default torch, the service's)")
     p.add_argument("--fps", default="10,25", help="camera rates to find the capacity at (comma-separated)")
     p.add_argument("--max-cameras", type=int, default=12)
     p.add_argument("--seconds", type=float, default=20.0)
@@ -178,11 +180,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ocrgan-capacity-"))
     checkpoint = checkpoint_for(args, tmp)
     base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, registry_path=tmp / "streams.json",
-                stride=args.stride, **LOOPBACK_ONLY)
+                stride=args.stride, runtime=args.runtime, **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
+    if args.runtime == "onnx":  # measure the graph, not the torch path that scores while it is exported
+        wait_for(lambda: host.window_runner is not None, timeout=600, what="the ONNX export")
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "
-          f"{args.threads} torch thread(s), {psutil.cpu_count()} CPUs, cameras from {args.source}", flush=True)
+          f"{args.threads} thread(s) on {host.describe()['runtime']}, {psutil.cpu_count()} CPUs, cameras from "
+          f"{args.source}", flush=True)
     server = None
     if args.source == "rtsp":
         server, targets = rtsp_targets(args.max_cameras, "240x160")

@@ -204,8 +204,10 @@ class OCRGANVideo(nn.Module):
 
     def memory_map(self, gen: Generated, hw: tuple[int, int]) -> torch.Tensor | None:
         """(B, T', H, W): each patch's distance to its nearest normal patch, spread back over the pixels it covers."""
-        if gen.features is None or not bool(self.memory.any()):  # no memory, or not filled yet (in training)
+        if gen.features is None:
             return None
+        if not torch.compiler.is_exporting() and not bool(self.memory.any()):  # not filled yet (in training); an
+            return None  # exported graph is of a filled memory and cannot branch on its values
         d = nearest_distance(gen.features, self.memory)  # (B, T', h', w')
         return F.interpolate(d.flatten(0, 1)[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0].unflatten(
             0, d.shape[:2])

@@ -17,7 +17,7 @@ Rule (the same for uploaded clips, evaluation and live cameras):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -105,8 +105,10 @@ def autocast(device: torch.device, amp: bool):
 
 
 def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = False,
-                  amp: bool = False) -> list[WindowScores]:
-    """Score a batch of windows (from any mix of sequences) in one forward pass."""
+                  amp: bool = False, run: Callable[[torch.Tensor, slice, bool], Scored] | None = None
+                  ) -> list[WindowScores]:
+    """Score a batch of windows (from any mix of sequences) in one forward pass: `model.score_detailed`, or `run`
+    (clip, positions, heatmap) in its place when given (the same scoring by another runtime)."""
     if not windows:
         return []
     device = next(model.parameters()).device
@@ -114,7 +116,7 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     k = max(len(w.indices) for w in windows)
     clip = torch.stack([w.frames for w in windows]).to(device, non_blocking=True)  # (B, T, C, H, W)
     with torch.inference_mode(), autocast(device, amp):
-        s = model.score_detailed(clip, positions=slice(t - k, t), heatmap=heatmaps)
+        s = (run or model.score_detailed)(clip, slice(t - k, t), heatmaps)
     parts = [x.float().cpu() if x is not None else None
              for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem)]
     maps = s.heatmap.float().cpu() if heatmaps else None

@@ -74,7 +74,10 @@ class TemporalSelfAttention(nn.Module):
             q = F.linear(self.norm(x[:, first:]) + self.pos[first:t], w[:c], b[:c])
             q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
             rows = mask[first:]
-            keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
+            if torch.compiler.is_exporting():  # a graph cannot depend on the mask's values: it reads every frame,
+                keys = torch.arange(t, device=x.device)  # and the mask keeps out those a query may not see
+            else:
+                keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
             pos_kv = F.linear(self.pos[keys], w[c:], b[c:])
             if kv is not None:
                 kv = join_keys_values(kv, keys, pos_kv)

@@ -88,6 +88,8 @@ class ModelInfo(BaseModel):
     smoothing: float = Field(description="causal EMA factor on published scores (0: none)")
     device: str
     half: bool = Field(description="the weights run in half precision")
+    runtime: str = Field("torch", description='what runs the window path: "torch", or "onnx" (ONNX Runtime, once '
+                         'the checkpoint\'s export after start-up is done)')
 
 
 class ScoreResult(BaseModel):

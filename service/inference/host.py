@@ -11,7 +11,9 @@ import torch
 
 from model import CheckpointInfo, OCRGANVideo, load_checkpoint
 from model.windows import frame_by_frame
+from service.inference import onnx_runtime
 from service.inference.batch_size import SMALL_WINDOW_GFLOP, batch_rule, window_gflop
+from service.inference.onnx_runtime import WindowRunner
 from service.settings import Settings
 
 log = logging.getLogger("ocrgan.service")
@@ -46,6 +48,7 @@ class ModelHost:
     device: torch.device
     stride: int  # the default stride for uploaded clips
     camera_stride: int = 0  # the default stride for cameras (camera_stride()); 0 = as `stride`
+    window_runner: WindowRunner | None = None  # runs the window path in ONNX Runtime once exported (else torch)
     _batch: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -63,7 +66,29 @@ class ModelHost:
         host = cls(model, info, device, stride, cameras)
         log.info("cameras: stride %d, scored %s (%s)", cameras,
                  "frame by frame" if host.frame_path(cameras) else "by windows", why)
+        if settings.runtime == "onnx":
+            host.start_onnx(settings)
         return host
+
+    def start_onnx(self, settings: Settings) -> None:
+        """OCRGAN_RUNTIME=onnx: export the window path in the background and run it in ONNX Runtime once done;
+        torch scores meanwhile, and for good where ONNX Runtime cannot (a GPU, onnxruntime not installed)."""
+        if self.device.type != "cpu":
+            log.info("OCRGAN_RUNTIME=onnx: the model runs on %s, so the window path stays on torch", self.device)
+            return
+        if not onnx_runtime.available():
+            log.warning("OCRGAN_RUNTIME=onnx but onnxruntime is not installed (pip install '.[onnx]'): the window "
+                        "path stays on torch")
+            return
+        published = max(self.stride, 0 if self.frame_path(self.camera_stride) else self.camera_stride)
+        threads = settings.torch_threads or torch.get_num_threads()
+        log.info("OCRGAN_RUNTIME=onnx: exporting the window path (%d published frames) in the background; torch "
+                 "scores until it is done", published)
+
+        def ready(scorer: onnx_runtime.OnnxWindowScorer) -> None:
+            self.window_runner = WindowRunner(self.model, scorer)
+
+        onnx_runtime.export_in_background(self.info.path, published, threads, ready)
 
     def __post_init__(self) -> None:
         self.camera_stride = self.camera_stride or self.stride
@@ -127,4 +152,5 @@ class ModelHost:
             "smoothing": cfg.score_smoothing,
             "device": str(self.device),
             "half": self.info.half,
+            "runtime": "onnx" if self.window_runner is not None else "torch",
         }

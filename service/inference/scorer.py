@@ -194,7 +194,7 @@ class Scorer:
 
     def _score_windows(self, jobs: list[WindowJob]) -> list[tuple[Job, WindowScores]]:
         done = self._run_pass(jobs, "windows", lambda heat: score_windows(
-            self.host.model, [j.window for j in jobs], heatmaps=heat, amp=self.host.amp))
+            self.host.model, [j.window for j in jobs], heatmaps=heat, amp=self.host.amp, run=self.host.window_runner))
         self.windows_scored += len(done)
         return done
 
