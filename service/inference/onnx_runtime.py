@@ -14,6 +14,8 @@ tracing never touches the model that scores meanwhile; until it is done, and for
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import logging
 import subprocess
 import sys
@@ -69,20 +71,16 @@ def _hypot(a, b):
 
 
 def present_fields(model: OCRGANVideo) -> tuple[str, ...]:
-    """The fields of FIELDS that this model's scoring fills (no flow cues without the motion band, no memory cue
-    without a memory)."""
-    clip = torch.zeros(1, model.cfg.num_frames, model.cfg.in_channels, *model.cfg.hw)
-    with torch.inference_mode():
-        s = model.score_detailed(clip)
-    return tuple(k for k in FIELDS if getattr(s, k) is not None)
+    """The fields of FIELDS that this model's scoring fills: the flow cues with the motion band, the memory cue
+    with a memory."""
+    cfg = model.cfg
+    absent = (set() if cfg.motion else {"motion", "speed", "dir"}) | (set() if cfg.memory_size else {"mem"})
+    return tuple(k for k in FIELDS if k not in absent)
 
 
 def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | None = None) -> Path:
     """Write the model's window scoring, in float32 on the CPU, as an ONNX graph at `path`: one window per call,
     the cues of its last `published` frames (default: the model's stride)."""
-    import contextlib
-    import copy
-
     if model.cfg.memory_size and not bool(model.memory.any()):
         raise ValueError("the model's memory is empty: fill it (training or `ocrgan calibrate`) before exporting")
     m = copy.deepcopy(model).float().cpu().eval()
