@@ -85,7 +85,7 @@ def publish(model, cues: dict, recalibration: int, n_train: int) -> tuple[np.nda
         before = scoring.recalibrations if i == n_train else before
         one = {k: None if v is None else v[i:i + 1] for k, v in cues.items()}
         ws = WindowScores([i], model.combine(one, model.scales()), None, torch.zeros(1), one["feat"], one["app"],
-                          one["motion"], one["speed"], one["dir"], one["mem"])
+                          one["motion"], one["speed"], one["dir"], one["mem"], one["grey"])
         for m in scoring.consume(ws, [i / 10]):
             if m.type == "score":
                 normalised.append(m.normalised)

@@ -28,8 +28,8 @@ FORMAT_VERSION = 4  # 2: the SHA-256 covers the header as well as the tensors; 3
 # 4: the direction prior, the memory of normal patches and their cues
 
 
-SCORE_BUFFERS = ("app_scale", "motion_scale", "speed_scale", "dir_scale", "mem_scale", "rec_scale", "feat_scale",
-                 "score_mean", "score_std", "threshold")
+SCORE_BUFFERS = ("app_scale", "motion_scale", "speed_scale", "dir_scale", "mem_scale", "grey_scale", "rec_scale",
+                 "feat_scale", "score_mean", "score_std", "threshold")
 
 
 class CheckpointError(ValueError):

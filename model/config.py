@@ -54,9 +54,11 @@ class OCRGANConfig:
     w_score_dir: float = 0.0  # weight of the (scaled) direction surprise (with the motion band): motion the way, or
     # where, the training footage did not move
     w_score_mem: float = 0.0  # weight of the (scaled) distance to the memory of normal patches (memory_size > 0)
+    w_score_grey: float = 0.0  # weight of the (scaled) distance to the remembered grey levels (memory_grey)
     speed_classes: int = 1  # the `dir` cue's prior counts each direction at this many speeds, octaves above the
     # moving threshold (model.directions); 1: direction alone
     memory_size: int = 0  # patch features of the training footage kept in the memory (0: no memory, no `mem` cue)
+    memory_grey: bool = False  # the memory also keeps the patches' grey levels, in a bank of their own (model.memory)
     score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
     score_smoothing: float = 0.0  # causal EMA factor on published scores (0 = none)
     stride: int = 8  # frames between scored windows; each window publishes its last `stride` frames
@@ -93,6 +95,8 @@ class OCRGANConfig:
             raise ValueError("speed_classes must be at least 1")
         if self.memory_size < 0:
             raise ValueError("memory_size must be at least 0")
+        if self.memory_grey and not self.memory_size:
+            raise ValueError("memory_grey needs a memory (memory_size > 0)")
         if not 0 <= self.skip_cut < d:
             raise ValueError(f"skip_cut must be in [0, {d - 1}] for a depth-{d} U-Net")
 

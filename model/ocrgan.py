@@ -14,7 +14,7 @@ from model.directions import DIRECTIONS, direction_counts, log_prior, moving_thr
 from model.discriminator import FrameDiscriminator
 from model.frequency import OmniFrequencySplit
 from model.generator import MultiStreamUNet
-from model.memory import MEMORY_LEVEL, coreset, nearest_distance, patch_features
+from model.memory import MEMORY_LEVEL, coreset, nearest_distance, patch_features, pixel_patches, pixel_width
 from model.motion import flow_length
 from model.scoring import (
     CUES,
@@ -46,6 +46,7 @@ class ErrorMaps:
     speed: torch.Tensor | None = None  # (B, T', H, W) length of the flow itself
     dir: torch.Tensor | None = None  # (B, T', H, W) surprise of the flow's direction where it moves (model.directions)
     mem: torch.Tensor | None = None  # (B, T', H, W) distance of the patch around each pixel to the memory
+    grey: torch.Tensor | None = None  # (B, T', H, W) the same for its grey levels (memory_grey)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Scored:
     speed: torch.Tensor | None  # (B, T') patch maximum of the flow magnitude alone (None without the motion band)
     dir: torch.Tensor | None  # (B, T') patch maximum of the direction surprise alone (None without the motion band)
     mem: torch.Tensor | None  # (B, T') patch maximum of the distance to the memory alone (None without a memory)
+    grey: torch.Tensor | None  # (B, T') the same for the remembered grey levels (None without memory_grey)
     heatmap: torch.Tensor | None  # (B, T', H, W) the local error map, when asked for
 
 
@@ -95,7 +97,9 @@ class OCRGANVideo(nn.Module):
         self.register_buffer("dir_scale", torch.tensor(1.0))
         if cfg.memory_size:  # patch features of the training footage (model.memory), zeros until set, and their unit
             self.register_buffer("mem_scale", torch.tensor(1.0))
-            self.register_buffer("memory", torch.zeros(cfg.memory_size, self.generator.widths[self.memory_level]))
+            self.register_buffer("memory", torch.zeros(cfg.memory_size, sum(self.memory_parts)))
+            if cfg.memory_grey:  # the unit of the distance to the remembered grey levels
+                self.register_buffer("grey_scale", torch.tensor(1.0))
         if cfg.motion:  # which way things move where in the training footage (uniform until set), and what moves
             classes = DIRECTIONS * cfg.speed_classes
             self.register_buffer("direction_prior", torch.full((classes, *cfg.hw), -math.log(classes)))
@@ -161,6 +165,9 @@ class OCRGANVideo(nn.Module):
         features = None
         if self.cfg.memory_size and skips is not None:
             features = patch_features(skips[self.memory_level][:, pos], self.memory_level, self.cfg.score_patch)
+            if self.cfg.memory_grey:
+                features = torch.cat([features, pixel_patches(target[:, :, :nc], self.memory_level,
+                                                              self.cfg.score_patch)], -1)
         fake_lap, fake_res = fake[0], fake[1]
         if self.generator.residual:  # the bands of the previous frame plus their predicted change
             fake_lap, fake_res = lap + fake_lap, res + fake_res
@@ -172,11 +179,19 @@ class OCRGANVideo(nn.Module):
         """The U-Net level whose features the memory keeps (the finest but one, where the U-Net has one)."""
         return min(MEMORY_LEVEL, self.cfg.unet_depth - 1)
 
+    @property
+    def memory_parts(self) -> tuple[int, ...]:
+        """Widths of the memory's column groups: the learned features, then with `memory_grey` the grey levels."""
+        parts = (self.generator.widths[self.memory_level],)
+        if self.cfg.memory_grey:
+            parts += (pixel_width(self.cfg.nc, self.memory_level, self.cfg.score_patch, self.cfg.hw),)
+        return parts
+
     @torch.no_grad()
     def set_memory(self, features: torch.Tensor) -> None:
         """Fill the memory from patch features of normal footage, (N, C) (Generated.features, flattened): a
-        coreset of them (model.memory)."""
-        bank = coreset(features, self.cfg.memory_size)
+        coreset of them (model.memory), each part's on its own."""
+        bank = coreset(features, self.cfg.memory_size, parts=self.memory_parts)
         self.memory.zero_()
         self.memory[:len(bank)] = bank.to(self.memory)
         if len(bank) < len(self.memory):  # fewer patches than places: repeat them, the nearest distance is the same
@@ -195,22 +210,27 @@ class OCRGANVideo(nn.Module):
         """The per-pixel cues, unscaled: appearance error; with the motion band, flow error, speed and direction
         surprise; with a filled memory, the distance to it."""
         app = error_map(gen.target, gen.fake)
+        mem, grey = self.memory_maps(gen, app.shape[-2:])
         if gen.fake_flow is None:
-            return ErrorMaps(app, mem=self.memory_map(gen, app.shape[-2:]))
-        mem = self.memory_map(gen, app.shape[-2:])
+            return ErrorMaps(app, mem=mem, grey=grey)
         flow = gen.target_flow
         return ErrorMaps(app, flow_error_map(flow, gen.fake_flow), flow_length(flow.float(), 2),
-                         surprise_map(flow, self.direction_prior, float(self.moving_threshold)), mem)
+                         surprise_map(flow, self.direction_prior, float(self.moving_threshold)), mem, grey)
 
-    def memory_map(self, gen: Generated, hw: tuple[int, int]) -> torch.Tensor | None:
-        """(B, T', H, W): each patch's distance to its nearest normal patch, spread back over the pixels it covers."""
+    def memory_maps(self, gen: Generated, hw: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(B, T', H, W) each: each patch's distance to its nearest normal patch, spread back over the pixels it
+        covers, by its learned features and (with memory_grey, else None) by its grey levels."""
         if gen.features is None:
-            return None
+            return None, None
         if not torch.compiler.is_exporting() and not bool(self.memory.any()):  # not filled yet (in training); an
-            return None  # exported graph is of a filled memory and cannot branch on its values
-        d = nearest_distance(gen.features, self.memory)  # (B, T', h', w')
-        return F.interpolate(d.flatten(0, 1)[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0].unflatten(
-            0, d.shape[:2])
+            return None, None  # exported graph is of a filled memory and cannot branch on its values
+        parts = list(self.memory_parts)
+        maps = []
+        for features, bank in zip(gen.features.split(parts, -1), self.memory.split(parts, 1), strict=True):
+            d = nearest_distance(features, bank)  # (B, T', h', w')
+            maps.append(F.interpolate(d.flatten(0, 1)[:, None], size=hw, mode="bilinear",
+                                      align_corners=False)[:, 0].unflatten(0, d.shape[:2]))
+        return maps[0], maps[1] if len(maps) > 1 else None
 
     @torch.no_grad()
     def set_direction_prior(self, flow: torch.Tensor, chunk: int = 256) -> None:
@@ -237,7 +257,7 @@ class OCRGANVideo(nn.Module):
         heatmap shows; its largest patch mean is `rec`)."""
         w, sc = weights or self.weights(), scales or self.scales()
         out = w["app"] * maps.app / sc["app"]
-        for name in ("motion", "speed", "dir", "mem"):
+        for name in ("motion", "speed", "dir", "mem", "grey"):
             m = getattr(maps, name)
             if m is not None and w[name] > 0:
                 out = torch.maximum(out, w[name] * m / sc[name])
@@ -261,8 +281,7 @@ class OCRGANVideo(nn.Module):
         err = self.combined_map(maps)
         raw = self.combine({**pooled, "feat": feat})
         return Scored(raw, pooled_error(err, p), feat, pooled["app"], pooled["motion"], pooled["speed"], pooled["dir"],
-                      pooled["mem"],
-                      local_error_map(err, p) if heatmap else None)
+                      pooled["mem"], pooled["grey"], local_error_map(err, p) if heatmap else None)
 
     def score(self, clip: torch.Tensor, positions: slice | None = None) -> torch.Tensor:
         """(B, T, C_in, H, W) -> (B, T') raw per-frame scores (higher = more anomalous)."""

@@ -49,8 +49,8 @@ def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
     return (f_real.float() - f_fake.float()).pow(2).mean(dim=-1)
 
 
-CUES = ("app", "motion", "speed", "dir", "mem", "feat")  # appearance error, flow error, flow magnitude, direction
-# surprise, distance to the memory of normal patches, feature distance
+CUES = ("app", "motion", "speed", "dir", "mem", "grey", "feat")  # appearance error, flow error, flow magnitude,
+# direction surprise, distance to the memory of normal patches, the same by grey levels, feature distance
 
 
 def combine_cues(cues: dict[str, torch.Tensor], weights: dict[str, float], scales: dict[str, float]) -> torch.Tensor:

@@ -83,6 +83,7 @@ class WindowScores:
     speed: torch.Tensor | None = None  # (n,) the flow's magnitude alone (None without the motion band)
     dir: torch.Tensor | None = None  # (n,) the direction surprise alone (None without the motion band)
     mem: torch.Tensor | None = None  # (n,) the distance to the memory of normal patches alone (None without one)
+    grey: torch.Tensor | None = None  # (n,) the distance to the remembered grey levels alone (None without them)
 
     def cues(self) -> dict[str, torch.Tensor | None]:
         """The per-frame cues the raw score combines (model.scoring.CUES)."""
@@ -96,7 +97,7 @@ class WindowScores:
             return None if x is None else x[0, start:start + len(indices)].float().cpu()
 
         return cls(list(indices), part(s.raw), part(s.heatmap), part(s.rec), part(s.feat), part(s.app),
-                   part(s.motion), part(s.speed), part(s.dir), part(s.mem))
+                   part(s.motion), part(s.speed), part(s.dir), part(s.mem), part(s.grey))
 
 
 def autocast(device: torch.device, amp: bool):
@@ -118,14 +119,14 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
     with torch.inference_mode(), autocast(device, amp):
         s = (run or model.score_detailed)(clip, slice(t - k, t), heatmaps)
     parts = [x.float().cpu() if x is not None else None
-             for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem)]
+             for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem, s.grey)]
     maps = s.heatmap.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)
-        raw, rec, feat, app, motion, speed, dirs, mem = (x[i, k - n:] if x is not None else None for x in parts)
+        raw, rec, feat, app, motion, speed, dirs, mem, grey = (x[i, k - n:] if x is not None else None for x in parts)
         out.append(WindowScores(w.indices, raw, maps[i, k - n:] if maps is not None else None, rec, feat, app, motion,
-                                speed, dirs, mem))
+                                speed, dirs, mem, grey))
     return out
 
 

@@ -35,7 +35,7 @@ def _score_all(model: OCRGANVideo, sequences: list[torch.Tensor], batch: int, de
             out.append(list(iter_clip_scores(model, frames, batch=batch)))
     finally:
         if saved is not None:
-            model.memory.copy_(saved)
+            model.set_memory(saved)
     return [p for p in out if p]
 
 
@@ -68,8 +68,8 @@ def fold_banks(model: OCRGANVideo, features: list[torch.Tensor], folds: int = ME
     if not model.cfg.memory_size or len(features) < 2:
         return None
     k = min(folds, len(features))
-    banks = [coreset(torch.cat([f for j, f in enumerate(features) if j % k != i]), model.cfg.memory_size)
-             for i in range(k)]
+    banks = [coreset(torch.cat([f for j, f in enumerate(features) if j % k != i]), model.cfg.memory_size,
+                     parts=model.memory_parts) for i in range(k)]
     return [banks[j % k] for j in range(len(features))]
 
 

@@ -34,6 +34,7 @@ FEAT_WEIGHT = 0.25  # of the feature distance, in the same units: it counts when
 MOTION_WEIGHTS = ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # (flow error, flow magnitude): one or both
 DIR_WEIGHTS = (0.0, 0.5, 1.0)  # of the direction surprise: left out, or counting when beyond anything normal
 MEM_WEIGHTS = (0.0, 0.5, 1.0)  # of the distance to the memory of normal patches (with one), likewise
+GREY_WEIGHTS = (0.0, 0.5, 1.0)  # of the distance to the remembered grey levels (with them), likewise
 
 
 @torch.no_grad()
@@ -55,13 +56,14 @@ def as_cue_weights(row: dict[str, float]) -> dict[str, float]:
     return {k: row[f"w_score_{k}"] for k in CUES}
 
 
-def candidates(motion: bool, memory: bool = False) -> list[dict[str, float]]:
+def candidates(motion: bool, memory: bool = False, grey: bool = False) -> list[dict[str, float]]:
     motions = MOTION_WEIGHTS if motion else ((0.0, 0.0),)
     apps = APP_WEIGHTS if motion or memory else (1.0,)
     return [{"w_score_app": a, "w_score_motion": m, "w_score_speed": s, "w_score_dir": d, "w_score_mem": k,
-             "w_score_feat": FEAT_WEIGHT}
-            for (m, s), a, d, k in itertools.product(motions, apps, DIR_WEIGHTS if motion else (0.0,),
-                                                      MEM_WEIGHTS if memory else (0.0,))]
+             "w_score_grey": g, "w_score_feat": FEAT_WEIGHT}
+            for (m, s), a, d, k, g in itertools.product(motions, apps, DIR_WEIGHTS if motion else (0.0,),
+                                                         MEM_WEIGHTS if memory else (0.0,),
+                                                         GREY_WEIGHTS if grey else (0.0,))]
 
 
 def select_weights(model: OCRGANVideo, vs: ValidationSet,
@@ -74,7 +76,7 @@ def select_weights(model: OCRGANVideo, vs: ValidationSet,
     if scales is None:
         scales = {k: extreme(v) if v is not None else 1.0 for k, v in normal.items()}
     rows = []
-    for weights in candidates(normal["motion"] is not None, normal["mem"] is not None):
+    for weights in candidates(normal["motion"] is not None, normal["mem"] is not None, normal["grey"] is not None):
         w = as_cue_weights(weights)
         neg, pos = combine_cues(normal, w, scales).numpy(), combine_cues(forged, w, scales).numpy()
         row = dict(weights)

@@ -35,7 +35,8 @@ from model.ocrgan import Scored
 log = logging.getLogger("ocrgan.service")
 
 OPSET = 18
-FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem")  # model.Scored's, in order, but the heatmap
+FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")  # model.Scored's, in order, but
+# the heatmap
 
 
 def available() -> bool:
@@ -74,7 +75,8 @@ def present_fields(model: OCRGANVideo) -> tuple[str, ...]:
     """The fields of FIELDS that this model's scoring fills: the flow cues with the motion band, the memory cue
     with a memory."""
     cfg = model.cfg
-    absent = (set() if cfg.motion else {"motion", "speed", "dir"}) | (set() if cfg.memory_size else {"mem"})
+    absent = ((set() if cfg.motion else {"motion", "speed", "dir"}) | (set() if cfg.memory_size else {"mem"})
+              | (set() if cfg.memory_grey else {"grey"}))
     return tuple(k for k in FIELDS if k not in absent)
 
 

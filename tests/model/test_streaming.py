@@ -8,7 +8,7 @@ from model.streaming import FrameStream, score_frames
 from service.settings import DEFAULT_CHECKPOINT
 from tests.model.helpers import tiny_cfg
 
-CUES = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem")
+CUES = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")
 
 
 def reference(model: OCRGANVideo, frames: torch.Tensor, t: int):
@@ -54,6 +54,14 @@ def clip(cfg: OCRGANConfig, n: int) -> torch.Tensor:
 def test_every_temporal_variant_streams_exactly(temporal, objective):
     torch.manual_seed(1)
     cfg = tiny_cfg(temporal=temporal, objective=objective, motion=True, isize=[32, 48], memory_size=16)
+    model = OCRGANVideo(cfg).eval()
+    model.set_memory(torch.randn(64, model.memory.shape[1]))
+    assert_equal(model, clip(cfg, 2 * cfg.num_frames + 3))
+
+
+def test_the_grey_memory_streams_exactly():
+    torch.manual_seed(3)
+    cfg = tiny_cfg(objective="mixed", motion=True, isize=[32, 48], memory_size=16, memory_grey=True, score_patch=8)
     model = OCRGANVideo(cfg).eval()
     model.set_memory(torch.randn(64, model.memory.shape[1]))
     assert_equal(model, clip(cfg, 2 * cfg.num_frames + 3))

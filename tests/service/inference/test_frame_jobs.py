@@ -10,7 +10,7 @@ from model.streaming import FrameStream, score_frames
 from service.inference.frame_jobs import passes, score_frame_jobs
 from service.inference.jobs import FrameJob
 
-CUES = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem")
+CUES = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")
 
 
 class Sink:

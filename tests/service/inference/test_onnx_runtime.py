@@ -19,7 +19,7 @@ from testkit.synthetic import moving_shapes
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
-FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem")
+FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,20 @@ def test_heatmaps_and_other_windows_go_to_torch(shipped, runner):
     assert whole.raw.shape == clip.shape[:2]
     with pytest.raises(ValueError, match="windows of shape"):
         runner.scorer.score(clip[:, :-1])
+
+
+def test_the_remembered_grey_levels_score_as_in_torch(tmp_path):
+    torch.manual_seed(4)
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4, motion=True,
+                       objective="mixed", memory_size=64, memory_grey=True, score_patch=8, w_score_grey=1.0)
+    model = OCRGANVideo(cfg).eval()
+    model.set_memory(torch.randn(256, model.memory.shape[1]))
+    path = onnx_runtime.export_window_scorer(model, tmp_path / "grey.onnx")
+    runner = onnx_runtime.WindowRunner(model, onnx_runtime.OnnxWindowScorer(path))
+    windows = windows_of(model, 20)
+    ours, theirs = score_windows(model, windows, run=runner), score_windows(model, windows)
+    assert all(w.grey is not None for w in ours)
+    assert_same(ours, theirs)
 
 
 def test_an_empty_memory_is_refused(tmp_path):
