@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from model import OCRGANConfig
 from model.motion import FlowEstimator, luma, resize_area, shrink_flow
-from model.preprocess import DropFilter, appearance, flow_frame, working_frame
+from model.preprocess import DROP_CONTEXT, DropFilter, appearance, flow_frame, working_frame
 from model.windows import window_positions
 from training.decode import iter_frames
 from training.sequences import DataError, Sequence
@@ -49,9 +49,9 @@ def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig
 class _Chunks(Dataset):
     """Decoding tasks: (sequence, start, count) -> what `motion_frames` makes of them (without the motion band,
     working-size frames as the model sees them and, where `cfg.drops`, as decoded); a chunk decodes the frame
-    before it too, for the flow of its first, and one more before that where drops are taken out (a frame's drops
-    are what its previous frame did not show). The camera's motion (`steady`) is followed from frame to frame over
-    the whole sequence, so a sequence is then decoded in one task, as a video always is."""
+    before it too, for the flow of its first, and DROP_CONTEXT more before that where drops are taken out (a
+    frame's drops are what the frames before it did not show). The camera's motion (`steady`) is followed from frame
+    to frame over the whole sequence, so a sequence is then decoded in one task, as a video always is."""
 
     def __init__(self, seqs: list[Sequence], cfg: OCRGANConfig) -> None:
         self.seqs = seqs
@@ -67,7 +67,7 @@ class _Chunks(Dataset):
 
     def __getitem__(self, k: int) -> tuple[int, int, tuple | str]:
         i, start, count = self.tasks[k]
-        lead = min(start, int(self.cfg.motion) + int(self.cfg.drops))
+        lead = min(start, int(self.cfg.motion) + DROP_CONTEXT * int(self.cfg.drops))
         try:
             decoded = list(iter_frames(self.seqs[i], self.cfg.nc == 1, start - lead, count + lead))
         except DataError as e:

@@ -176,6 +176,34 @@ def test_drops_new_in_a_frame_are_taken_out_and_the_scene_kept():
                                                                                    - scene[..., None]).sum()
 
 
+def snowy(scene: np.ndarray, t: int, flakes: int) -> np.ndarray:
+    """`flakes` 2x2 bright flakes on a grid, falling 2 pixels a frame."""
+    out = scene.copy()
+    for k in range(flakes):
+        y, x = 4 + 12 * (k // 12) + 2 * t, 4 + 10 * (k % 12)
+        out[y:y + 2, x:x + 2] = 220
+    return out
+
+
+@pytest.mark.parametrize(("flakes", "snowing"), [(70, True), (10, False)])
+def test_snow_is_taken_out_where_it_falls_thick_and_a_few_moving_highlights_are_kept(flakes, snowing):
+    scene = np.full((96, 128), 80, np.uint8)
+    scene[:, 124] = 200  # a thin bright line of the scene
+    drops = DropFilter()
+    for t in range(2):  # a flake is within a pixel of where it was the frame before: kept from the second frame on
+        drops(snowy(scene, t, flakes))
+        assert not drops.snowing
+    white = snowy(scene, 2, flakes)
+    left = np.abs(drops(white).astype(int) - scene).sum() / np.abs(white.astype(int) - scene).sum()
+    assert drops.snowing == snowing
+    if snowing:  # not where it was two frames before: the whole flake goes
+        assert left < 0.05
+    else:  # a few highlights moving as walkers' do: only what the frame before did not show goes
+        assert 0.4 < left < 0.6
+    drops.reset()
+    assert np.array_equal(drops(white), white) and not drops.snowing
+
+
 def test_drops_are_taken_out_before_the_flow_and_the_appearance():
     cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True)
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from model import preprocess_sequence
+from model.preprocess import DropFilter, flow_frame
 from testkit.synthetic import moving_shapes, write_frames, write_video
 from tests.model.helpers import tiny_cfg
 from training.decode import iter_frames, read_image
@@ -81,17 +82,24 @@ def test_frame_store_skips_bad_sequences_when_asked(tmp_path, caplog):
 @pytest.mark.parametrize("steady", [False, True])
 def test_a_stores_pieces_make_the_services_input_with_drops_taken_out(tmp_path, steady):
     """Image sequences are decoded in pieces of CHUNK frames (whole where the camera's motion is followed): with the
-    frames before each piece that its flow and its drops need, the store's model input is the service's
-    (SequencePreprocessor), and the baselines still read the frames as decoded."""
+    frames before each piece that its flow and its drops need (rain, and snow, which reads two frames back), the
+    store's model input is the service's (SequencePreprocessor), and the baselines still read the frames as
+    decoded."""
     frames, _ = moving_shapes(CHUNK + 8, 64, 96, seed=3)
     rng = np.random.default_rng(0)
     wet = frames.astype(np.int16)
     for t in range(len(wet)):
         for y, x in zip(rng.integers(0, 56, 30), rng.integers(0, 96, 30), strict=True):
             wet[t, y:y + 8, x] += 60
+        if CHUNK - 4 <= t < CHUNK + 4:  # a snow shower across the pieces' seam: 2x2 flakes falling 2 pixels a frame
+            for k in range(60):
+                y, x = (3 + 9 * (k // 10) + 2 * t) % 62, 3 + 9 * (k % 10)
+                wet[t, y:y + 2, x:x + 2] += 100
     wet = np.clip(wet, 0, 255).astype(np.uint8)
     write_frames(tmp_path, wet)
     cfg = tiny_cfg(isize=(32, 48), motion=True, drops=True, steady=steady)
+    drops = DropFilter()
+    assert any(drops(flow_frame(f, cfg)) is not None and drops.snowing for f in wet)
     store = FrameStore([Sequence("c", image_files(tmp_path), length=len(wet))], cfg, workers=0)
     expected = preprocess_sequence(wet, cfg)
     got = store.sequence(0)
