@@ -85,4 +85,3 @@ def coreset(features: torch.Tensor, size: int, seed: int = 0, parts: tuple[int, 
         picked.append(k)
         dist = torch.minimum(dist, (features - features[k]).pow(2).sum(1))
     return features[picked].clone()
-

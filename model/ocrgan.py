@@ -208,7 +208,7 @@ class OCRGANVideo(nn.Module):
     # --- scoring -------------------------------------------------------------------------------
     def error_maps(self, gen: Generated) -> ErrorMaps:
         """The per-pixel cues, unscaled: appearance error; with the motion band, flow error, speed and direction
-        surprise; with a filled memory, the distance to it."""
+        surprise; with a filled memory, the distance to it (and with memory_grey, to its grey levels)."""
         app = error_map(gen.target, gen.fake)
         mem, grey = self.memory_maps(gen, app.shape[-2:])
         if gen.fake_flow is None:

@@ -35,7 +35,7 @@ def _score_all(model: OCRGANVideo, sequences: list[torch.Tensor], batch: int, de
             out.append(list(iter_clip_scores(model, frames, batch=batch)))
     finally:
         if saved is not None:
-            model.set_memory(saved)
+            model.memory.copy_(saved)
     return [p for p in out if p]
 
 

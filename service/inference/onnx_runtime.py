@@ -73,7 +73,7 @@ def _hypot(a, b):
 
 def present_fields(model: OCRGANVideo) -> tuple[str, ...]:
     """The fields of FIELDS that this model's scoring fills: the flow cues with the motion band, the memory cue
-    with a memory."""
+    with a memory, the grey cue with memory_grey."""
     cfg = model.cfg
     absent = ((set() if cfg.motion else {"motion", "speed", "dir"}) | (set() if cfg.memory_size else {"mem"})
               | (set() if cfg.memory_grey else {"grey"}))
