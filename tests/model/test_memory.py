@@ -69,6 +69,17 @@ def test_grey_patches_cover_the_pixels_of_the_feature_patches_they_sit_beside(hw
     assert torch.allclose(grey[0, 1, r, c].mean(), want.mean(), atol=1e-6)
 
 
+def test_the_coreset_picks_what_textbook_greedy_k_centre_picks():
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(3000, 32, generator=g)
+    first = int(torch.randint(len(feats), (), generator=torch.Generator().manual_seed(0)))  # coreset's own first pick
+    picked, dist = [first], (feats - feats[first]).pow(2).sum(1)
+    for _ in range(99):
+        picked.append(int(dist.argmax()))
+        dist = torch.minimum(dist, (feats - feats[picked[-1]]).pow(2).sum(1))
+    assert torch.equal(coreset(feats, 100), feats[picked])
+
+
 def test_a_memory_in_parts_chooses_each_parts_coreset_on_its_own():
     g = torch.Generator().manual_seed(3)
     feats, grey = torch.randn(500, 6, generator=g), torch.randn(500, 4, generator=g) * 0.1
