@@ -1,9 +1,9 @@
 """A camera that sways in the wind, whose light changes, or that sees rain or snow, with and without the
 preprocessing made for it.
 
-    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain|snow
+    python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain|snow|grain
         [--checkpoint service/assets/default.safetensors] [--out runs/camera_<condition>] [--amplitude 3]
-        [--gain 1.5] [--streaks 200] [--flakes 150] [--seed 0]
+        [--gain 1.5] [--streaks 200] [--flakes 150] [--grain 8] [--seed 0]
 
 The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored). Its training footage is
 as it was; in its test clips the condition holds in alternate spans of SPAN frames (each clip's first at a random
@@ -22,6 +22,9 @@ offset), applied to the frame before the view is cropped from it, so no border s
          model.preprocess.DropFilter).
   snow   snowfall: --flakes flakes falling a few pixels a frame, each followed from frame to frame (`snow`);
          compared as rain is.
+  grain  a camera's noise in poor light: Gaussian noise of --grain grey levels, new in every pixel of every frame
+         (`grain`). Compared: the motion band's flow everywhere (`gated` false) and only where the frame changed
+         beyond its noise (`gated` true, model.motion.changed).
 
 For each, whatever the checkpoint itself says, a camera warms up on the first WARM_UP frames of the training
 footage (service.inference.calibration.Calibration, the service's rule) and scores the test clips as they were and
@@ -132,6 +135,18 @@ def snow(on: np.ndarray, flakes: int, rng: np.random.Generator) -> list:
     return [fall(t) if o else (lambda img: img) for t, o in enumerate(on)]
 
 
+def grain(on: np.ndarray, level: float, rng: np.random.Generator) -> list:
+    """Per frame, the frame with a camera's noise (as it was outside the spans): Gaussian, `level` grey levels,
+    new in every pixel of every frame (the same in the three colour channels: a grey camera's), clipped to 255."""
+    def noisy(seed: int):
+        def apply(img: np.ndarray) -> np.ndarray:
+            noise = np.random.default_rng(seed).normal(0, level, img.shape[:2]).astype(np.float32)
+            return np.clip(img.astype(np.float32) + noise[..., None], 0, 255).astype(np.uint8)
+        return apply
+    seeds = rng.integers(0, 2**31, len(on))
+    return [noisy(int(s)) if o else (lambda img: img) for o, s in zip(on, seeds, strict=True)]
+
+
 def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int) -> tuple[Path, np.ndarray]:
     """The view's test clips under `condition` (spans -> per-frame transforms), as a frame-folder dataset
     (labels.json of the view as it was), and whether the condition holds at every test frame, in clip order."""
@@ -180,13 +195,14 @@ def baselines(data: Path, labels: np.ndarray, on: np.ndarray, hw: tuple[int, int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="UCSD Ped2 in the frame-folder layout, with test_pixel_masks.npz")
-    ap.add_argument("--condition", required=True, choices=("sway", "light", "rain", "snow"))
+    ap.add_argument("--condition", required=True, choices=("sway", "light", "rain", "snow", "grain"))
     ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
     ap.add_argument("--out", help="default runs/camera_<condition>")
     ap.add_argument("--amplitude", type=float, default=3.0, help="sway: pixels of the 240x360 frame")
     ap.add_argument("--gain", type=float, default=1.5, help="light: the level it steps to, times the old")
     ap.add_argument("--streaks", type=int, default=200, help="rain: drops in each frame of a shower")
     ap.add_argument("--flakes", type=int, default=150, help="snow: flakes in the air")
+    ap.add_argument("--grain", type=float, default=8.0, help="grain: grey levels of noise")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -200,6 +216,9 @@ def main() -> None:
         condition = {"rain": lambda on, rng: rain(on, args.streaks, rng),
                      "snow": lambda on, rng: snow(on, args.flakes, rng)}[args.condition]
         variants = {"as_it_comes": {"drops": False}, "drops": {"drops": True}}
+    elif args.condition == "grain":
+        condition = lambda on, rng: grain(on, args.grain, rng)  # noqa: E731
+        variants = {"all_flow": {"gated": False}, "gated_flow": {"gated": True}}
     else:
         condition = lambda on, rng: light(on, args.gain)  # noqa: E731
         variants = {"as_it_comes": {"exposure": None},
@@ -211,7 +230,8 @@ def main() -> None:
     footage = {"as_it_was": plain, args.condition: changed}
     summary = {"checkpoint": args.checkpoint, "condition": args.condition, "span_frames": SPAN, "warm_up": WARM_UP,
                **{"sway": {"amplitude": args.amplitude}, "light": {"gain": args.gain},
-                  "rain": {"streaks": args.streaks}, "snow": {"flakes": args.flakes}}[args.condition],
+                  "rain": {"streaks": args.streaks}, "snow": {"flakes": args.flakes},
+                  "grain": {"grain": args.grain}}[args.condition],
                "test_frames": len(labels), "in_spans": int(on.sum()), "anomalous": int(labels.sum())}
     for variant, change in variants.items():
         cfg = info.config.replace(**change)

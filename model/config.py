@@ -19,6 +19,8 @@ class OCRGANConfig:
     motion: bool = False  # the motion band: optical flow from the previous frame as 2 more input channels
     flow_scale: int = 2  # the flow is computed on frames this many times the working size, then shrunk to it
     steady: bool = False  # the motion band's flow less the camera's own motion (a sway, a shake: model.motion)
+    gated: bool = False  # the motion band's flow only where the frame changed: none from flat areas' noise
+    # (model.motion.changed)
     exposure: tuple[float, float] | None = None  # each frame's appearance shifted and scaled to this mean and
     # standard deviation ([-1, 1] units), so light or exposure changing over the whole frame is not an anomaly
     # (model.preprocess.appearance); None: as it comes

@@ -6,6 +6,10 @@ cue: OpenCV's default finest scale (2, a quarter of the resolution) loses small 
 A camera on a pole sways, and a sway moves every pixel: raw flow then reads the whole frame as moving. With
 `steady=True` the estimator removes the camera's own motion, an affine field fitted to the flow robustly (the
 background's motion, as long as the background is most of the frame), so what remains is what moves in the scene.
+
+Where a frame is flat (sky, a wall, a smooth road) DIS has nothing to match, and its flow there is noise as long as
+a slow walker's step. With `gated=True` the flow counts only where the frame changed (`changed`): nothing moves
+where nothing changed, so the noise is gone and a slow mover stands out from the still scene.
 """
 
 from __future__ import annotations
@@ -135,6 +139,24 @@ def _explains(params: np.ndarray, prev: np.ndarray, cur: np.ndarray, times: floa
     return bool((gain > CAMERA_GREY).sum() >= times * max(1, int((gain < -CAMERA_GREY).sum())))
 
 
+CHANGE_NOISE = 5.0  # a place changed where its grey level moved by this many times the frame's noise (robust)
+CHANGE_FLOOR = 2.0  # grey levels: never by less (quantisation)
+
+
+def changed(prev: np.ndarray, cur: np.ndarray, reach: int) -> np.ndarray:
+    """uint8 (H, W) frames -> bool (H, W): where the frame changed beyond its noise, or is within `reach` pixels of
+    such a change (a mover's inside is the same grey from frame to frame; its edges change). The change is the
+    frame difference averaged over 3x3 pixels (one noisy pixel is not a change); the noise is its spread over the
+    frame (median and median absolute deviation: most of a frame is still), so it follows the camera's own."""
+    d = cv2.blur(cv2.absdiff(prev, cur).astype(np.float32), (3, 3))
+    median = float(np.median(d))
+    spread = 1.4826 * float(np.median(np.abs(d - median)))
+    mask = (d > median + max(CHANGE_FLOOR, CHANGE_NOISE * spread)).astype(np.uint8)
+    if reach > 0:
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1)))
+    return mask.astype(bool)
+
+
 class Steadier:
     """Takes the camera's own motion (`camera_motion`) out of the flows of one sequence, frame after frame:
     (H, W, 2) flow from the uint8 frame `prev` to `cur` -> the same less the camera's motion, float32. Remembers
@@ -160,13 +182,15 @@ class FlowEstimator:
     """Flow of each frame from the one before it, in pixels per frame: (H, W) uint8 -> (H, W, 2) float32
     (x, y). Holds the previous frame, so one estimator serves one sequence; the first frame of a
     sequence, or the first after `reset()`, has zero flow (as if the frame had been shown before). With
-    `steady`, the camera's own motion is taken out of each flow (`Steadier`)."""
+    `steady`, the camera's own motion is taken out of each flow (`Steadier`); with `gated`, the flow is zero where
+    the frame did not change (`changed`, within half of DIS's patch of a change)."""
 
-    def __init__(self, steady: bool = False) -> None:
+    def __init__(self, steady: bool = False, gated: bool = False) -> None:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._dis.setFinestScale(FLOW_FINEST_SCALE)
         self._prev: np.ndarray | None = None
         self._steadier = Steadier() if steady else None
+        self._reach = self._dis.getPatchSize() // 2 if gated else None
 
     def reset(self) -> None:
         self._prev = None
@@ -183,6 +207,8 @@ class FlowEstimator:
             flow = self._dis.calc(self._prev, grey, None)
             if self._steadier is not None:
                 flow = self._steadier(flow, self._prev, grey)
+            if self._reach is not None:
+                flow = flow * changed(self._prev, grey, self._reach)[..., None]
         self._prev = grey
         return flow
 
@@ -195,7 +221,7 @@ def shrink_flow(flow: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / factor
 
 
-def sequence_flow(frames: np.ndarray, steady: bool = False) -> np.ndarray:
+def sequence_flow(frames: np.ndarray, steady: bool = False, gated: bool = False) -> np.ndarray:
     """uint8 (T, H, W) grey frames of one sequence -> (T, H, W, 2) flow, frame 0's zero."""
-    est = FlowEstimator(steady)
+    est = FlowEstimator(steady, gated)
     return np.stack([est(f) for f in frames]) if len(frames) else np.zeros((0, *frames.shape[1:3], 2), np.float32)

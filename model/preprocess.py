@@ -52,7 +52,9 @@ def input_spec(cfg: OCRGANConfig) -> dict:
         spec["motion"] = {"flow": f"OpenCV DIS, preset {FLOW_PRESET}, finest scale {FLOW_FINEST_SCALE}, "
                                   f"on frames area-resized to {fh}x{fw}, from the previous frame of the sequence "
                                   "(zero for its first frame), area-averaged down to the working size" +
-                                  (", less the camera's own motion (a robust affine fit)" if cfg.steady else ""),
+                                  (", less the camera's own motion (a robust affine fit)" if cfg.steady else "") +
+                                  (", zero where the frame did not change beyond its noise (nor within "
+                                   "half a DIS patch of such a change)" if cfg.gated else ""),
                           "unit": "pixels per frame at the working size", "channels": ["dx", "dy"]}
     return spec
 
@@ -187,7 +189,7 @@ class SequencePreprocessor:
 
     def __init__(self, cfg: OCRGANConfig) -> None:
         self.cfg = cfg
-        self.flow = FlowEstimator(cfg.steady) if cfg.motion else None
+        self.flow = FlowEstimator(cfg.steady, cfg.gated) if cfg.motion else None
         self.drops = DropFilter() if cfg.drops else None
 
     def reset(self) -> None:

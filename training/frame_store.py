@@ -39,7 +39,7 @@ def motion_frames(decoded: list[np.ndarray], cfg: OCRGANConfig
     makes of them."""
     big = np.stack([flow_frame(f, cfg) for f in decoded])
     seen = without_drops(big, cfg)
-    est = FlowEstimator(cfg.steady)
+    est = FlowEstimator(cfg.steady, cfg.gated)
     flow = np.stack([shrink_flow(est(luma(b)), cfg.flow_scale) for b in seen])
     plain = np.stack([resize_area(b, cfg.hw) for b in big]) if cfg.drops else None
     return (np.stack([resize_area(b, cfg.hw) for b in seen]), torch.from_numpy(flow).permute(0, 3, 1, 2).half(),

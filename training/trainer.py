@@ -46,6 +46,8 @@ class TrainingDiverged(RuntimeError):
 
 WHOLE_SEQUENCES_FROM = 8  # with fewer training sequences, validation is the end of each instead of whole ones
 FEW_VALIDATION_FRAMES = 300  # fewer validation frames than this make selection and the threshold unreliable
+SELECTION_MEMORY_FRAMES = 4000  # each validation during training fills the memory from at most this many training
+# frames (an even share of every sequence); the last one, which writes the checkpoint, from all of them
 
 
 def _tail(s: Sequence, n_val: int) -> tuple[Sequence, Sequence]:
@@ -81,6 +83,12 @@ def split_validation(seqs: list[Sequence], fraction: float, seed: int,
     n_val = max(1, round(len(seqs) * fraction))
     val_idx = set(order[:n_val])
     return [s for i, s in enumerate(seqs) if i not in val_idx], [s for i, s in enumerate(seqs) if i in val_idx]
+
+
+def _middle(frames: torch.Tensor, n: int) -> torch.Tensor:
+    """The middle `n` frames of a sequence (all of it where it is shorter)."""
+    start = max(0, (len(frames) - n) // 2)
+    return frames[start:start + n]
 
 
 def reset_parameters(module: nn.Module) -> None:
@@ -421,15 +429,33 @@ class Trainer:
         p.history = [r for r in p.history if r["step"] != p.step] + [row]
 
     def _pseudo_aucs(self) -> dict[str, float]:
-        """How well the model, with its best weighting of the score's parts (scaled on the normal validation
-        frames), separates them from each kind of synthetic anomaly; pseudo_auc is the mean over kinds."""
+        """How well the model, scoring as it will be published (_fit_scorer) with its best weighting of the
+        score's parts, separates the normal validation frames from each kind of synthetic anomaly; pseudo_auc is
+        the mean over kinds."""
+        self._fit_scorer(self.model, SELECTION_MEMORY_FRAMES)
         if self.cfg.select_score_weights:
-            weights, table = select_weights(self.model, self.val_set)
+            weights, table = select_weights(self.model, self.val_set, self.model.scales())
             aucs = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
             extra = dict(weights)
         else:
             aucs, extra = pseudo_anomaly_auc(self.model, self.val_set, progress=True), {}
         return {"pseudo_auc": aucs.pop("mean"), **{f"pseudo_auc_{k}": round(v, 4) for k, v in aucs.items()}, **extra}
+
+    def _fit_scorer(self, model: OCRGANVideo, max_frames: int | None = None) -> list[torch.Tensor]:
+        """Score `model` as it will be published: its memory filled from the training footage, and each cue's unit
+        from the validation clips and the training clips scored out of memory (fold_banks). Selection during
+        training scores this way too, so that the epoch chosen is the one whose published scores separate the
+        synthetic anomalies best (an empty memory would put the norm of each patch's features in the memory cue's
+        place). `max_frames`: the memory and the units from an even share of every training sequence, at most that
+        many frames in all. Returns the validation sequences."""
+        val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
+        train = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
+        total = sum(len(s) for s in train)
+        if max_frames and total > max_frames:
+            train = [_middle(s, max(2 * self.mcfg.num_frames, len(s) * max_frames // total)) for s in train]
+        train = fold_pieces(model, train)
+        fit_units(model, val_seqs, train, banks=fold_banks(model, fit_memory(model, train)))
+        return val_seqs
 
     def _log_row(self, row: dict) -> None:
         """One row per validation, keyed by step: a validation repeated after a resume replaces its row."""
@@ -456,10 +482,8 @@ class Trainer:
 
         model, info = load_checkpoint(best, self.device)
         weights: dict[str, float] = {}
+        val_seqs = self._fit_scorer(model)
         validation = pseudo_anomaly_auc(model, self.val_set)
-        val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
-        train_seqs = fold_pieces(model, (self.train_store.sequence(i) for i in range(len(self.train_store.sequences))))
-        fit_units(model, val_seqs, train_seqs, banks=fold_banks(model, fit_memory(model, train_seqs)))
         if self.cfg.select_score_weights:
             weights, table = select_weights(model, self.val_set, model.scales())
             model.cfg = model.cfg.replace(**weights)

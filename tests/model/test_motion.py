@@ -11,6 +11,7 @@ from model.motion import (
     Steadier,
     _affine_basis,
     camera_motion,
+    changed,
     sequence_flow,
 )
 from testkit.synthetic import moving_shapes
@@ -142,3 +143,43 @@ def test_a_steady_models_motion_band_reads_the_scene_not_the_camera():
     assert x[1:, 1:, 24:].abs().median() < 0.1
     assert "camera's own motion" in input_spec(cfg)["motion"]["flow"]
     assert "camera" not in input_spec(OCRGANConfig(isize=(32, 48), nc=1, motion=True))["motion"]["flow"]
+
+
+def flat_walker(t: int, speed: float = 1.2, noise: float = 2.0, seed: int = 0) -> np.ndarray:
+    """A smooth, noisy background (nothing for the flow to hold on to) and a bright walker moving left."""
+    rng = np.random.default_rng(seed + t)
+    yy, xx = np.mgrid[0:H, 0:W]
+    img = (60 + 40 * xx / W + 20 * np.sin(yy / 7.0)).astype(np.float32)
+    cv2.ellipse(img, (int(70 - speed * t), 32), (3, 6), 0, 0, 360, 200.0, -1)
+    return np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_change_is_where_the_mover_is_not_where_the_noise_is():
+    prev, cur = flat_walker(4), flat_walker(5)
+    mask = changed(prev, cur, reach=0)
+    assert mask[26:38, 62:70].any()  # the walker's edges
+    assert mask.mean() < 0.02  # a noisy pixel here and there is not a change
+    near = changed(prev, cur, reach=4)
+    assert near[32, 66]  # inside the walker, within reach of its edges
+    assert not near[:, :40].any()
+    assert not changed(prev, prev, reach=4).any()
+
+
+def test_gated_flow_has_no_noise_from_flat_ground_and_keeps_a_slow_walker():
+    frames = np.stack([flat_walker(t) for t in range(8)])
+    raw, gated = sequence_flow(frames)[1:], sequence_flow(frames, gated=True)[1:]
+    speed = lambda f: np.hypot(f[..., 0], f[..., 1])  # noqa: E731
+    walker = (slice(None), slice(28, 37), slice(58, 66))
+    assert np.median(speed(raw)[:, :, :40]) > 0.3  # flat ground: the raw flow is noise as long as a walker's step
+    assert np.abs(gated[:, :, :40]).max() == 0
+    assert np.median(gated[walker][..., 0]) == pytest.approx(-1.2, abs=0.4)  # the walker keeps its flow
+    assert np.median(gated[walker][..., 0]) == pytest.approx(np.median(raw[walker][..., 0]), abs=0.1)
+
+
+def test_a_gated_models_motion_band_says_so():
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True, gated=True)
+    frames = np.stack([flat_walker(t) for t in range(4)])
+    x = preprocess_sequence(frames, cfg)
+    assert x[1:, 1:, :, :16].abs().max() == 0
+    assert "did not change" in input_spec(cfg)["motion"]["flow"]
+    assert "change" not in input_spec(OCRGANConfig(isize=(32, 48), nc=1, motion=True))["motion"]["flow"]

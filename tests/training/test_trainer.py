@@ -41,6 +41,16 @@ def test_short_training_lowers_the_loss_and_writes_a_calibrated_checkpoint(frame
     assert "pseudo_auc" in (tmp_path / "run" / "log.csv").read_text()
 
 
+def test_selection_scores_the_model_as_it_will_be_published(frame_dataset, tmp_path):
+    t = trainer(frame_dataset, tmp_path / "run", ["epochs=2", "val_every=2"])
+    out = t.run()
+    _, info = load_checkpoint(out)
+    (row,) = t.progress.history
+    assert info.training["best_epoch"] == row["epoch"]
+    assert t.model.memory.abs().sum() > 0  # filled from the training footage before validating, as _finish fills it
+    assert row["pseudo_auc"] == pytest.approx(info.training["validation"]["mean"], abs=1e-6)
+
+
 def test_resume_after_a_crash_gives_the_same_state(frame_dataset, tmp_path):
     extra = ["epochs=2", "checkpoint_every=3"]
     straight = trainer(frame_dataset, tmp_path / "a", extra)
