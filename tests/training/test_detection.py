@@ -14,6 +14,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from model import load_checkpoint, preprocess_sequence, score_clip
+from model.windows import iter_clip_scores
 from testkit.synthetic import moving_shapes, write_frames
 from training.config import load_config
 from training.trainer import Trainer
@@ -55,3 +56,14 @@ def test_the_grey_levels_are_what_flags_the_foreign_object(trained):
     frames, labels = moving_shapes(64, seed=40, anomaly_from=24, anomaly="foreign")
     s = score_clip(blind, preprocess_sequence(frames, blind.cfg))
     assert s.anomaly.numpy()[26:].mean() < 0.5 and labels[26:].all()
+
+
+def test_the_direction_cue_is_what_sees_the_walker_going_the_wrong_way(trained):
+    """With the flow gated, the flat ground's noise no longer sets the moving threshold above a walker's speed."""
+    frames, labels = moving_shapes(64, seed=40, anomaly_from=24, anomaly="backwards")
+    parts = list(iter_clip_scores(trained, preprocess_sequence(frames, trained.cfg)))
+    direction = torch.cat([p.dir for p in parts]).numpy()
+    keep = np.r_[0:24, 26:64]
+    assert trained.cfg.w_score_dir > 0  # chosen on validation
+    assert roc_auc_score(labels[keep], direction[keep]) > 0.9
+    assert np.median(direction[26:]) > 2 * np.median(direction[:24])
