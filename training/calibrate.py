@@ -159,3 +159,17 @@ def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: f
                   "frames": len(scores)})
     log.info("calibrated on %d frames: mean %.4g std %.4g threshold %.3g", len(scores), mean, std, threshold)
     return stats
+
+
+def calibrate_scene(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: float = 0.995,
+                    flow: torch.Tensor | None = None) -> dict[str, float]:
+    """Everything a scene's normal footage sets in a trained model: which way things move where (the direction
+    prior, from `flow`, the sequences' motion band, where the model has one), its memory of normal patches, each
+    cue's unit, the score statistics and the threshold, each sequence scored against a memory that does not hold it
+    (fold_pieces, fold_banks). What `ocrgan calibrate` does, and how `ocrgan train` ends once validation has chosen
+    the weights: a threshold read on a few held-out clips alone is the second-largest score of a few hundred frames."""
+    if flow is not None:
+        model.set_direction_prior(flow)
+    seqs = fold_pieces(model, sequences)
+    banks = fold_banks(model, fit_memory(model, seqs))
+    return calibrate(model, seqs, quantile, banks=banks)

@@ -98,7 +98,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     if problem:
         return refuse("calibrate", problem)
     from model import CheckpointError, load_checkpoint, save_checkpoint
-    from training.calibrate import calibrate, fit_memory, fold_banks, fold_pieces
+    from training.calibrate import calibrate_scene
     from training.discover import find_sequences
     from training.frame_store import FrameStore
     from training.sequences import DataError
@@ -107,11 +107,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     try:
         model, info = load_checkpoint(args.checkpoint, args.device)
         store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
-        if store.flow is not None:  # which way things move where on this scene
-            model.set_direction_prior(store.flow)
-        seqs = fold_pieces(model, (store.sequence(i) for i in range(len(store.sequences))))
-        banks = fold_banks(model, fit_memory(model, seqs))  # its normal patterns, and those without each fold
-        stats = calibrate(model, seqs, args.quantile, banks=banks)
+        stats = calibrate_scene(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile,
+                                store.flow)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
         return 2

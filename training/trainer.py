@@ -21,7 +21,7 @@ from tqdm import tqdm
 from model import OCRGANConfig, OCRGANVideo, save_checkpoint
 from model import losses as L
 from training import distributed
-from training.calibrate import calibrate, fit_memory, fit_units, fold_banks, fold_pieces
+from training.calibrate import calibrate_scene, fit_memory, fit_units, fold_banks, fold_pieces
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
 from training.frame_store import FrameStore
@@ -476,7 +476,8 @@ class Trainer:
                     self.writer.add_scalar(k, v, row["step"])
 
     def _finish(self) -> Path:
-        """Best weights, calibrated on the validation clips, written with their provenance."""
+        """Best weights with the score weights chosen on validation, then calibrated on all the normal footage
+        (training and validation clips: calibrate_scene), written with their provenance."""
         best = self.run_dir / "best.safetensors"
         from model import load_checkpoint
 
@@ -492,7 +493,9 @@ class Trainer:
                 w = csv.DictWriter(f, fieldnames=list(table[0]))
                 w.writeheader()
                 w.writerows(table)
-        stats = calibrate(model, val_seqs, self.cfg.threshold_quantile, units=False)
+        train = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
+        flow = torch.cat([self.train_store.flow, self.val_store.flow]) if self.mcfg.motion else None
+        stats = calibrate_scene(model, train + val_seqs, self.cfg.threshold_quantile, flow)
         p = self.progress
         training = {
             "data": self.data,
