@@ -100,13 +100,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     from model import CheckpointError, load_checkpoint, save_checkpoint
     from training.calibrate import calibrate_scene
     from training.discover import find_sequences
-    from training.frame_store import FrameStore
+    from training.frame_store import FrameStore, within_budget
     from training.sequences import DataError
 
     _logging()
     try:
         model, info = load_checkpoint(args.checkpoint, args.device)
-        store = FrameStore(find_sequences(args.data, "train"), info.config, args.workers, desc="decoding")
+        store = FrameStore(within_budget(find_sequences(args.data, "train"), info.config), info.config, args.workers,
+                           desc="decoding")
         stats = calibrate_scene(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile,
                                 store.flow)
     except (CheckpointError, DataError, ValueError) as e:

@@ -38,6 +38,8 @@ class TrainConfig(BaseModel):
     model: dict[str, Any] = Field(default_factory=lambda: dict(RECIPE))  # OCRGANConfig fields
     epochs: int = Field(8, ge=1)
     max_minutes: float | None = Field(None, gt=0)  # stop (cleanly, with a checkpoint) after this long
+    max_frames: int | None = Field(None, ge=1)  # of normal footage decoded, the middle of each sequence; also cut to
+    # what fits in memory (training/frame_store.py::within_budget)
     batch_size: int = Field(8, ge=1)
     lr_g: float = Field(1e-3, gt=0)
     lr_d: float = Field(2e-4, gt=0)

@@ -6,6 +6,7 @@ service's preprocessing makes them."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from training.sequences import DataError, Sequence
 
 log = logging.getLogger(__name__)
 CHUNK = 32  # frames per decoding task for image sequences
+MEMORY_SHARE = 0.5  # of the memory available when decoding starts, what the frames kept may take (at their peak,
+ASSEMBLY_PEAK = 2  # while the decoded parts are joined, they are held twice)
 
 
 def without_drops(frames: np.ndarray, cfg: OCRGANConfig) -> np.ndarray:
@@ -77,6 +80,58 @@ class _Chunks(Dataset):
             return i, start, (without_drops(plain, self.cfg)[lead:], None, None,
                               plain[lead:] if self.cfg.drops else None)
         return i, start, tuple(part[lead:] if part is not None else None for part in motion_frames(decoded, self.cfg))
+
+
+def frame_bytes(cfg: OCRGANConfig) -> int:
+    """What a FrameStore keeps of one frame, in bytes: the working-size frame (twice where `cfg.drops`), and with the
+    motion band its float16 flow and the frame at the flow's size."""
+    c = 3 if cfg.nc == 3 else 1
+    (h, w), (fh, fw) = cfg.hw, cfg.flow_hw
+    return h * w * c * (2 if cfg.drops else 1) + (2 * h * w * 2 + fh * fw * c if cfg.motion else 0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's available memory, or its control group's limit less
+    its use where that is smaller (a container); None where neither can be read."""
+    known = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                known.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            known.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(known)) if known else None
+
+
+def within_budget(seqs: list[Sequence], cfg: OCRGANConfig, max_frames: int | None = None,
+                  available: int | None = None) -> list[Sequence]:
+    """Normal sequences cut down, where they hold more, to `max_frames` frames and to what fits in memory
+    (MEMORY_SHARE of `available`, by default available_memory(), at frame_bytes each, held twice while joined):
+    the middle of each sequence, an even share of the budget each, never under two windows' frames. A recording
+    of days would otherwise be decoded for hours and then end the process when memory runs out; what is left out
+    is said."""
+    total = sum(s.length for s in seqs)
+    available = available_memory() if available is None else available
+    fits = int(MEMORY_SHARE * available / (ASSEMBLY_PEAK * frame_bytes(cfg))) if available is not None else total
+    budget = min(total, fits, max_frames or total)
+    if budget >= total:
+        return seqs
+    floor = 2 * cfg.num_frames
+    out = []
+    for s in seqs:
+        n = max(floor, s.length * budget // total)
+        out.append(s.part((s.length - n) // 2, n) if s.length > n else s)
+    why = (f"max_frames={max_frames}" if max_frames and max_frames <= fits
+           else f"{available / 2**30:.1f} GiB of memory available, {frame_bytes(cfg)} bytes a frame")
+    log.warning("the %d normal frames are more than %s allows: using %d, the middle of each sequence",
+                total, why, sum(s.length for s in out))
+    return out
 
 
 class FrameStore:

@@ -25,6 +25,11 @@ class Sequence:
     length: int = 0  # number of frames
     offset: int = 0  # first frame of a video that belongs to this sequence (a split of one video)
 
+    def part(self, start: int, n: int, name: str | None = None) -> Sequence:
+        """Its frames start .. start + n as a sequence of their own (unlabelled)."""
+        return Sequence(name or self.name, self.frames[start:start + n], self.video, None, n,
+                        self.offset + (start if self.video else 0))
+
     def source(self) -> str:
         return str(self.video) if self.video else str(self.frames[0].parent if self.frames else self.name)
 

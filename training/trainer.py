@@ -24,7 +24,7 @@ from training import distributed
 from training.calibrate import calibrate_scene, fit_memory, fit_units, fold_banks, fold_pieces
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
-from training.frame_store import FrameStore
+from training.frame_store import FrameStore, within_budget
 from training.selection import select_weights
 from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
@@ -53,9 +53,7 @@ SELECTION_MEMORY_FRAMES = 4000  # each validation during training fills the memo
 def _tail(s: Sequence, n_val: int) -> tuple[Sequence, Sequence]:
     """A sequence's first length - n_val frames, and its last n_val as a validation sequence."""
     cut = s.length - n_val
-    head = Sequence(s.name, s.frames[:cut], s.video, None, cut, s.offset)
-    tail = Sequence(f"{s.name}[val]", s.frames[cut:], s.video, None, n_val, s.offset + (cut if s.video else 0))
-    return head, tail
+    return s.part(0, cut), s.part(cut, n_val, f"{s.name}[val]")
 
 
 def split_validation(seqs: list[Sequence], fraction: float, seed: int,
@@ -134,7 +132,7 @@ class Trainer:
         if resume and state is None:
             log.warning("--resume: no %s yet, starting from scratch", state_path)
 
-        seqs = find_sequences(data, "train")
+        seqs = within_budget(find_sequences(data, "train"), self.mcfg, cfg.max_frames)
         train_seqs, val_seqs = split_validation(seqs, cfg.val_fraction, cfg.seed, self.mcfg.num_frames)
         log.info("training on %d sequences, validating on %d (%s)", len(train_seqs), len(val_seqs),
                  ", ".join(s.name for s in val_seqs))

@@ -43,6 +43,15 @@ def test_short_training_lowers_the_loss_and_writes_a_calibrated_checkpoint(frame
     assert "pseudo_auc" in (tmp_path / "run" / "log.csv").read_text()
 
 
+def test_max_frames_trains_on_the_middle_of_each_clip(frame_dataset, tmp_path):
+    t = trainer(frame_dataset, tmp_path / "run", ["max_frames=100"])  # 4 clips of 48 frames: 25 of each
+    assert len(t.train_store) + len(t.val_store) == 100
+    per_clip = {}
+    for s in [*t.train_store.sequences, *t.val_store.sequences]:  # few clips: validation is the end of each
+        per_clip[s.name.removesuffix("[val]")] = per_clip.get(s.name.removesuffix("[val]"), 0) + s.length
+    assert per_clip == {"01": 25, "02": 25, "03": 25, "04": 25}
+
+
 def test_selection_scores_the_model_as_it_will_be_published(frame_dataset, tmp_path):
     t = trainer(frame_dataset, tmp_path / "run", ["epochs=2", "val_every=2"])
     out = t.run()
