@@ -22,7 +22,7 @@ from training.auc import DUMMY_RULE, auc_report, minmax, protocols, roc_points, 
 from training.auc import pixel_auc as pixel_auc_of
 from training.baselines import baseline_scores, flow_size
 from training.discover import find_sequences
-from training.frame_store import FrameStore
+from training.frame_store import FrameStore, within_budget
 from training.plots import plot_roc, plot_timeline
 from training.sequences import DataError
 
@@ -44,8 +44,8 @@ def mean_training_frame(data: str, cfg, workers: int) -> torch.Tensor | None:
     except DataError as e:
         log.warning("no training split for the mean-frame baseline: %s", e)
         return None
-    return FrameStore(train, cfg.replace(motion=False, drops=False), workers,
-                      desc="decoding train (baseline)").mean_frame()
+    plain = cfg.replace(motion=False, drops=False)
+    return FrameStore(within_budget(train, plain), plain, workers, desc="decoding train (baseline)").mean_frame()
 
 
 def baseline_flow_store(store: FrameStore, seqs, cfg, workers: int) -> FrameStore:
