@@ -108,8 +108,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         model, info = load_checkpoint(args.checkpoint, args.device)
         store = FrameStore(within_budget(find_sequences(args.data, "train"), info.config), info.config, args.workers,
                            desc="decoding")
-        stats = calibrate_scene(model, (store.sequence(i) for i in range(len(store.sequences))), args.quantile,
-                                store.flow)
+        stats = calibrate_scene(model, store.all_sequences(), args.quantile, store.flow)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
         return 2

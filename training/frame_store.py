@@ -211,6 +211,10 @@ class FrameStore:
         """(N_i, in_channels, h, w) model input frames of sequence i."""
         return self.frames(slice(int(self.offsets[i]), int(self.offsets[i + 1])))
 
+    def all_sequences(self) -> list[torch.Tensor]:
+        """Every sequence's model input frames, in order."""
+        return [self.sequence(i) for i in range(len(self.sequences))]
+
     def raw_sequence(self, i: int) -> np.ndarray:
         """uint8 working-size frames of sequence i as decoded (what the baselines see)."""
         return self.plain[self.offsets[i]: self.offsets[i + 1]]

@@ -446,8 +446,8 @@ class Trainer:
         synthetic anomalies best (an empty memory would put the norm of each patch's features in the memory cue's
         place). `max_frames`: the memory and the units from an even share of every training sequence, at most that
         many frames in all. Returns the validation sequences."""
-        val_seqs = [self.val_store.sequence(i) for i in range(len(self.val_store.sequences))]
-        train = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
+        val_seqs = self.val_store.all_sequences()
+        train = self.train_store.all_sequences()
         total = sum(len(s) for s in train)
         if max_frames and total > max_frames:
             train = [_middle(s, max(2 * self.mcfg.num_frames, len(s) * max_frames // total)) for s in train]
@@ -491,9 +491,8 @@ class Trainer:
                 w = csv.DictWriter(f, fieldnames=list(table[0]))
                 w.writeheader()
                 w.writerows(table)
-        train = [self.train_store.sequence(i) for i in range(len(self.train_store.sequences))]
         flow = torch.cat([self.train_store.flow, self.val_store.flow]) if self.mcfg.motion else None
-        stats = calibrate_scene(model, train + val_seqs, self.cfg.threshold_quantile, flow)
+        stats = calibrate_scene(model, self.train_store.all_sequences() + val_seqs, self.cfg.threshold_quantile, flow)
         p = self.progress
         training = {
             "data": self.data,
