@@ -59,6 +59,8 @@ class OCRGANConfig:
     w_score_grey: float = 0.0  # weight of the (scaled) distance to the remembered grey levels (memory_grey)
     speed_classes: int = 1  # the `dir` cue's prior counts each direction at this many speeds, octaves above the
     # moving threshold (model.directions); 1: direction alone
+    direction_memory: int = 0  # with the motion band: the `dir` cue is each patch's distance to the nearest of this
+    # many patches of the training footage's motion (model.directions.motion_patches) instead of the per-pixel prior
     memory_size: int = 0  # patch features of the training footage kept in the memory (0: no memory, no `mem` cue)
     memory_grey: bool = False  # the memory also keeps the patches' grey levels, in a bank of their own (model.memory)
     score_patch: int = 16  # error pooled as the max over patch means (0 = mean over the frame)
@@ -95,6 +97,8 @@ class OCRGANConfig:
             raise ValueError("flow_scale must be at least 1")
         if self.speed_classes < 1:
             raise ValueError("speed_classes must be at least 1")
+        if self.direction_memory < 0:
+            raise ValueError("direction_memory must be at least 0")
         if self.memory_size < 0:
             raise ValueError("memory_size must be at least 0")
         if self.memory_grey and not self.memory_size:

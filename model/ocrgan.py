@@ -10,11 +10,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import OCRGANConfig
-from model.directions import DIRECTIONS, direction_counts, log_prior, moving_threshold, surprise_map
+from model.directions import (
+    DIRECTIONS,
+    direction_counts,
+    log_prior,
+    motion_patches,
+    motion_width,
+    moving_threshold,
+    surprise_map,
+)
 from model.discriminator import FrameDiscriminator
 from model.frequency import OmniFrequencySplit
 from model.generator import MultiStreamUNet
-from model.memory import MEMORY_LEVEL, coreset, nearest_distance, patch_features, pixel_patches, pixel_width
+from model.memory import (
+    MAX_PATCHES,
+    MEMORY_LEVEL,
+    coreset,
+    nearest_distance,
+    patch_features,
+    pixel_patches,
+    pixel_width,
+)
 from model.motion import flow_length
 from model.scoring import (
     CUES,
@@ -104,6 +120,9 @@ class OCRGANVideo(nn.Module):
             classes = DIRECTIONS * cfg.speed_classes
             self.register_buffer("direction_prior", torch.full((classes, *cfg.hw), -math.log(classes)))
             self.register_buffer("moving_threshold", torch.tensor(0.1))
+            if cfg.direction_memory:  # the training footage's patches of motion, zeros until set (model.directions)
+                width = motion_width(cfg.speed_classes)
+                self.register_buffer("direction_bank", torch.zeros(cfg.direction_memory, width))
         self.register_buffer("rec_scale", torch.tensor(1.0))  # the error map's typical peak on normal data (display)
         self.register_buffer("score_mean", torch.tensor(0.0))  # of published scores on normal data
         self.register_buffer("score_std", torch.tensor(1.0))
@@ -215,7 +234,19 @@ class OCRGANVideo(nn.Module):
             return ErrorMaps(app, mem=mem, grey=grey)
         flow = gen.target_flow
         return ErrorMaps(app, flow_error_map(flow, gen.fake_flow), flow_length(flow.float(), 2),
-                         surprise_map(flow, self.direction_prior, float(self.moving_threshold)), mem, grey)
+                         self.direction_map(flow), mem, grey)
+
+    def direction_map(self, flow: torch.Tensor) -> torch.Tensor:
+        """(B, T', 2, H, W) flow -> (B, T', H, W) the `dir` cue's map: with a motion memory, each patch's distance
+        to the nearest remembered patch of normal motion, spread back over the pixels it covers; else each pixel's
+        surprise under the per-pixel prior (model.directions)."""
+        threshold = float(self.moving_threshold)
+        if not self.cfg.direction_memory:
+            return surprise_map(flow, self.direction_prior, threshold)
+        patches = motion_patches(flow.flatten(0, 1), threshold, self.cfg.speed_classes, self.cfg.score_patch)
+        d = nearest_distance(patches, self.direction_bank)  # (B*T', h', w')
+        return F.interpolate(d[:, None], size=flow.shape[-2:], mode="bilinear",
+                             align_corners=False)[:, 0].unflatten(0, flow.shape[:2])
 
     def memory_maps(self, gen: Generated, hw: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(B, T', H, W) each: each patch's distance to its nearest normal patch, spread back over the pixels it
@@ -242,6 +273,32 @@ class OCRGANVideo(nn.Module):
                      for a in range(0, len(flow), chunk))
         self.moving_threshold.fill_(threshold)
         self.direction_prior.copy_(log_prior(counts))
+        if self.cfg.direction_memory:
+            self.set_direction_bank(self.direction_patches(flow, chunk))
+
+    @torch.no_grad()
+    def direction_patches(self, flow: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """(N, 2, H, W) flow of normal footage -> (M, motion_width) its patches of motion (motion_patches), at the
+        moving threshold set; of long footage a random share of each frame's, at most MAX_PATCHES in all."""
+        n = len(flow)
+        per_frame = motion_patches(flow[:1], float(self.moving_threshold), self.cfg.speed_classes,
+                                   self.cfg.score_patch)[0].flatten(0, 1).shape[0] if n else 0
+        share = min(1.0, MAX_PATCHES / max(1, n * per_frame))
+        g = torch.Generator().manual_seed(0)
+        out = []
+        for a in range(0, n, chunk):
+            p = motion_patches(flow[a:a + chunk], float(self.moving_threshold), self.cfg.speed_classes,
+                               self.cfg.score_patch).flatten(0, 2).cpu()
+            out.append(p if share >= 1 else p[torch.rand(len(p), generator=g) < share])
+        return torch.cat(out) if out else torch.zeros(0, motion_width(self.cfg.speed_classes))
+
+    @torch.no_grad()
+    def set_direction_bank(self, patches: torch.Tensor) -> None:
+        """Fill the motion memory from patches of normal motion (direction_patches): a coreset of them."""
+        bank = coreset(patches, self.cfg.direction_memory) if len(patches) else patches
+        self.direction_bank.zero_()
+        if len(bank):
+            self.direction_bank.copy_(bank[torch.arange(len(self.direction_bank)) % len(bank)].to(self.direction_bank))
 
     def weights(self) -> dict[str, float]:
         """The score's weight of each cue (CUES), from the config."""

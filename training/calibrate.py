@@ -22,20 +22,30 @@ SCALES = (*(f"{k}_scale" for k in CUES), "rec_scale")
 MEMORY_FOLDS = 4  # footage the memory holds is scored against memories chosen without a quarter of it (fold_banks)
 
 
+Banks = list[dict[str, torch.Tensor]]  # per sequence, the memories it is scored against, by buffer name (fold_banks)
+
+
+def holds_footage(model: OCRGANVideo) -> bool:
+    """Whether the model keeps memories filled from normal footage, near every patch of what they were filled
+    from: the learned memory (`mem`), the motion memory (`dir` with direction_memory)."""
+    return bool(model.cfg.memory_size or (model.cfg.motion and model.cfg.direction_memory))
+
+
 def _score_all(model: OCRGANVideo, sequences: list[torch.Tensor], batch: int, desc: str,
-               banks: list[torch.Tensor] | None = None) -> list[list]:
-    """Each sequence's window scores; with `banks` (fold_banks), each scored against its own memory, the model's
-    memory restored afterwards."""
-    saved = model.memory.clone() if banks is not None else None
+               banks: Banks | None = None) -> list[list]:
+    """Each sequence's window scores; with `banks` (fold_banks), each scored against its own memories, the model's
+    restored afterwards."""
+    setters = {"memory": model.set_memory, "direction_bank": model.set_direction_bank}
+    saved = {name: getattr(model, name).clone() for name in banks[0]} if banks else {}
     out = []
     try:
         for i, frames in enumerate(tqdm(sequences, desc=desc, unit="sequence", leave=False)):
-            if banks is not None:
-                model.set_memory(banks[i])
+            for name, bank in (banks[i] if banks else {}).items():
+                setters[name](bank)
             out.append(list(iter_clip_scores(model, frames, batch=batch)))
     finally:
-        if saved is not None:
-            model.memory.copy_(saved)
+        for name, buffer in saved.items():
+            getattr(model, name).copy_(buffer)
     return [p for p in out if p]
 
 
@@ -45,7 +55,7 @@ def fold_pieces(model: OCRGANVideo, sequences: Iterable[torch.Tensor],
     sequence into equal contiguous parts of at least two windows' frames), so that footage of one or two long
     videos can still be held out of the memory a part at a time (fold_banks); without a memory, as they are."""
     sequences = list(sequences)
-    if not model.cfg.memory_size or len(sequences) >= folds:
+    if not holds_footage(model) or len(sequences) >= folds:
         return sequences
     min_frames = 2 * model.cfg.num_frames
     per = -(-folds // max(1, len(sequences)))
@@ -56,21 +66,29 @@ def fold_pieces(model: OCRGANVideo, sequences: Iterable[torch.Tensor],
     return out
 
 
-def fold_banks(model: OCRGANVideo, features: list[torch.Tensor], folds: int = MEMORY_FOLDS
-               ) -> list[torch.Tensor] | None:
-    """For normal sequences whose patch features (`fit_memory`'s return) fill the model's memory: for each, a memory
-    chosen the same way from the other folds' sequences only (fold i holds sequences i, i + folds, ...). A memory
-    is near every patch it holds, so the `mem` cue read on the footage it was filled from is smaller than on new
+def fold_banks(model: OCRGANVideo, sequences: list[torch.Tensor], features: list[torch.Tensor],
+               folds: int = MEMORY_FOLDS) -> Banks | None:
+    """For normal sequences that fill the model's memories (`features`: fit_memory's return for them, the patch
+    features of the learned memory; the motion memory's patches are taken from their motion band): for each, the
+    memories chosen the same way from the other folds' sequences only (fold i holds sequences i, i + folds, ...).
+    A memory is near every patch it holds, so a cue read on the footage it was filled from is smaller than on new
     normal footage of the scene: its unit and the score statistics taken there would flag much of the scene's
     normal footage later (on Ped2, with the memory filled from 14 training clips: a unit from the two held-out clips
     was exceeded by 19% of the normal test frames; from the four-fold out-of-memory values of the 14 clips, by 4%).
     None without a memory or with fewer than two sequences."""
-    if not model.cfg.memory_size or len(features) < 2:
+    if not holds_footage(model) or len(sequences) < 2:
         return None
-    k = min(folds, len(features))
-    banks = [coreset(torch.cat([f for j, f in enumerate(features) if j % k != i]), model.cfg.memory_size,
-                     parts=model.memory_parts) for i in range(k)]
-    return [banks[j % k] for j in range(len(features))]
+    k = min(folds, len(sequences))
+    kinds = {}
+    if model.cfg.memory_size:
+        kinds["memory"] = (features, lambda x: coreset(x, model.cfg.memory_size, parts=model.memory_parts))
+    if model.cfg.motion and model.cfg.direction_memory:
+        nc = model.cfg.nc
+        kinds["direction_bank"] = ([model.direction_patches(s[:, nc:nc + 2]) for s in sequences],
+                                   lambda x: coreset(x, model.cfg.direction_memory))
+    banks = [{name: make(torch.cat([f for j, f in enumerate(per) if j % k != i]))
+              for name, (per, make) in kinds.items()} for i in range(k)]
+    return [banks[j % k] for j in range(len(sequences))]
 
 
 @torch.no_grad()
@@ -111,7 +129,7 @@ def fit_memory(model: OCRGANVideo, sequences: Iterable[torch.Tensor], batch: int
 
 
 def fit_units(model: OCRGANVideo, sequences: Iterable[torch.Tensor], more: Iterable[torch.Tensor] = (),
-              batch: int = 8, banks: list[torch.Tensor] | None = None) -> dict[str, float]:
+              batch: int = 8, banks: Banks | None = None) -> dict[str, float]:
     """Set each cue's unit (CUES) from normal sequences of model input frames: its extreme on `sequences`, or on
     `sequences` and `more` together where that is larger. `more` is further normal footage of the scene (the
     training clips): an extreme taken on a few held-out clips understates how far a cue strays on the rest of a
@@ -137,7 +155,7 @@ def fit_units(model: OCRGANVideo, sequences: Iterable[torch.Tensor], more: Itera
 
 
 def calibrate(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quantile: float = 0.995,
-              batch: int = 8, units: bool = True, banks: list[torch.Tensor] | None = None) -> dict[str, float]:
+              batch: int = 8, units: bool = True, banks: Banks | None = None) -> dict[str, float]:
     """From normal sequences of model input frames: the units of the cues (fit_units, unless `units` is False and
     they are set already), the error map's typical peak (for heatmaps), then the mean/std of published scores and
     the threshold (the `quantile` of normalised scores). `banks`: the sequences fill the memory, and each is scored
@@ -171,5 +189,5 @@ def calibrate_scene(model: OCRGANVideo, sequences: Iterable[torch.Tensor], quant
     if flow is not None:
         model.set_direction_prior(flow)
     seqs = fold_pieces(model, sequences)
-    banks = fold_banks(model, fit_memory(model, seqs))
+    banks = fold_banks(model, seqs, fit_memory(model, seqs))
     return calibrate(model, seqs, quantile, banks=banks)

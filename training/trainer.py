@@ -452,7 +452,7 @@ class Trainer:
         if max_frames and total > max_frames:
             train = [_middle(s, max(2 * self.mcfg.num_frames, len(s) * max_frames // total)) for s in train]
         train = fold_pieces(model, train)
-        fit_units(model, val_seqs, train, banks=fold_banks(model, fit_memory(model, train)))
+        fit_units(model, val_seqs, train, banks=fold_banks(model, train, fit_memory(model, train)))
         return val_seqs
 
     def _log_row(self, row: dict) -> None:

@@ -11,6 +11,8 @@ from model.directions import (
     direction_counts,
     log_prior,
     motion_classes,
+    motion_patches,
+    motion_width,
     moving_threshold,
     surprise_map,
 )
@@ -160,3 +162,50 @@ def test_a_checkpoint_config_from_before_speed_classes_reads_as_direction_alone(
     assert OCRGANVideo(cfg).direction_prior.shape[0] == DIRECTIONS
     with pytest.raises(ValueError, match="speed_classes"):
         tiny_cfg(speed_classes=0)
+
+
+def test_motion_patches_hold_the_share_of_each_motion_class_and_the_place():
+    flow = uniform_flow(2, 16, 32, 0.0, 0.0)
+    flow[:, 0, :, :16] = 1.0  # the left half moves right
+    p = motion_patches(flow, 0.5, 1, 8)  # patches of 8 pixels, stride 4
+    assert p.shape == (2, 3, 7, motion_width(1))
+    assert torch.allclose(p[0, :, 0, 0], torch.ones(3)) and p[0, :, -1, :DIRECTIONS].abs().max() == 0
+    assert torch.allclose(p[0, 0, 3, 0], torch.tensor(0.5))  # a patch half over the moving half
+    assert p[0, 0, 0, -2:].tolist() == [0.0, 0.0] and p[0, -1, -1, -2:].tolist() == [1.0, 1.0]  # row, column
+
+
+def _cue(model: OCRGANVideo, flow: torch.Tensor) -> torch.Tensor:
+    clip = torch.zeros(1, model.cfg.num_frames, model.cfg.in_channels, *model.cfg.hw)
+    clip[0, :, model.cfg.nc:] = flow
+    return model.score_detailed(clip).dir
+
+
+def test_the_motion_memory_flags_the_wrong_way_the_wrong_place_and_the_wrong_speed():
+    cfg = tiny_cfg(isize=(80, 32), motion=True, speed_classes=6, direction_memory=256, score_patch=8)
+    model = OCRGANVideo(cfg).eval()
+    model.set_direction_prior(street(40, 32))
+    assert model.direction_bank.shape == (256, motion_width(6)) and model.direction_bank.abs().sum() > 0
+    n = cfg.num_frames
+    normal = _cue(model, street(n, 32))
+    assert normal.max() < 1e-3  # what the memory holds
+    wrong_way = _cue(model, street(n, 32, pavement=-1.0))
+    cyclist = _cue(model, street(n, 32, pavement=6.0))  # the cars' speed on the pavement
+    lawn = street(n, 32)
+    lawn[:, 0, 64:72] = 1.0  # walkers where nothing moves
+    for other in (wrong_way, cyclist, _cue(model, lawn)):
+        assert other.min() > 0.15  # the lawn is 0.2 from the pavement's walkers: its place alone
+    assert torch.equal(_cue(model, street(n, 32) * 0.01), _cue(model, uniform_flow(n, 80, 32, 0.0, 0.0)))
+
+
+def test_the_motion_memory_is_saved_with_the_checkpoint(tmp_path):
+    from model import load_checkpoint, save_checkpoint
+
+    cfg = tiny_cfg(isize=(80, 32), motion=True, direction_memory=16, score_patch=8)
+    model = OCRGANVideo(cfg).eval()
+    model.set_direction_prior(street(10, 32))
+    save_checkpoint(model, tmp_path / "m.safetensors")
+    loaded, _ = load_checkpoint(tmp_path / "m.safetensors")
+    assert torch.equal(loaded.direction_bank, model.direction_bank)
+    assert torch.allclose(_cue(loaded, street(8, 32, pavement=-1.0)), _cue(model, street(8, 32, pavement=-1.0)))
+    with pytest.raises(ValueError, match="direction_memory"):
+        tiny_cfg(direction_memory=-1)

@@ -67,6 +67,15 @@ def test_the_grey_memory_streams_exactly():
     assert_equal(model, clip(cfg, 2 * cfg.num_frames + 3))
 
 
+def test_the_motion_memory_streams_exactly():
+    torch.manual_seed(5)
+    cfg = tiny_cfg(objective="mixed", motion=True, isize=[32, 48], direction_memory=32, speed_classes=3,
+                   score_patch=8, w_score_dir=1.0)
+    model = OCRGANVideo(cfg).eval()
+    model.set_direction_prior(torch.randn(20, 2, *cfg.hw))
+    assert_equal(model, clip(cfg, 2 * cfg.num_frames + 3))
+
+
 def test_the_shipped_checkpoint_streams_exactly():
     from model import load_checkpoint
 

@@ -63,9 +63,9 @@ def test_the_memory_unit_is_read_on_footage_the_memory_does_not_hold():
     model = OCRGANVideo(tiny_cfg(memory_size=1024, score_patch=4, w_score_mem=1.0)).eval()
     g = torch.Generator().manual_seed(0)
     seqs, fresh = _noise(4, g), _noise(2, g)
-    banks = fold_banks(model, fit_memory(model, seqs))
+    banks = fold_banks(model, seqs, fit_memory(model, seqs))
     full = model.memory.clone()
-    assert len(banks) == 4 and not any(torch.equal(b, full) for b in banks)
+    assert len(banks) == 4 and not any(torch.equal(b["memory"], full) for b in banks)
     in_memory = fit_units(model, [], seqs)["mem"]
     held_out = fit_units(model, [], seqs, banks=banks)["mem"]
     assert torch.equal(model.memory, full)  # the model's own memory is back
@@ -75,6 +75,35 @@ def test_the_memory_unit_is_read_on_footage_the_memory_does_not_hold():
     assert (new > held_out).float().mean() < 0.2 < (new > in_memory).float().mean()
     stats = calibrate(model, seqs, banks=banks)  # the same rule for the units and the score statistics
     assert stats["mem_scale"] == pytest.approx(held_out, rel=1e-5)
+
+
+def _walkers(n: int, g: torch.Generator) -> list[torch.Tensor]:
+    """Sequences of model input with the motion band: a bright walker moving right along a random row each frame."""
+    out = []
+    for _ in range(n):
+        x = torch.zeros(24, 3, 32, 32)
+        x[:, 0] = -1
+        for t in range(24):
+            r, c = int(torch.randint(0, 28, (), generator=g)), int(torch.randint(0, 28, (), generator=g))
+            x[t, 0, r:r + 4, c:c + 4] = 1
+            x[t, 1, r:r + 4, c:c + 4] = 1.5  # the motion band: right at 1.5 pixels a frame
+        out.append(x)
+    return out
+
+
+def test_the_motion_memory_unit_is_read_on_footage_the_memory_does_not_hold():
+    model = OCRGANVideo(tiny_cfg(motion=True, direction_memory=1024, score_patch=8, w_score_dir=1.0)).eval()
+    g = torch.Generator().manual_seed(0)
+    seqs = _walkers(4, g)
+    model.set_direction_prior(torch.cat([s[:, 1:] for s in seqs]))
+    banks = fold_banks(model, seqs, fit_memory(model, seqs))  # no learned memory: the motion memory alone
+    full = model.direction_bank.clone()
+    assert len(banks) == 4 and all(set(b) == {"direction_bank"} for b in banks)
+    in_memory = fit_units(model, [], seqs)["dir"]
+    held_out = fit_units(model, [], seqs, banks=banks)["dir"]
+    assert torch.equal(model.direction_bank, full)  # the model's own memory is back
+    assert held_out > in_memory
+    assert [len(p) for p in fold_pieces(model, [torch.cat(seqs)])] == [24] * 4  # one recording is cut to hold out
 
 
 def test_few_sequences_are_cut_into_pieces_so_the_memory_can_be_held_out_a_part_at_a_time():
@@ -87,4 +116,4 @@ def test_few_sequences_are_cut_into_pieces_so_the_memory_can_be_held_out_a_part_
     four = [one[:5]] * 4
     assert fold_pieces(model, four) == four
     assert fold_pieces(OCRGANVideo(tiny_cfg()), [one]) == [one]  # no memory: nothing to hold out
-    assert fold_banks(model, [torch.rand(9, 4)]) is None  # one sequence: nothing to hold out
+    assert fold_banks(model, [torch.rand(9, 1, 8, 8)], [torch.rand(9, 4)]) is None  # one sequence: nothing to hold out

@@ -81,6 +81,20 @@ def test_the_remembered_grey_levels_score_as_in_torch(tmp_path):
     assert_same(ours, theirs)
 
 
+def test_the_motion_memory_scores_as_in_torch(tmp_path):
+    torch.manual_seed(6)
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4, motion=True,
+                       objective="mixed", direction_memory=64, speed_classes=3, score_patch=8, w_score_dir=1.0)
+    model = OCRGANVideo(cfg).eval()
+    model.set_direction_prior(torch.randn(20, 2, *cfg.hw))
+    path = onnx_runtime.export_window_scorer(model, tmp_path / "dir.onnx")
+    runner = onnx_runtime.WindowRunner(model, onnx_runtime.OnnxWindowScorer(path))
+    windows = windows_of(model, 20)
+    ours, theirs = score_windows(model, windows, run=runner), score_windows(model, windows)
+    assert all(w.dir is not None and float(w.dir.max()) > 0 for w in ours)
+    assert_same(ours, theirs)
+
+
 def test_an_empty_memory_is_refused(tmp_path):
     model = OCRGANVideo(OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4,
                                      memory_size=16)).eval()
