@@ -28,7 +28,7 @@ class ValidationSet:
     masks: list[torch.Tensor] = field(default_factory=list)  # (published,) altered positions of each forged window
 
 
-VALIDATION_VERSION = 7  # bumped whenever the set or its score changes: selection scores are then incomparable
+VALIDATION_VERSION = 8  # bumped whenever the set or its score changes: selection scores are then incomparable
 
 
 def _source(store: FrameStore) -> np.ndarray:

@@ -91,6 +91,17 @@ def test_too_fast_is_measured_against_what_moves_at_that_place():
         assert 1.3 < step < 3.2, step
 
 
+def test_a_places_speed_is_that_of_the_bodies_moving_there_not_of_their_slow_edges():
+    """Walkers' bodies move at 1 pixel a frame, their edges and limbs at a fifth of it, three slow pixels for each
+    fast one (as DIS reads walkers): the place's speed is the bodies', so a forgery 'too fast' for it outpaces a
+    walker (their mean, 0.4, would put it at 0.6-1.2: a walker's pace)."""
+    flow = torch.zeros(40, 2, 64, 96)
+    flow[:, 0, 16:32, :48] = 0.2
+    flow[:, 0, 16:32, :48:4] = 1.0
+    prior = MotionPrior.from_flow(flow, cell=16)
+    assert prior.speeds[1, :3] == pytest.approx(1.0)
+
+
 def test_a_misplaced_object_starts_where_things_seldom_move_at_a_normal_pace():
     """Things move in the top half of the view only: a misplaced object is forged in the bottom half, moving no
     faster than what moves normally."""
