@@ -99,6 +99,8 @@ class OCRGANConfig:
             raise ValueError("speed_classes must be at least 1")
         if self.direction_memory < 0:
             raise ValueError("direction_memory must be at least 0")
+        if self.direction_memory and not self.motion:
+            raise ValueError("direction_memory needs the motion band (motion = true): it remembers patches of flow")
         if self.memory_size < 0:
             raise ValueError("memory_size must be at least 0")
         if self.memory_grey and not self.memory_size:

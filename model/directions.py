@@ -114,17 +114,29 @@ def motion_patches(flow: torch.Tensor, threshold: float, speeds: int, patch: int
     it, as the score pools its cues), the share of its pixels moving faster than `threshold` in each motion class
     (motion_classes), then its place in the frame (row, column from 0 to 1) times PLACE_WEIGHT."""
     n, _, h, w = flow.shape
-    p = max(1, min(patch, h, w))
+    p, stride = _patch_pooling(h, w, patch)
     classes = DIRECTIONS * speeds
     moving = flow_length(flow.float(), 1) > threshold
     bins = torch.where(moving, motion_classes(flow, threshold, speeds, 1), classes)
     onehot = flow.new_zeros(n, classes + 1, h, w, dtype=torch.float32).scatter_(1, bins[:, None], 1.0)
-    shares = F.avg_pool2d(onehot[:, :classes], p, stride=max(1, p // 2))
+    shares = F.avg_pool2d(onehot[:, :classes], p, stride=stride)
     gh, gw = shares.shape[-2:]
     rows = torch.linspace(0, 1, gh, device=flow.device)
     cols = torch.linspace(0, 1, gw, device=flow.device)
     place = PLACE_WEIGHT * torch.stack(torch.meshgrid(rows, cols, indexing="ij"))
     return torch.cat([shares, place.expand(n, 2, gh, gw)], 1).permute(0, 2, 3, 1)
+
+
+def _patch_pooling(h: int, w: int, patch: int) -> tuple[int, int]:
+    """The size and stride of motion_patches' patches on an h x w flow."""
+    p = max(1, min(patch, h, w))
+    return p, max(1, p // 2)
+
+
+def motion_patch_count(h: int, w: int, patch: int) -> int:
+    """How many patches motion_patches describes in one h x w frame."""
+    p, stride = _patch_pooling(h, w, patch)
+    return ((h - p) // stride + 1) * ((w - p) // stride + 1)
 
 
 def motion_width(speeds: int) -> int:

@@ -14,6 +14,7 @@ from model.directions import (
     DIRECTIONS,
     direction_counts,
     log_prior,
+    motion_patch_count,
     motion_patches,
     motion_width,
     moving_threshold,
@@ -281,8 +282,7 @@ class OCRGANVideo(nn.Module):
         """(N, 2, H, W) flow of normal footage -> (M, motion_width) its patches of motion (motion_patches), at the
         moving threshold set; of long footage a random share of each frame's, at most MAX_PATCHES in all."""
         n = len(flow)
-        per_frame = motion_patches(flow[:1], float(self.moving_threshold), self.cfg.speed_classes,
-                                   self.cfg.score_patch)[0].flatten(0, 1).shape[0] if n else 0
+        per_frame = motion_patch_count(*flow.shape[-2:], self.cfg.score_patch)
         share = min(1.0, MAX_PATCHES / max(1, n * per_frame))
         g = torch.Generator().manual_seed(0)
         out = []

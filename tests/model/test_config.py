@@ -30,6 +30,12 @@ def test_invalid_values_are_refused(bad):
         OCRGANConfig(**bad)
 
 
+def test_a_motion_memory_without_the_motion_band_is_refused():
+    with pytest.raises(ValueError, match="direction_memory needs the motion band"):
+        OCRGANConfig(motion=False, direction_memory=64)
+    assert OCRGANConfig(motion=True, direction_memory=64).direction_memory == 64
+
+
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="unknown config keys"):
         OCRGANConfig.from_dict({"isize": 64, "bogus": 1})

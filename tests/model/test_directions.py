@@ -11,6 +11,7 @@ from model.directions import (
     direction_counts,
     log_prior,
     motion_classes,
+    motion_patch_count,
     motion_patches,
     motion_width,
     moving_threshold,
@@ -172,6 +173,9 @@ def test_motion_patches_hold_the_share_of_each_motion_class_and_the_place():
     assert torch.allclose(p[0, :, 0, 0], torch.ones(3)) and p[0, :, -1, :DIRECTIONS].abs().max() == 0
     assert torch.allclose(p[0, 0, 3, 0], torch.tensor(0.5))  # a patch half over the moving half
     assert p[0, 0, 0, -2:].tolist() == [0.0, 0.0] and p[0, -1, -1, -2:].tolist() == [1.0, 1.0]  # row, column
+    for h, w, patch in ((16, 32, 8), (64, 96, 8), (80, 32, 16), (5, 7, 8), (9, 9, 1)):
+        described = motion_patches(torch.zeros(1, 2, h, w), 0.5, 1, patch)
+        assert motion_patch_count(h, w, patch) == described[0, ..., 0].numel()
 
 
 def _cue(model: OCRGANVideo, flow: torch.Tensor) -> torch.Tensor:
