@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     checkpoint: Path = DEFAULT_CHECKPOINT  # the safetensors checkpoint to serve
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
     torch_threads: int = Field(1, ge=0)  # intra-op threads on CPU (1 leaves the other cores to cameras); 0 = torch's
+    opencv_threads: int = Field(1, ge=0)  # OpenCV's own threads (resizing, optical flow); 0 = OpenCV's default, one
+    # per core. Each camera preprocesses in its own thread already: OpenCV's pool on top made one optical flow cost
+    # 1.4x the CPU, and the service 3-8% more CPU at the same load (docs/benchmarks.md)
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's for clips, and
     # for cameras 1 on a GPU (each frame scored on arrival from cached features: model/streaming.py) and the
     # checkpoint's on a CPU (there the frame path costs about twice the windows per frame); logged at start-up

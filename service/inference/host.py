@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 
 from model import CheckpointInfo, OCRGANVideo, load_checkpoint
@@ -57,6 +58,8 @@ class ModelHost:
         device = pick_device(settings.device)
         if device.type == "cpu" and settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
+        if settings.opencv_threads:
+            cv2.setNumThreads(settings.opencv_threads)
         model, info = load_checkpoint(settings.checkpoint, device)
         stride = settings.stride or model.cfg.stride
         if not 1 <= stride <= model.cfg.num_frames:

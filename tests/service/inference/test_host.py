@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import torch
 
 from model import OCRGANConfig, OCRGANVideo
@@ -28,3 +29,18 @@ def test_stride_one_is_the_frame_path_for_a_causal_model(make_settings):
     assert host.camera_stride == host.stride == 4  # a CPU: the checkpoint's, for cameras and clips
     assert host.frame_path(1) and not host.frame_path(2)
     assert ModelHost.load(make_settings(stride=1)).camera_stride == 1
+
+
+def test_opencv_runs_in_the_calling_thread_unless_told_otherwise(make_settings):
+    """Cameras preprocess in threads of their own; OpenCV's pool is one thread by default (OCRGAN_OPENCV_THREADS),
+    and 0 leaves OpenCV's own choice alone."""
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        ModelHost.load(make_settings())
+        assert cv2.getNumThreads() == 1
+        cv2.setNumThreads(2)
+        ModelHost.load(make_settings(opencv_threads=0))
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
