@@ -14,7 +14,8 @@ A "published frame" is one frame given its score: a window of T frames publishes
 streaming rows score each frame on arrival from cached per-frame features (model.streaming), for one camera and
 for four cameras batched in one pass; `stream_cost_vs_windows_b1` is its cost per frame over the window path's.
 Where onnxruntime is installed (the `onnx` extra), the `onnx_*` columns time the same window at batch 1 exported
-to ONNX and run by ONNX Runtime on the CPU, in alternation with eager torch (service/inference/onnx_runtime.py).
+to ONNX and run by ONNX Runtime on the CPU, in alternation with eager torch (service/inference/onnx_runtime.py),
+and `onnx_stream_*` one camera's frames scored one by one by the exported frame graph against torch's.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def onnx_row(model: OCRGANVideo, threads: int, rounds: int = 3) -> dict:
     """The window path at batch 1 in ONNX Runtime (service/inference/onnx_runtime.py) against eager torch on the
     same window, timed in alternation (best of `rounds` each): published frames/s, the ratio, the graph's share of
     the matmul (counted as torch's arithmetic for the window; the graph's dilated attention reads every frame's keys)
-    and the largest relative difference of the raw scores."""
+    and the largest relative difference of the raw scores. For a causal model the same for the frame path: one
+    camera's frames scored one by one with full caches, by the frame graph and by torch's score_frames."""
     cfg = model.cfg
     t, s = cfg.num_frames, cfg.stride
     pos = slice(t - s, t)
@@ -170,6 +172,8 @@ def onnx_row(model: OCRGANVideo, threads: int, rounds: int = 3) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         scorer = onnx_runtime.OnnxWindowScorer(onnx_runtime.export_window_scorer(model, Path(tmp) / "w.onnx"),
                                                threads)
+        frames = (onnx_runtime.OnnxFrameScorer(onnx_runtime.export_frame_scorer(model, Path(tmp) / "f.onnx"), model,
+                                               threads) if cfg.causal else None)
     eager, graph = [], []
     with torch.inference_mode():
         for _ in range(rounds):
@@ -178,9 +182,23 @@ def onnx_row(model: OCRGANVideo, threads: int, rounds: int = 3) -> dict:
         ref = model.score(clip, pos)
     flops = flops_per_window(model, clip, pos)
     raw = scorer.score(clip)["raw"]
-    return {"onnx_fps_b1": round(s / min(graph), 1), "onnx_vs_torch_b1": round(min(eager) / min(graph), 2),
-            "onnx_achieved_vs_matmul_b1": round(flops / min(graph) / matmul_flops(), 3),
-            "onnx_max_rel_diff": float(((raw - ref).abs() / ref.abs().clamp_min(1e-6)).max())}
+    row = {"onnx_fps_b1": round(s / min(graph), 1), "onnx_vs_torch_b1": round(min(eager) / min(graph), 2),
+           "onnx_achieved_vs_matmul_b1": round(flops / min(graph) / matmul_flops(), 3),
+           "onnx_max_rel_diff": float(((raw - ref).abs() / ref.abs().clamp_min(1e-6)).max())}
+    if frames is not None:
+        x = torch.rand(t + 1, cfg.in_channels, *cfg.hw) * 2 - 1
+        ours, theirs = FrameStream(model), FrameStream(model)
+        with torch.inference_mode():
+            for f in x:  # full caches, and the same frames behind both
+                score_frames(model, [(ours, f[None])])
+                score_frames(model, [(theirs, f[None])])
+            eager, graph = [], []
+            for _ in range(rounds):
+                eager.append(timeit(lambda: score_frames(model, [(theirs, x[:1])]), 1.0))
+                graph.append(timeit(lambda: frames.score(ours, x[:1]), 1.0))
+        row.update({"onnx_stream_fps_1cam": round(1 / min(graph), 1),
+                    "onnx_stream_vs_torch": round(min(eager) / min(graph), 2)})
+    return row
 
 
 def streaming_seconds(model: OCRGANVideo, cameras: int) -> tuple[float, float]:

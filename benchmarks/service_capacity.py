@@ -167,7 +167,7 @@ def main() -> None:
     p.add_argument("--stride", type=int, help="OCRGAN_STRIDE (default: the service's rule); 1 scores every "
                                               "frame on arrival")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="OCRGAN_RUNTIME: what runs the window path (default torch, the service's)")
+                   help="OCRGAN_RUNTIME: what runs the model (default torch, the service's)")
     p.add_argument("--fps", default="10,25", help="camera rates to find the capacity at (comma-separated)")
     p.add_argument("--max-cameras", type=int, default=12)
     p.add_argument("--seconds", type=float, default=20.0)
@@ -183,7 +183,9 @@ def main() -> None:
                 stride=args.stride, runtime=args.runtime, **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
     if args.runtime == "onnx":  # measure the graph, not the torch path that scores while it is exported
-        wait_for(lambda: host.window_runner is not None, timeout=600, what="the ONNX export")
+        frames = host.frame_path(host.camera_stride)
+        wait_for(lambda: (host.frame_runner if frames else host.window_runner) is not None, timeout=600,
+                 what="the ONNX export")
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "
           f"{args.threads} thread(s) on {host.describe()['runtime']}, {psutil.cpu_count()} CPUs, cameras from "

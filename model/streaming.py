@@ -25,24 +25,26 @@ from model.temporal import TemporalModule, to_tokens
 
 
 class FrameRing:
-    """The last T per-frame tensors of one kind, each written twice (at slot s and s + T of a 2T buffer) so that
-    the T most recent are always one contiguous view, oldest first: a new frame costs one write, not a copy of
-    its predecessors. The frames lie along `axis` of the buffer."""
+    """The last T per-frame tensors of one kind, frames along dim 0, each written twice (at slot s and s + T of a
+    2T buffer) so that the T most recent are always one contiguous view, oldest first: a new frame costs one write,
+    not a copy of its predecessors."""
 
-    def __init__(self, first: torch.Tensor, t: int, axis: int) -> None:
-        self.t, self.axis = t, axis
-        shape = list(first.shape)
-        shape.insert(axis, 2 * t)
-        self.buf = first.unsqueeze(axis).expand(shape).clone()  # the first frame stands for those before it
+    def __init__(self, first: torch.Tensor, t: int) -> None:
+        self.t = t
+        self.buf = first.unsqueeze(0).expand(2 * t, *first.shape).clone()  # the first frame stands for those before
         self.next = 0  # the slot the next frame goes to
 
     def push(self, frame: torch.Tensor) -> torch.Tensor:
         """Add a frame; the T most recent, oldest first (a view, valid until the next push)."""
         s, t = self.next, self.t
-        self.buf.select(self.axis, s).copy_(frame)
-        self.buf.select(self.axis, s + t).copy_(frame)
+        self.buf[s].copy_(frame)
+        self.buf[s + t].copy_(frame)
         self.next = (s + 1) % t
-        return self.buf.narrow(self.axis, self.next, t)
+        return self.buf.narrow(0, self.next, t)
+
+    def past(self) -> torch.Tensor:
+        """The T-1 most recent frames, oldest first: the past of the next frame (a contiguous view)."""
+        return self.buf.narrow(0, self.next + 1, self.t - 1)
 
 
 class FrameStream:
@@ -54,7 +56,7 @@ class FrameStream:
         self.context = model.context_frames
         self.num_frames = model.cfg.num_frames
         self.raw: deque[torch.Tensor] = deque(maxlen=max(self.context, 1))  # the last frames, (C_in, H, W) each
-        self.rings: dict[object, FrameRing] = {}  # per kind of per-frame tensor, the last T frames'
+        self.rings: dict[object, FrameRing] = {}  # per kind of per-frame tensor (frame_keys), the last T frames'
         self.count = 0  # frames scored so far
 
     def reset(self) -> None:
@@ -79,12 +81,71 @@ class FrameStream:
         1 of a (P, ...) tensor. At a sequence's start its first frame stands for the frames before it."""
         ring = self.rings.get(key)
         if ring is None:
-            ring = self.rings[key] = FrameRing(new[0], self.num_frames, axis)
+            ring = self.rings[key] = FrameRing(new[0], self.num_frames)
         if len(new) == 1:
             view = ring.push(new[0])
-            return view.unsqueeze(0) if axis == 0 else view
+            return view.unsqueeze(0) if axis == 0 else view.transpose(0, 1)
         stacks = [ring.push(f).clone() for f in new]
-        return torch.stack(stacks) if axis == 0 else torch.cat(stacks)
+        return torch.stack(stacks) if axis == 0 else torch.cat([v.transpose(0, 1) for v in stacks])
+
+    def past(self, key: object) -> torch.Tensor:
+        """The T-1 frames before the next one of a kind of per-frame tensor (frame_keys), (T-1, ...), oldest first;
+        only once the sequence has begun (rings filled by a first frame)."""
+        return self.rings[key].past()
+
+    def push(self, key: object, frame: torch.Tensor) -> None:
+        """Keep a scored frame's per-frame tensor of a kind (without its shape's frame axis)."""
+        self.rings[key].push(frame)
+
+
+def frame_keys(model: OCRGANVideo) -> list[object]:
+    """The kinds of per-frame tensor a sequence keeps, in order: each level's encoder features (by its index), but
+    of the idle levels (nothing reads their skips), each followed by its attention blocks' keys and values (by the
+    block)."""
+    out: list[object] = []
+    for level, temporal in enumerate(model.generator.temporal):
+        if level not in model.generator.idle_levels:
+            out.append(level)
+            out.extend(temporal.attentions() if isinstance(temporal, TemporalModule) else [])
+    return out
+
+
+def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Tensor], dict[object, torch.Tensor],
+                                                                   torch.Tensor, torch.Tensor]:
+    """The per-frame work on new frames (N, c + 1, C_in, H, W), each with its c frames of context: per level the
+    encoder features (N, C, H, W); per kind of frame_keys its tensor (the level's features, or an attention block's
+    keys and values (N, P, 2C)); and the new frames' appearance bands (N, 1, C, H, W) each."""
+    c = clip.shape[1] - 1
+    streams, lap, res = model.streams(clip)
+    levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]
+    per_frame: dict[object, torch.Tensor] = {}
+    for level, (temporal, x) in enumerate(zip(model.generator.temporal, levels, strict=True)):
+        if level in model.generator.idle_levels:
+            continue
+        per_frame[level] = x
+        blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
+        if blocks:
+            tok = to_tokens(temporal.token_grid(x[:, None]))  # (N*h*w, 1, C)
+            for block in blocks:
+                per_frame[block] = block.frame_kv(tok).reshape(len(x), -1, tok.shape[-1] * 2)  # (N, h*w, 2C)
+    return levels, per_frame, lap[:, c:], res[:, c:]
+
+
+def score_stacked(model: OCRGANVideo, clip: torch.Tensor, bands: tuple[torch.Tensor, torch.Tensor],
+                  windows: list[torch.Tensor], kv: dict[object, list[torch.Tensor]], heatmap: bool = False) -> Scored:
+    """The scores of the new frames (N, c + 1, C_in, H, W) from each one's T-frame stacks: per level (N, T, C, H, W)
+    (an idle level's (N, 1, C, H, W)) and per attention block its parts (N_i*P, T, 2C); `bands` the new frames'
+    appearance bands (frame_tensors). Each field (1, N): the frames of a pass as one sequence, which changes nothing
+    but the shape (the cues are per frame)."""
+    skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
+    fake = model.generator.decode(skips)
+    c = clip.shape[1] - 1
+    gen = model.generated(clip[:, c:], *bands, fake, skips, slice(None))
+    for name in vars(gen):
+        v = getattr(gen, name)
+        if v is not None:
+            setattr(gen, name, v.transpose(0, 1))
+    return model.score_generated(gen, heatmap)
 
 
 @torch.no_grad()
@@ -97,40 +158,19 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
         return []
     device = next(model.parameters()).device
     clip = torch.cat([s.inputs(f.to(device)) for s, f in items])  # (N, c + 1, C_in, H, W)
-    c = clip.shape[1] - 1
-    streams, lap, res = model.streams(clip)
-    levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]  # per level (N, C, H, W)
-    # per-frame inputs of the temporal modules: each level's features and each attention block's keys and values
-    per_frame: dict[object, torch.Tensor] = {}
-    idle = model.generator.idle_levels  # nothing reads their skips: their past is not kept
-    for level, (temporal, x) in enumerate(zip(model.generator.temporal, levels, strict=True)):
-        if level in idle:
-            continue
-        per_frame[level] = x
-        blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
-        if blocks:
-            grid = temporal.token_grid(x[:, None])  # (N, 1, C, h, w)
-            tok = to_tokens(grid)  # (N*h*w, 1, C)
-            for block in blocks:
-                per_frame[block] = block.frame_kv(tok).reshape(len(x), -1, tok.shape[-1] * 2)  # (N, h*w, 2C)
+    levels, per_frame, lap, res = frame_tensors(model, clip)
     sizes = [len(f) for _, f in items]
     stacks: dict[object, list[torch.Tensor]] = {k: [] for k in per_frame}
-    for (state, _), a in zip(items, torch.tensor([0, *sizes]).cumsum(0).tolist(), strict=False):
-        n = len(_)
+    a = 0
+    for (state, _), n in zip(items, sizes, strict=True):
         for key, x in per_frame.items():  # features (n, C, H, W) by frame; keys and values (n, P, 2C) by token
             stacks[key].append(state.windows(key, x[a:a + n], axis=0 if isinstance(key, int) else 1))
+        a += n
+    idle = model.generator.idle_levels
     windows = [levels[i][:, None] if i in idle else stacks[i][0] if len(stacks[i]) == 1 else torch.cat(stacks[i])
                for i in range(len(levels))]  # per level (N, T, C, H, W)
     kv = {k: v for k, v in stacks.items() if not isinstance(k, int)}  # per attention block, per item (n_i*P, T, 2C)
-    skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
-    fake = model.generator.decode(skips)
-    gen = model.generated(clip[:, c:], lap[:, c:], res[:, c:], fake, skips, slice(None))
-    # the frames of one pass as one sequence (1, N): the cues are per frame, so this changes nothing but the shape
-    for name in vars(gen):
-        v = getattr(gen, name)
-        if v is not None:
-            setattr(gen, name, v.transpose(0, 1))
-    scored = model.score_generated(gen, heatmap)
+    scored = score_stacked(model, clip, (lap, res), windows, kv, heatmap)
     out, a = [], 0
     for (state, _), n in zip(items, sizes, strict=True):
         state.count += n

@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
     # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
-    runtime: Literal["torch", "onnx"] = "torch"  # what runs the window path on a CPU: "onnx" exports the model to
-    # ONNX in a child process after start-up (some 15 s; torch scores meanwhile) and runs it with ONNX Runtime (the
-    # `onnx` extra; service/inference/onnx_runtime.py); frames, heatmaps and GPUs stay on torch
+    runtime: Literal["torch", "onnx"] = "torch"  # what runs the model on a CPU: "onnx" exports its window and frame
+    # paths to ONNX in child processes after start-up (some 15 and 30 s; torch scores meanwhile) and runs them with
+    # ONNX Runtime (the `onnx` extra; service/inference/onnx_runtime.py); window heatmaps, a camera's first frame
+    # and the frames whose heatmap is drawn, and GPUs stay on torch
     clip_batch: int | None = Field(None, ge=1)  # windows one uploaded clip may have queued; None = as max_batch
     # --- backend ---------------------------------------------------------------------------------
     redis_url: str | None = None  # None = embedded backend (in-process bus, registry file)

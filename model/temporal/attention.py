@@ -106,6 +106,8 @@ def join_keys_values(parts: list[torch.Tensor], keys: torch.Tensor, pos_kv: torc
     """Known keys and values in parts (N_i, T, 2C) -> those of the frames `keys` of all parts, with the frames' position
     code `pos_kv` (len(keys), 2C) added, (sum N_i, len(keys), 2C). One pass over what is read: evenly spaced frames
     are read through a view, and each part is written straight into its rows of the result."""
+    if torch.compiler.is_exporting():  # a graph reads every frame (keys is all of them)
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)) + pos_kv
     idx = keys.tolist()
     step = idx[1] - idx[0] if len(idx) > 1 else 1
     even = step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))

@@ -14,7 +14,7 @@ from model import CheckpointInfo, OCRGANVideo, load_checkpoint
 from model.windows import frame_by_frame
 from service.inference import onnx_runtime
 from service.inference.batch_size import SMALL_WINDOW_GFLOP, batch_rule, window_gflop
-from service.inference.onnx_runtime import WindowRunner
+from service.inference.onnx_runtime import FrameRunner, WindowRunner
 from service.settings import Settings
 
 log = logging.getLogger("ocrgan.service")
@@ -50,6 +50,7 @@ class ModelHost:
     stride: int  # the default stride for uploaded clips
     camera_stride: int = 0  # the default stride for cameras (camera_stride()); 0 = as `stride`
     window_runner: WindowRunner | None = None  # runs the window path in ONNX Runtime once exported (else torch)
+    frame_runner: FrameRunner | None = None  # the same for the frame path
     _batch: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -74,24 +75,33 @@ class ModelHost:
         return host
 
     def start_onnx(self, settings: Settings) -> None:
-        """OCRGAN_RUNTIME=onnx: export the window path in the background and run it in ONNX Runtime once done;
-        torch scores meanwhile, and for good where ONNX Runtime cannot (a GPU, onnxruntime not installed)."""
+        """OCRGAN_RUNTIME=onnx: export the scoring paths in use in the background (the cameras' first) and run each
+        in ONNX Runtime once done: the window path where clips or cameras are scored by windows, the frame path for
+        a causal model (a camera may ask for stride 1); torch scores meanwhile, and for good where ONNX Runtime
+        cannot (a GPU, onnxruntime not installed)."""
         if self.device.type != "cpu":
-            log.info("OCRGAN_RUNTIME=onnx: the model runs on %s, so the window path stays on torch", self.device)
+            log.info("OCRGAN_RUNTIME=onnx: the model runs on %s, so it stays on torch", self.device)
             return
         if not onnx_runtime.available():
-            log.warning("OCRGAN_RUNTIME=onnx but onnxruntime is not installed (pip install '.[onnx]'): the window "
-                        "path stays on torch")
+            log.warning("OCRGAN_RUNTIME=onnx but onnxruntime is not installed (pip install '.[onnx]'): the model "
+                        "stays on torch")
             return
-        published = max(self.stride, 0 if self.frame_path(self.camera_stride) else self.camera_stride)
+        by_windows = [s for s in (self.camera_stride, self.stride) if not self.frame_path(s)]
+        kinds = ["window"] if by_windows else []
+        if self.model.cfg.causal:
+            kinds.insert(0 if self.frame_path(self.camera_stride) else len(kinds), "frame")
         threads = settings.torch_threads or torch.get_num_threads()
-        log.info("OCRGAN_RUNTIME=onnx: exporting the window path (%d published frames) in the background; torch "
-                 "scores until it is done", published)
+        log.info("OCRGAN_RUNTIME=onnx: exporting the %s path(s) in the background; torch scores until each is done",
+                 " and ".join(kinds))
 
-        def ready(scorer: onnx_runtime.OnnxWindowScorer) -> None:
-            self.window_runner = WindowRunner(self.model, scorer)
+        def ready(kind: str, runner: WindowRunner | FrameRunner) -> None:
+            if kind == "frame":
+                self.frame_runner = runner
+            else:
+                self.window_runner = runner
 
-        onnx_runtime.export_in_background(self.info.path, published, threads, ready)
+        onnx_runtime.export_in_background(self.info.path, self.model, kinds, max(by_windows, default=1), threads,
+                                          ready)
 
     def __post_init__(self) -> None:
         self.camera_stride = self.camera_stride or self.stride
@@ -155,5 +165,5 @@ class ModelHost:
             "smoothing": cfg.score_smoothing,
             "device": str(self.device),
             "half": self.info.half,
-            "runtime": "onnx" if self.window_runner is not None else "torch",
+            "runtime": "onnx" if self.window_runner is not None or self.frame_runner is not None else "torch",
         }

@@ -1,15 +1,18 @@
-"""The window path run by ONNX Runtime on a CPU: the model's scoring of one window (bands, encoder, temporal
-modules, decoder, discriminator features, memory and the cues) exported once to an ONNX graph and run by
-onnxruntime's CPU kernels, which measured faster than eager torch on the same windows (docs/benchmarks.md).
+"""The model's scoring run by ONNX Runtime on a CPU: exported once to ONNX graphs and run by onnxruntime's CPU
+kernels, which measured faster than eager torch on the same inputs (docs/benchmarks.md). Two graphs:
+- the window path: one window (1, T, C_in, H, W) -> each cue of its last `published` frames (the stride it was
+  exported for), with the combined raw score (the fields of `model.Scored` but the heatmap), as
+  `model.score_windows` has them; a window that publishes fewer frames takes the last of them;
+- the frame path (model.streaming): one new frame with its context (1, c + 1, C_in, H, W) and, per kind of
+  per-frame tensor its sequence keeps (model.streaming.frame_keys), the T-1 frames before it -> the frame's cues
+  and its own per-frame tensors, which the sequence's rings keep for the frames after it. A sequence's first frame
+  (its rings are empty) and a frame whose heatmap is asked for are scored by torch, over the same rings.
 
-The graph takes one window (1, T, C_in, H, W) and returns each cue of its last `published` frames (the stride it
-was exported for), with the combined raw score (the fields of `model.Scored` but the heatmap), as
-`model.score_windows` has them; a window that publishes fewer frames takes the last of them. It needs the
-optional packages of the `onnx` extra (onnxruntime to run it; onnx and onnxscript, beside torch, to export it);
-without them the service keeps the torch path.
+It needs the optional packages of the `onnx` extra (onnxruntime to run it; onnx and onnxscript, beside torch, to
+export it); without them the service keeps the torch path.
 
-The graph is exported in a child process after start-up (export_in_background), so start-up stays quick and the
-tracing never touches the model that scores meanwhile; until it is done, and for heatmaps, torch scores."""
+The graphs are exported in a child process after start-up (export_in_background), so start-up stays quick and the
+tracing never touches the model that scores meanwhile; until it is done, torch scores."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from torch import nn
 
 from model import OCRGANVideo, load_checkpoint
 from model.ocrgan import Scored
+from model.streaming import FrameStream, frame_keys, frame_tensors, score_frames, score_stacked
 
 log = logging.getLogger("ocrgan.service")
 
@@ -80,34 +84,46 @@ def present_fields(model: OCRGANVideo) -> tuple[str, ...]:
     return tuple(k for k in FIELDS if k not in absent)
 
 
+def _exportable(model: OCRGANVideo) -> OCRGANVideo:
+    """A float32 CPU copy of the model to trace; refused while its memory is empty (the graph would hold that)."""
+    if model.cfg.memory_size and not bool(model.memory.any()):
+        raise ValueError("the model's memory is empty: fill it (training or `ocrgan calibrate`) before exporting")
+    return copy.deepcopy(model).float().cpu().eval()
+
+
+def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Path, input_names: list[str],
+            output_names: list[str]) -> None:
+    table = {torch.ops.aten.hypot.default: _hypot, torch.ops.prims.hypot.default: _hypot}
+    with torch.inference_mode(), contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps
+        torch.onnx.export(module, inputs, str(path), dynamo=True, opset_version=OPSET, input_names=input_names,
+                          output_names=output_names, custom_translation_table=table, verbose=False)
+
+
+def _session(path: str | Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | None = None) -> Path:
     """Write the model's window scoring, in float32 on the CPU, as an ONNX graph at `path`: one window per call,
     the cues of its last `published` frames (default: the model's stride)."""
-    if model.cfg.memory_size and not bool(model.memory.any()):
-        raise ValueError("the model's memory is empty: fill it (training or `ocrgan calibrate`) before exporting")
-    m = copy.deepcopy(model).float().cpu().eval()
+    m = _exportable(model)
     names = present_fields(m)
     clip = torch.zeros(1, m.cfg.num_frames, m.cfg.in_channels, *m.cfg.hw)
-    table = {torch.ops.aten.hypot.default: _hypot, torch.ops.prims.hypot.default: _hypot}
-    path = Path(path)
-    with torch.inference_mode(), contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps
-        torch.onnx.export(_WindowCues(m, names, published or m.cfg.stride), (clip,), str(path), dynamo=True,
-                          opset_version=OPSET, input_names=["clip"], output_names=list(names),
-                          custom_translation_table=table, verbose=False)
-    return path
+    _export(_WindowCues(m, names, published or m.cfg.stride), (clip,), path, ["clip"], list(names))
+    return Path(path)
 
 
 class OnnxWindowScorer:
     """An exported window graph (export_window_scorer) in an onnxruntime session on `threads` CPU threads."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = _session(path, threads)
         self.names = tuple(o.name for o in self.session.get_outputs())
         self.shape = torch.Size(self.session.get_inputs()[0].shape)
 
@@ -143,31 +159,127 @@ class WindowRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
 
 
-def export_in_background(checkpoint: str | Path, published: int, threads: int,
-                         ready: Callable[[OnnxWindowScorer], None]) -> threading.Thread:
-    """Export the checkpoint's window scoring in a child process (its own interpreter: the exporter traces the
-    model, which must not touch the one scoring meanwhile) and hand `ready` a scorer of it; logs a failure and
-    leaves the caller on torch."""
+class _FrameCues(nn.Module):
+    """One new frame with its context and the T-1 frames' per-frame tensors before it (frame_keys order) -> the
+    tuple of its present fields (FIELDS), (1, 1) each, then its own per-frame tensors (without the frame axis)."""
+
+    def __init__(self, model: OCRGANVideo, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+        self.keys = frame_keys(model)
+
+    def forward(self, clip: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        levels, new, lap, res = frame_tensors(self.model, clip)
+        stacks = {k: torch.cat([p, new[k]]) for k, p in zip(self.keys, past, strict=True)}  # (T, ...) each
+        windows = [stacks[i][None] if i in stacks else x[:, None] for i, x in enumerate(levels)]
+        kv = {k: [v.transpose(0, 1)] for k, v in stacks.items() if not isinstance(k, int)}  # (P, T, 2C)
+        s = score_stacked(self.model, clip, (lap, res), windows, kv)
+        return tuple(getattr(s, k).float() for k in self.names) + tuple(new[k][0] for k in self.keys)
+
+
+def _frame_inputs(model: OCRGANVideo) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Example inputs of the frame graph: a frame with its context, and each kind's T-1 past frames."""
+    cfg = model.cfg
+    clip = torch.zeros(1, model.context_frames + 1, cfg.in_channels, *cfg.hw)
+    stream = FrameStream(model)
+    with torch.inference_mode():
+        score_frames(model, [(stream, clip[0, -1:])])  # fills the rings: their shapes are the past's
+    return clip, [stream.past(k).clone() for k in frame_keys(model)]
+
+
+def export_frame_scorer(model: OCRGANVideo, path: str | Path) -> Path:
+    """Write the model's frame-by-frame scoring (model.streaming), in float32 on the CPU, as an ONNX graph at
+    `path`: one frame per call."""
+    if not model.cfg.causal:
+        raise ValueError(f'objective "{model.cfg.objective}" sees later frames: it cannot score frame by frame')
+    m = _exportable(model)
+    clip, past = _frame_inputs(m)
+    module = _FrameCues(m, present_fields(m))
+    names = [*module.names, *(f"new{i}" for i in range(len(past)))]
+    _export(module, (clip, *past), path, ["clip", *(f"past{i}" for i in range(len(past)))], names)
+    return Path(path)
+
+
+class OnnxFrameScorer:
+    """An exported frame graph (export_frame_scorer) in an onnxruntime session on `threads` CPU threads, for the
+    model it was exported from (whose rings it shares)."""
+
+    def __init__(self, path: str | Path, model: OCRGANVideo, threads: int = 1) -> None:
+        self.session = _session(path, threads)
+        self.keys = frame_keys(model)
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.names = tuple(outputs[:len(outputs) - len(self.keys)])
+        self.shape = torch.Size(self.session.get_inputs()[0].shape)
+        if len(self.session.get_inputs()) != 1 + len(self.keys) or not set(self.names) <= set(FIELDS):
+            raise ValueError(f"{path} is not a frame graph of this model")
+
+    def score(self, stream: FrameStream, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A begun sequence's new frames (n, C_in, H, W), in order -> {field: (1, n)}; keeps each frame's per-frame
+        tensors in the sequence's rings."""
+        if not stream.rings:
+            raise ValueError("the sequence has not begun: its first frame is scored by torch")
+        if frames.shape[1:] != self.shape[2:]:
+            raise ValueError(f"the exported graph scores frames of shape {tuple(self.shape[2:])}, got "
+                             f"{tuple(frames.shape[1:])}")
+        rows = []
+        for clip in stream.inputs(frames.detach().cpu().float()):
+            feed = {"clip": clip[None].numpy(), **{f"past{i}": stream.past(k).numpy()
+                                                   for i, k in enumerate(self.keys)}}
+            out = self.session.run(None, feed)
+            rows.append(out[:len(self.names)])
+            for k, v in zip(self.keys, out[len(self.names):], strict=True):
+                stream.push(k, torch.from_numpy(v))
+            stream.count += 1
+        return {name: torch.from_numpy(np.concatenate([r[i] for r in rows], axis=1))
+                for i, name in enumerate(self.names)}
+
+
+class FrameRunner:
+    """The service's frame path (service.inference.frame_jobs): a begun sequence's frames by ONNX Runtime, one frame
+    per run; a sequence's first frames, a frame whose heatmap is asked for and other devices by torch
+    (`model.streaming.score_frames`, over the same rings)."""
+
+    def __init__(self, model: OCRGANVideo, scorer: OnnxFrameScorer) -> None:
+        self.model = model
+        self.scorer = scorer
+
+    def __call__(self, stream: FrameStream, frames: torch.Tensor, heatmap: bool) -> Scored:
+        """One sequence's new frames (n, C_in, H, W), in order -> their Scored, each field (1, n)."""
+        if heatmap or not stream.rings:
+            return score_frames(self.model, [(stream, frames)], heatmap)[0]
+        fields = self.scorer.score(stream, frames)
+        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
+
+
+def export_in_background(checkpoint: str | Path, model: OCRGANVideo, kinds: list[str], published: int, threads: int,
+                         ready: Callable[[str, WindowRunner | FrameRunner], None]) -> threading.Thread:
+    """Export the checkpoint's scoring paths `kinds` ("window", with `published` frames per window, and "frame"), in
+    that order, each in a child process (its own interpreter: the exporter traces the model, which must not touch
+    the one scoring meanwhile), and hand `ready(kind, runner)` each runner of `model` (the loaded checkpoint) as it
+    is done. A failure is logged and leaves that path on torch."""
     def run() -> None:
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="ocrgan-onnx-") as tmp:
-            out = Path(tmp) / "window.onnx"
-            cmd = [sys.executable, "-m", "service.inference.onnx_runtime", str(checkpoint), str(out),
-                   "--published", str(published)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0 or not out.exists():
-                tail = (done.stderr or "").strip().splitlines()[-3:]
-                log.error("ONNX export failed (exit %d), the window path stays on torch: %s", done.returncode,
-                          " | ".join(tail))
-                return
-            try:
-                scorer = OnnxWindowScorer(out, threads)
-            except Exception:
-                log.exception("ONNX Runtime could not load the exported graph; the window path stays on torch")
-                return
-        log.info("window path on ONNX Runtime (%d thread(s)) after %.1f s of export", threads,
-                 time.monotonic() - started)
-        ready(scorer)
+        for kind in kinds:
+            args = ["--frames"] if kind == "frame" else ["--published", str(published)]
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix="ocrgan-onnx-") as tmp:
+                out = Path(tmp) / f"{kind}.onnx"
+                cmd = [sys.executable, "-m", "service.inference.onnx_runtime", str(checkpoint), str(out), *args]
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode != 0 or not out.exists():
+                    tail = (done.stderr or "").strip().splitlines()[-3:]
+                    log.error("ONNX export of the %s path failed (exit %d), it stays on torch: %s", kind,
+                              done.returncode, " | ".join(tail))
+                    continue
+                try:
+                    runner = (WindowRunner(model, OnnxWindowScorer(out, threads)) if kind == "window"
+                              else FrameRunner(model, OnnxFrameScorer(out, model, threads)))
+                except Exception:
+                    log.exception("ONNX Runtime could not load the exported %s graph; that path stays on torch", kind)
+                    continue
+            log.info("%s path on ONNX Runtime (%d thread(s)) after %.1f s of export", kind, threads,
+                     time.monotonic() - started)
+            ready(kind, runner)
 
     thread = threading.Thread(target=run, name="onnx-export", daemon=True)
     thread.start()
@@ -175,14 +287,18 @@ def export_in_background(checkpoint: str | Path, published: int, threads: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="export a checkpoint's window scoring to ONNX")
+    ap = argparse.ArgumentParser(description="export a checkpoint's window (or frame-by-frame) scoring to ONNX")
     ap.add_argument("checkpoint")
     ap.add_argument("out")
     ap.add_argument("--published", type=int, default=None, help="frames each window publishes (default: stride)")
+    ap.add_argument("--frames", action="store_true", help="export the frame-by-frame path (model.streaming)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model, _ = load_checkpoint(args.checkpoint)
-    export_window_scorer(model, args.out, args.published)
+    if args.frames:
+        export_frame_scorer(model, args.out)
+    else:
+        export_window_scorer(model, args.out, args.published)
     return 0
 
 

@@ -199,8 +199,8 @@ class Scorer:
         return done
 
     def _score_frames(self, jobs: list[FrameJob]) -> list[tuple[Job, WindowScores]]:
-        done = self._run_pass(jobs, "camera frames",
-                              lambda heat: score_frame_jobs(self.host.model, jobs, heat, self.host.amp))
+        done = self._run_pass(jobs, "camera frames", lambda heat: score_frame_jobs(
+            self.host.model, jobs, heat, self.host.amp, run=self.host.frame_runner))
         self.frames_scored += len(done)
         return done
 

@@ -1,8 +1,9 @@
 """The window path in ONNX Runtime scores as torch does: on the shipped checkpoint every cue of every published
 frame within 1e-4 (relative), a clip's last window that publishes fewer frames included; heatmaps and windows the
 graph was not exported for go to torch; an empty memory and a window of another shape are refused with a reason;
-and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background export is done, then with the
-graph."""
+and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done, then with the
+graphs. The frame path in ONNX Runtime scores every frame as torch does, on the shipped checkpoint and on random
+configs of the temporal modules, with a sequence's first frames and heatmaps on torch over the same rings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from model import OCRGANConfig, OCRGANVideo, load_checkpoint, preprocess_sequence
+from model.streaming import FrameStream, score_frames
 from model.windows import iter_clip_windows, score_windows
 from service.inference import onnx_runtime
 from service.inference.host import ModelHost
@@ -102,10 +104,78 @@ def test_an_empty_memory_is_refused(tmp_path):
         onnx_runtime.export_window_scorer(model, tmp_path / "w.onnx")
 
 
-def test_a_host_switches_to_the_graph_once_exported(make_settings, checkpoint):
+def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint):
     host = ModelHost.load(make_settings(runtime="onnx"))
     assert host.describe()["runtime"] == "torch"  # torch scores while the export runs
-    wait_for(lambda: host.window_runner is not None, timeout=180, what="the background ONNX export")
+    wait_for(lambda: host.window_runner is not None, timeout=180, what="the background ONNX export of windows")
     assert host.describe()["runtime"] == "onnx"
     windows = windows_of(host.model, 20)
     assert_same(score_windows(host.model, windows, run=host.window_runner), score_windows(host.model, windows))
+    wait_for(lambda: host.frame_runner is not None, timeout=180, what="the background ONNX export of frames")
+    cameras = [camera_frames(host.model, 12, 3)]
+    assert_frames_same(frame_scores(host.frame_runner, host.model, cameras),
+                       frame_scores(None, host.model, cameras))
+
+
+def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> list[list[dict]]:
+    """Each camera's frames, interleaved in runs of varying size, through `run(stream, frames, heatmap)` (torch's
+    score_frames without it); every fourth run asks for heatmaps. Per camera, per frame its fields."""
+    run = run or (lambda stream, x, heat: score_frames(model, [(stream, x)], heat)[0])
+    states = [FrameStream(model) for _ in cameras]
+    out: list[list[dict]] = [[] for _ in cameras]
+    a, k = 0, 0
+    while a < len(cameras[0]):
+        n = chunks[k % len(chunks)]
+        for per_camera, state, x in zip(out, states, cameras, strict=True):
+            scored = run(state, x[a:a + n], k % 4 == 3)
+            assert (scored.heatmap is not None) == (k % 4 == 3)
+            per_camera += [{name: getattr(scored, name)[0, j] for name in FIELDS if getattr(scored, name) is not None}
+                           for j in range(scored.raw.shape[1])]
+        a, k = a + n, k + 1
+    return out
+
+
+def assert_frames_same(ours, theirs):
+    for cam_a, cam_b in zip(ours, theirs, strict=True):
+        assert len(cam_a) == len(cam_b)
+        for t, (a, b) in enumerate(zip(cam_a, cam_b, strict=True)):
+            assert a.keys() == b.keys()
+            for name in a:
+                assert torch.allclose(a[name], b[name], rtol=TOLERANCE, atol=1e-6), (t, name, a[name], b[name])
+
+
+def camera_frames(model, n: int, seed: int) -> torch.Tensor:
+    frames = moving_shapes(n, h=120, w=180, seed=seed, anomaly_from=n // 2)[0]
+    return torch.stack(list(preprocess_sequence(frames, model.cfg)))
+
+
+def test_frames_score_as_in_torch(shipped, tmp_path):
+    """Two cameras interleaved, several frames of a camera in a run, heatmap runs on torch between graph runs (the
+    same rings): every cue of every frame as torch scores it."""
+    runner = onnx_runtime.FrameRunner(shipped, onnx_runtime.OnnxFrameScorer(
+        onnx_runtime.export_frame_scorer(shipped, tmp_path / "frame.onnx"), shipped))
+    cameras = [camera_frames(shipped, 26, 3), camera_frames(shipped, 26, 5)]
+    ours = frame_scores(runner, shipped, cameras)
+    theirs = frame_scores(None, shipped, cameras)
+    assert_frames_same(ours, theirs)
+    stream = FrameStream(shipped)
+    with pytest.raises(ValueError, match="has not begun"):
+        runner.scorer.score(stream, cameras[0][:1])
+    runner(stream, cameras[0][:1], False)  # the first frame, by torch
+    with pytest.raises(ValueError, match="frames of shape"):
+        runner.scorer.score(stream, cameras[0][:1, :, :-2])
+
+
+@pytest.mark.parametrize("temporal", ["basic", "adaptive", "full"])
+def test_every_temporal_module_scores_frames_as_in_torch(temporal, tmp_path):
+    torch.manual_seed(2)
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4, motion=True,
+                       objective="mixed" if temporal == "basic" else "predict", temporal=temporal, memory_size=32,
+                       score_patch=8)
+    model = OCRGANVideo(cfg).eval()
+    model.set_memory(torch.randn(128, model.memory.shape[1]))
+    runner = onnx_runtime.FrameRunner(model, onnx_runtime.OnnxFrameScorer(
+        onnx_runtime.export_frame_scorer(model, tmp_path / "frame.onnx"), model))
+    cameras = [camera_frames(model, 20, 7)]
+    assert_frames_same(frame_scores(runner, model, cameras),
+                       frame_scores(None, model, cameras))
