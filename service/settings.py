@@ -24,6 +24,11 @@ def state_dir() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ocrgan"
 
 
+def cache_dir() -> Path:
+    """Where the service keeps what it can make again ($XDG_CACHE_HOME/ocrgan)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ocrgan"
+
+
 class Backoff:
     """Retry delays of a connection (a camera, Redis): base, 2 base, 4 base ... capped, each jittered within
     [delay/2, delay] so clients that failed together do not retry in step; reset() after a success."""
@@ -87,6 +92,8 @@ class Settings(BaseSettings):
     # paths to ONNX in child processes after start-up (some 15 and 30 s; torch scores meanwhile) and runs them with
     # ONNX Runtime (the `onnx` extra; service/inference/onnx_runtime.py); window heatmaps, a camera's first frame
     # and the frames whose heatmap is drawn, and GPUs stay on torch
+    onnx_cache: Path = Field(default_factory=lambda: cache_dir() / "onnx")  # exported graphs, by checkpoint digest
+    # and versions: a later start with the same checkpoint reads them instead of exporting (each verified first)
     clip_batch: int | None = Field(None, ge=1)  # windows one uploaded clip may have queued; None = as max_batch
     # --- backend ---------------------------------------------------------------------------------
     redis_url: str | None = None  # None = embedded backend (in-process bus, registry file)

@@ -75,10 +75,11 @@ class ModelHost:
         return host
 
     def start_onnx(self, settings: Settings) -> None:
-        """OCRGAN_RUNTIME=onnx: export the scoring paths in use in the background (the cameras' first) and run each
-        in ONNX Runtime once done: the window path where clips or cameras are scored by windows, the frame path for
-        a causal model (a camera may ask for stride 1); torch scores meanwhile, and for good where ONNX Runtime
-        cannot (a GPU, onnxruntime not installed)."""
+        """OCRGAN_RUNTIME=onnx: export the scoring paths in use in the background (the cameras' first; a graph
+        kept in OCRGAN_ONNX_CACHE by an earlier start is read instead) and run each in ONNX Runtime once done: the
+        window path where clips or cameras are scored by windows, the frame path for a causal model (a camera may
+        ask for stride 1); torch scores meanwhile, and for good where ONNX Runtime cannot (a GPU, onnxruntime not
+        installed)."""
         if self.device.type != "cpu":
             log.info("OCRGAN_RUNTIME=onnx: the model runs on %s, so it stays on torch", self.device)
             return
@@ -91,8 +92,8 @@ class ModelHost:
         if self.model.cfg.causal:
             kinds.insert(0 if self.frame_path(self.camera_stride) else len(kinds), "frame")
         threads = settings.torch_threads or torch.get_num_threads()
-        log.info("OCRGAN_RUNTIME=onnx: exporting the %s path(s) in the background; torch scores until each is done",
-                 " and ".join(kinds))
+        log.info("OCRGAN_RUNTIME=onnx: the %s path(s) move to ONNX Runtime in the background (their graphs read from "
+                 "%s or exported); torch scores until each is ready", " and ".join(kinds), settings.onnx_cache)
 
         def ready(kind: str, runner: WindowRunner | FrameRunner) -> None:
             if kind == "frame":
@@ -101,7 +102,7 @@ class ModelHost:
                 self.window_runner = runner
 
         onnx_runtime.export_in_background(self.info.path, self.model, kinds, max(by_windows, default=1), threads,
-                                          ready)
+                                          ready, self.info.sha256, settings.onnx_cache)
 
     def __post_init__(self) -> None:
         self.camera_stride = self.camera_stride or self.stride

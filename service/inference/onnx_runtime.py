@@ -20,6 +20,8 @@ import argparse
 import contextlib
 import copy
 import logging
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,7 +98,8 @@ def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: str | Pat
     table = {torch.ops.aten.hypot.default: _hypot, torch.ops.prims.hypot.default: _hypot}
     with torch.inference_mode(), contextlib.redirect_stdout(sys.stderr):  # the exporter reports its steps
         torch.onnx.export(module, inputs, str(path), dynamo=True, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, custom_translation_table=table, verbose=False)
+                          output_names=output_names, custom_translation_table=table, verbose=False,
+                          external_data=False)  # one file, the weights in it: a cache can keep it
 
 
 def _session(path: str | Path, threads: int):
@@ -252,18 +255,72 @@ class FrameRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
 
 
+GRAPH_VERSION = 1  # of the graphs' inputs and outputs; a cached graph of another version is not read
+
+
+def cached_name(sha256: str, kind: str, published: int) -> str:
+    """The file name a checkpoint's exported graph of `kind` is kept under: the checkpoint's digest, the graph's
+    kind (and a window graph's published frames), and the versions that made it."""
+    import onnxruntime
+
+    what = f"window{published}" if kind == "window" else kind
+    return f"{sha256[:16]}-{what}-v{GRAPH_VERSION}-torch{torch.__version__}-ort{onnxruntime.__version__}.onnx"
+
+
+def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
+    """Raise ValueError unless the runner's graph scores a random window (or, for the frame graph, a random
+    sequence's second frame) as its model does in torch: a graph read from a cache may be of other code."""
+    model = runner.model
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(0)
+    if isinstance(runner, WindowRunner):
+        t, k = cfg.num_frames, runner.scorer.published
+        clip = torch.rand(1, t, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
+        ours, theirs = runner(clip, slice(t - k, t), False).raw, model.score_detailed(clip, slice(t - k, t)).raw
+    else:
+        frames = torch.rand(2, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
+        a, b = FrameStream(model), FrameStream(model)
+        score_frames(model, [(a, frames[:1]), (b, frames[:1])])
+        ours, theirs = runner(a, frames[1:], False).raw, score_frames(model, [(b, frames[1:])])[0].raw
+    if not torch.allclose(ours, theirs, rtol=tolerance, atol=1e-6):
+        raise ValueError(f"the {type(runner).__name__}'s graph scores {ours.tolist()} where the model scores "
+                         f"{theirs.tolist()}")
+
+
+def _runner(kind: str, path: Path, model: OCRGANVideo, threads: int) -> WindowRunner | FrameRunner:
+    """A verified runner of the graph at `path` (verify)."""
+    runner = (WindowRunner(model, OnnxWindowScorer(path, threads)) if kind == "window"
+              else FrameRunner(model, OnnxFrameScorer(path, model, threads)))
+    verify(runner)
+    return runner
+
+
 def export_in_background(checkpoint: str | Path, model: OCRGANVideo, kinds: list[str], published: int, threads: int,
-                         ready: Callable[[str, WindowRunner | FrameRunner], None]) -> threading.Thread:
-    """Export the checkpoint's scoring paths `kinds` ("window", with `published` frames per window, and "frame"), in
-    that order, each in a child process (its own interpreter: the exporter traces the model, which must not touch
-    the one scoring meanwhile), and hand `ready(kind, runner)` each runner of `model` (the loaded checkpoint) as it
-    is done. A failure is logged and leaves that path on torch."""
+                         ready: Callable[[str, WindowRunner | FrameRunner], None], sha256: str = "",
+                         cache: Path | None = None) -> threading.Thread:
+    """Run the checkpoint's scoring paths `kinds` ("window", with `published` frames per window, and "frame") in
+    ONNX Runtime, in that order, and hand `ready(kind, runner)` each runner of `model` (the loaded checkpoint, of
+    digest `sha256`) as it is done. A graph is read from `cache` when it holds one for this checkpoint and these
+    versions, else exported in a child process (its own interpreter: the exporter traces the model, which must not
+    touch the one scoring meanwhile) and kept in `cache`. Every graph is verified against the model before use. A
+    failure is logged and leaves that path on torch."""
     def run() -> None:
         for kind in kinds:
-            args = ["--frames"] if kind == "frame" else ["--published", str(published)]
             started = time.monotonic()
+            kept = cache / cached_name(sha256, kind, published) if cache is not None and sha256 else None
+            if kept is not None and kept.exists():
+                try:
+                    runner = _runner(kind, kept, model, threads)
+                except Exception as e:
+                    log.warning("the cached ONNX %s graph %s cannot be used (%s); exporting it again", kind, kept, e)
+                    kept.unlink(missing_ok=True)
+                else:
+                    log.info("%s path on ONNX Runtime (%d thread(s)), its graph read from %s", kind, threads, kept)
+                    ready(kind, runner)
+                    continue
             with tempfile.TemporaryDirectory(prefix="ocrgan-onnx-") as tmp:
                 out = Path(tmp) / f"{kind}.onnx"
+                args = ["--frames"] if kind == "frame" else ["--published", str(published)]
                 cmd = [sys.executable, "-m", "service.inference.onnx_runtime", str(checkpoint), str(out), *args]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0 or not out.exists():
@@ -272,11 +329,12 @@ def export_in_background(checkpoint: str | Path, model: OCRGANVideo, kinds: list
                               done.returncode, " | ".join(tail))
                     continue
                 try:
-                    runner = (WindowRunner(model, OnnxWindowScorer(out, threads)) if kind == "window"
-                              else FrameRunner(model, OnnxFrameScorer(out, model, threads)))
+                    runner = _runner(kind, out, model, threads)
                 except Exception:
-                    log.exception("ONNX Runtime could not load the exported %s graph; that path stays on torch", kind)
+                    log.exception("ONNX Runtime could not run the exported %s graph; that path stays on torch", kind)
                     continue
+                if kept is not None:
+                    _keep(out, kept)
             log.info("%s path on ONNX Runtime (%d thread(s)) after %.1f s of export", kind, threads,
                      time.monotonic() - started)
             ready(kind, runner)
@@ -284,6 +342,17 @@ def export_in_background(checkpoint: str | Path, model: OCRGANVideo, kinds: list
     thread = threading.Thread(target=run, name="onnx-export", daemon=True)
     thread.start()
     return thread
+
+
+def _keep(graph: Path, kept: Path) -> None:
+    """Copy an exported graph into the cache, whole or not at all; a cache that cannot be written is logged."""
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        part = kept.with_suffix(f".part{os.getpid()}")
+        shutil.copyfile(graph, part)
+        os.replace(part, kept)
+    except OSError as e:
+        log.warning("the exported graph could not be kept in %s (%s): the next start exports it again", kept.parent, e)
 
 
 def main(argv: list[str] | None = None) -> int:

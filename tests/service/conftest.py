@@ -45,7 +45,8 @@ def make_settings(tmp_path, checkpoint):
     def make(**kw) -> Settings:
         base = dict(checkpoint=checkpoint, registry_path=tmp_path / "streams.json", device="cpu", torch_threads=1,
                     max_batch_wait_ms=5, watchdog_seconds=3, open_timeout_seconds=5,
-                    reconnect_base_seconds=0.2, reconnect_cap_seconds=1.0, upload_dir=tmp_path, **LOOPBACK_ONLY)
+                    reconnect_base_seconds=0.2, reconnect_cap_seconds=1.0, upload_dir=tmp_path,
+                    onnx_cache=tmp_path / "onnx", **LOOPBACK_ONLY)
         base.update(kw)
         return Settings(_env_file=None, **base)
 

@@ -2,8 +2,10 @@
 frame within 1e-4 (relative), a clip's last window that publishes fewer frames included; heatmaps and windows the
 graph was not exported for go to torch; an empty memory and a window of another shape are refused with a reason;
 and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done, then with the
-graphs. The frame path in ONNX Runtime scores every frame as torch does, on the shipped checkpoint and on random
-configs of the temporal modules, with a sequence's first frames and heatmaps on torch over the same rings."""
+graphs, which a later start reads from its cache (a damaged one is exported again; a graph that does not score as
+its model does fails verification). The frame path in ONNX Runtime scores every frame as torch does, on the
+shipped checkpoint and on random configs of the temporal modules, with a sequence's first frames and heatmaps on
+torch over the same rings."""
 
 from __future__ import annotations
 
@@ -104,8 +106,9 @@ def test_an_empty_memory_is_refused(tmp_path):
         onnx_runtime.export_window_scorer(model, tmp_path / "w.onnx")
 
 
-def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint):
-    host = ModelHost.load(make_settings(runtime="onnx"))
+def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint, caplog):
+    settings = make_settings(runtime="onnx")
+    host = ModelHost.load(settings)
     assert host.describe()["runtime"] == "torch"  # torch scores while the export runs
     wait_for(lambda: host.window_runner is not None, timeout=180, what="the background ONNX export of windows")
     assert host.describe()["runtime"] == "onnx"
@@ -113,8 +116,36 @@ def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint):
     assert_same(score_windows(host.model, windows, run=host.window_runner), score_windows(host.model, windows))
     wait_for(lambda: host.frame_runner is not None, timeout=180, what="the background ONNX export of frames")
     cameras = [camera_frames(host.model, 12, 3)]
-    assert_frames_same(frame_scores(host.frame_runner, host.model, cameras),
-                       frame_scores(None, host.model, cameras))
+    assert_frames_same(frame_scores(host.frame_runner, host.model, cameras), frame_scores(None, host.model, cameras))
+
+    kept = sorted(settings.onnx_cache.glob("*.onnx"))
+    assert [p.name.split("-")[1] for p in kept] == ["frame", f"window{host.stride}"]
+    caplog.set_level("INFO", logger="ocrgan.service")
+    again = ModelHost.load(settings)  # a second start reads both graphs from the cache
+    wait_for(lambda: again.window_runner is not None and again.frame_runner is not None, timeout=30,
+             what="the cached graphs")
+    assert sum("graph read from" in r.getMessage() for r in caplog.records) == 2
+    assert_same(score_windows(again.model, windows, run=again.window_runner), score_windows(again.model, windows))
+
+    kept[1].write_bytes(b"not a graph")  # a damaged cache is exported again
+    third = ModelHost.load(settings)
+    wait_for(lambda: third.window_runner is not None, timeout=180, what="the window graph exported again")
+    assert any("cannot be used" in r.getMessage() for r in caplog.records)
+    assert_same(score_windows(third.model, windows, run=third.window_runner), score_windows(third.model, windows))
+    assert kept[1].read_bytes()[:11] != b"not a graph"
+
+
+def test_a_graph_of_another_model_fails_verification(tmp_path):
+    cfg = OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4, motion=True,
+                       objective="mixed")
+    torch.manual_seed(0)
+    model = OCRGANVideo(cfg).eval()
+    scorer = onnx_runtime.OnnxWindowScorer(onnx_runtime.export_window_scorer(model, tmp_path / "w.onnx"))
+    onnx_runtime.verify(onnx_runtime.WindowRunner(model, scorer))
+    torch.manual_seed(1)
+    other = OCRGANVideo(cfg).eval()
+    with pytest.raises(ValueError, match="where the model scores"):
+        onnx_runtime.verify(onnx_runtime.WindowRunner(other, scorer))
 
 
 def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> list[list[dict]]:
