@@ -1,7 +1,7 @@
 """The model's scoring run by ONNX Runtime on a CPU: exported once to ONNX graphs and run by onnxruntime's CPU
 kernels, which measured faster than eager torch on the same inputs (docs/benchmarks.md). Two graphs:
 - the window path: one window (1, T, C_in, H, W) -> each cue of its last `published` frames (the stride it was
-  exported for), with the combined raw score (the fields of `model.Scored` but the heatmap), as
+  exported for), with the combined raw score and the heatmaps (the fields of `model.Scored`), as
   `model.score_windows` has them; a window that publishes fewer frames takes the last of them;
 - the frame path (model.streaming): one new frame with its context (1, c + 1, C_in, H, W) and, per kind of
   per-frame tensor its sequence keeps (model.streaming.frame_keys), the T-1 frames before it -> the frame's cues
@@ -56,7 +56,8 @@ def available() -> bool:
 
 class _WindowCues(nn.Module):
     """One window -> the tuple of its present fields (FIELDS) for its last `published` frames, (1, published)
-    each."""
+    each, then their heatmaps (1, published, H, W): a camera's snapshot asks for one about every second, a few
+    per cent of a window's cost, which torch would otherwise score in full."""
 
     def __init__(self, model: OCRGANVideo, names: tuple[str, ...], published: int) -> None:
         super().__init__()
@@ -66,8 +67,8 @@ class _WindowCues(nn.Module):
 
     def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, ...]:
         t = clip.shape[1]
-        s = self.model.score_detailed(clip, positions=slice(t - self.published, t))
-        return tuple(getattr(s, k).float() for k in self.names)
+        s = self.model.score_detailed(clip, positions=slice(t - self.published, t), heatmap=True)
+        return (*(getattr(s, k).float() for k in self.names), s.heatmap.float())
 
 
 def _hypot(a, b):
@@ -118,7 +119,7 @@ def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | 
     m = _exportable(model)
     names = present_fields(m)
     clip = torch.zeros(1, m.cfg.num_frames, m.cfg.in_channels, *m.cfg.hw)
-    _export(_WindowCues(m, names, published or m.cfg.stride), (clip,), path, ["clip"], list(names))
+    _export(_WindowCues(m, names, published or m.cfg.stride), (clip,), path, ["clip"], [*names, "heatmap"])
     return Path(path)
 
 
@@ -129,13 +130,16 @@ class OnnxWindowScorer:
         self.session = _session(path, threads)
         self.names = tuple(o.name for o in self.session.get_outputs())
         self.shape = torch.Size(self.session.get_inputs()[0].shape)
+        if self.names[-1:] != ("heatmap",) or not set(self.names[:-1]) <= set(FIELDS):
+            raise ValueError(f"{path} is not a window graph of this version (outputs {', '.join(self.names)})")
 
     @property
     def published(self) -> int:
         return int(self.session.get_outputs()[0].shape[-1])
 
     def score(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(1, T, C_in, H, W) window -> {field: (1, published)} for the fields the graph returns."""
+        """(1, T, C_in, H, W) window -> {field: (1, published)} for the fields the graph returns, and "heatmap":
+        (1, published, H, W)."""
         if clip.shape != self.shape:
             raise ValueError(f"the exported graph scores windows of shape {self.shape}, got {tuple(clip.shape)}")
         x = np.ascontiguousarray(clip.detach().cpu().float().numpy())
@@ -144,7 +148,8 @@ class OnnxWindowScorer:
 
 class WindowRunner:
     """`model.score_detailed` for `model.score_windows(run=...)`: windows whose published frames the graph holds
-    (at most `scorer.published`, no heatmap) by ONNX Runtime, one window per run; anything else by the model."""
+    (at most `scorer.published`), with their heatmaps or not, by ONNX Runtime, one window per run; anything else by
+    the model."""
 
     def __init__(self, model: OCRGANVideo, scorer: OnnxWindowScorer) -> None:
         self.model = model
@@ -155,11 +160,11 @@ class WindowRunner:
         first, stop, step = positions.indices(t)
         k = stop - first
         fits = stop == t and step == 1 and k <= self.scorer.published and clip.shape[1:] == self.scorer.shape[1:]
-        if heatmap or not fits:
+        if not fits:
             return self.model.score_detailed(clip, positions, heatmap)
         parts = [self.scorer.score(clip[i:i + 1]) for i in range(len(clip))]
         fields = {name: torch.cat([p[name] for p in parts])[:, -k:] for name in self.scorer.names}
-        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
+        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
 
 
 class _FrameCues(nn.Module):
@@ -255,7 +260,7 @@ class FrameRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
 
 
-GRAPH_VERSION = 1  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 2  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:
@@ -268,23 +273,28 @@ def cached_name(sha256: str, kind: str, published: int) -> str:
 
 
 def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
-    """Raise ValueError unless the runner's graph scores a random window (or, for the frame graph, a random
-    sequence's second frame) as its model does in torch: a graph read from a cache may be of other code."""
+    """Raise ValueError unless the runner's graph scores a random window, with its heatmaps (or, for the frame
+    graph, a random sequence's second frame) as its model does in torch: a graph read from a cache may be of other
+    code."""
     model = runner.model
     cfg = model.cfg
     g = torch.Generator().manual_seed(0)
     if isinstance(runner, WindowRunner):
         t, k = cfg.num_frames, runner.scorer.published
         clip = torch.rand(1, t, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
-        ours, theirs = runner(clip, slice(t - k, t), False).raw, model.score_detailed(clip, slice(t - k, t)).raw
+        a, b = runner(clip, slice(t - k, t), True), model.score_detailed(clip, slice(t - k, t), heatmap=True)
+        ours, theirs = torch.cat([a.raw.flatten(), a.heatmap.flatten()]), torch.cat([b.raw.flatten(),
+                                                                                     b.heatmap.flatten()])
     else:
         frames = torch.rand(2, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
         a, b = FrameStream(model), FrameStream(model)
         score_frames(model, [(a, frames[:1]), (b, frames[:1])])
         ours, theirs = runner(a, frames[1:], False).raw, score_frames(model, [(b, frames[1:])])[0].raw
+    ours, theirs = ours.flatten(), theirs.flatten()
     if not torch.allclose(ours, theirs, rtol=tolerance, atol=1e-6):
-        raise ValueError(f"the {type(runner).__name__}'s graph scores {ours.tolist()} where the model scores "
-                         f"{theirs.tolist()}")
+        i = int(((ours - theirs).abs() / theirs.abs().clamp_min(1e-6)).argmax())
+        raise ValueError(f"the {type(runner).__name__}'s graph scores {float(ours[i])} where the model scores "
+                         f"{float(theirs[i])} (of {len(theirs)} values, the furthest apart)")
 
 
 def _runner(kind: str, path: Path, model: OCRGANVideo, threads: int) -> WindowRunner | FrameRunner:

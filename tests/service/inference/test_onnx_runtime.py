@@ -1,11 +1,11 @@
 """The window path in ONNX Runtime scores as torch does: on the shipped checkpoint every cue of every published
-frame within 1e-4 (relative), a clip's last window that publishes fewer frames included; heatmaps and windows the
-graph was not exported for go to torch; an empty memory and a window of another shape are refused with a reason;
-and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done, then with the
-graphs, which a later start reads from its cache (a damaged one is exported again; a graph that does not score as
-its model does fails verification). The frame path in ONNX Runtime scores every frame as torch does, on the
-shipped checkpoint and on random configs of the temporal modules, with a sequence's first frames and heatmaps on
-torch over the same rings."""
+frame within 1e-4 (relative), a clip's last window that publishes fewer frames included, and their heatmaps;
+windows the graph was not exported for go to torch; an empty memory and a window of another shape are refused
+with a reason; and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done,
+then with the graphs, which a later start reads from its cache (a damaged one is exported again; a graph that does
+not score as its model does fails verification). The frame path in ONNX Runtime scores every frame as torch does,
+on the shipped checkpoint and on random configs of the temporal modules, with a sequence's first frames and
+heatmaps on torch over the same rings."""
 
 from __future__ import annotations
 
@@ -59,11 +59,15 @@ def test_published_frames_score_as_in_torch(shipped, runner):
     assert len(windows[0].indices) == runner.scorer.published
 
 
-def test_heatmaps_and_other_windows_go_to_torch(shipped, runner):
+def test_heatmaps_come_from_the_graph_and_other_windows_go_to_torch(shipped, runner):
     windows = windows_of(shipped, 16)
     ours = score_windows(shipped, windows, heatmaps=True, run=runner)
     theirs = score_windows(shipped, windows, heatmaps=True)
-    assert all(torch.equal(a.heatmaps, b.heatmaps) for a, b in zip(ours, theirs, strict=True))
+    assert_same(ours, theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.heatmaps.shape == b.heatmaps.shape == (len(b.indices), *shipped.cfg.hw)
+        assert torch.allclose(a.heatmaps, b.heatmaps, rtol=TOLERANCE, atol=1e-6)
+    assert score_windows(shipped, windows, run=runner)[0].heatmaps is None
     clip = torch.stack([w.frames for w in windows])  # two windows
     whole = runner(clip, slice(0, clip.shape[1]), False)  # more frames than the graph publishes
     assert whole.raw.shape == clip.shape[:2]
@@ -135,7 +139,7 @@ def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint, 
     assert kept[1].read_bytes()[:11] != b"not a graph"
 
 
-def test_a_graph_of_another_model_fails_verification(tmp_path):
+def test_a_graph_of_another_model_or_kind_is_refused(tmp_path):
     cfg = OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, num_frames=8, stride=4, motion=True,
                        objective="mixed")
     torch.manual_seed(0)
@@ -146,6 +150,11 @@ def test_a_graph_of_another_model_fails_verification(tmp_path):
     other = OCRGANVideo(cfg).eval()
     with pytest.raises(ValueError, match="where the model scores"):
         onnx_runtime.verify(onnx_runtime.WindowRunner(other, scorer))
+    frames = onnx_runtime.export_frame_scorer(model, tmp_path / "f.onnx")
+    with pytest.raises(ValueError, match="not a window graph"):
+        onnx_runtime.OnnxWindowScorer(frames)
+    with pytest.raises(ValueError, match="where the model scores"):
+        onnx_runtime.verify(onnx_runtime.FrameRunner(other, onnx_runtime.OnnxFrameScorer(frames, other)))
 
 
 def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> list[list[dict]]:
