@@ -4,10 +4,14 @@ The model is causal (every objective but "reconstruct"): a frame's encoder featu
 few before it that its generator input reads (`OCRGANVideo.context_frames`: the previous frame where the generator
 sees the clip shifted, and those the input fusion reads). So each sequence keeps:
 - the last `context_frames` preprocessed frames, which give a new frame its past;
-- per U-Net level, the encoder features of its last T-1 frames (before the temporal modules).
+- per attention block, the keys and values of its last T-1 frames;
+- per U-Net level whose temporal module reads earlier frames than the new one beyond the attention's keys and values
+  (`TemporalModule.frames_read`: the bottleneck's temporal convolution reads 2, adaptive pooling all T-1), their
+  encoder features (before the temporal modules).
 
-When frames arrive, the encoder runs on them only; the temporal modules run over each one's T-frame stack of
-cached features; the decoder, the discriminator features and the cues are computed for the new frames only.
+When frames arrive, the encoder runs on them only; the temporal modules run for each one's position over the cached
+keys and values of its T-frame window (read in place, model.temporal.attention.attend_latest) and the few frames'
+features they read; the decoder, the discriminator features and the cues are computed for the new frames only.
 
 A frame's score equals that of the full T-frame window ending at it whose frames are given their true past, i.e.
 `score_detailed(frames[t-T+1-c .. t], positions=slice(T-1, T), context=c)` with c = context_frames; a sequence
@@ -54,9 +58,9 @@ class FrameStream:
         if not model.cfg.causal:
             raise ValueError(f'objective "{model.cfg.objective}" sees later frames: it cannot score frame by frame')
         self.context = model.context_frames
-        self.num_frames = model.cfg.num_frames
         self.raw: deque[torch.Tensor] = deque(maxlen=max(self.context, 1))  # the last frames, (C_in, H, W) each
-        self.rings: dict[object, FrameRing] = {}  # per kind of per-frame tensor (frame_keys), the last T frames'
+        self.rings: dict[object, FrameRing] = {}  # per kind of per-frame tensor (frame_keys), its last frames'
+        self.spans = frame_spans(model)  # per kind, how many of its last frames a new frame's scoring reads
         self.count = 0  # frames scored so far
 
     def reset(self) -> None:
@@ -75,22 +79,26 @@ class FrameStream:
             self.raw.append(f)
         return torch.stack(out)
 
-    def windows(self, key: object, new: torch.Tensor, axis: int = 0) -> torch.Tensor:
-        """A per-frame tensor of the new frames (n, ...) -> each one's T-frame stack, oldest first, along `axis` of
-        the frame's shape, the n stacks concatenated along dim 0: (n, T, ...) for axis 0; (n*P, T, ...) for axis
-        1 of a (P, ...) tensor. At a sequence's start its first frame stands for the frames before it."""
+    def windows(self, key: object, new: torch.Tensor) -> torch.Tensor:
+        """A per-frame tensor of the new frames (n, ...) -> each one's stack of its kind's span S (frame_spans: T
+        frames, or the last few that a level's temporal module reads), oldest first: a level's features (n, S, C,
+        H, W); an attention block's keys and values (n, P, 2C) frames first, the n stacks along dim 1, (S, n*P,
+        2C), as the block reads them (model.temporal.attention.attend_latest). At a sequence's start its first
+        frame stands for the frames before it."""
         ring = self.rings.get(key)
         if ring is None:
-            ring = self.rings[key] = FrameRing(new[0], self.num_frames)
+            ring = self.rings[key] = FrameRing(new[0], self.spans[key])
+        level = isinstance(key, int)
         if len(new) == 1:
             view = ring.push(new[0])
-            return view.unsqueeze(0) if axis == 0 else view.transpose(0, 1)
+            return view.unsqueeze(0) if level else view
         stacks = [ring.push(f).clone() for f in new]
-        return torch.stack(stacks) if axis == 0 else torch.cat([v.transpose(0, 1) for v in stacks])
+        return torch.stack(stacks) if level else torch.cat(stacks, 1)
 
     def past(self, key: object) -> torch.Tensor:
-        """The T-1 frames before the next one of a kind of per-frame tensor (frame_keys), (T-1, ...), oldest first;
-        only once the sequence has begun (rings filled by a first frame)."""
+        """The frames before the next one of a kind of per-frame tensor (frame_keys) that its scoring reads, (S-1,
+        ...) for the kind's span S, oldest first; only once the sequence has begun (rings filled by a first
+        frame)."""
         return self.rings[key].past()
 
     def push(self, key: object, frame: torch.Tensor) -> None:
@@ -98,16 +106,26 @@ class FrameStream:
         self.rings[key].push(frame)
 
 
-def frame_keys(model: OCRGANVideo) -> list[object]:
-    """The kinds of per-frame tensor a sequence keeps, in order: each level's encoder features (by its index), but
-    of the idle levels (nothing reads their skips), each followed by its attention blocks' keys and values (by the
-    block)."""
-    out: list[object] = []
+def frame_spans(model: OCRGANVideo) -> dict[object, int]:
+    """The kinds of per-frame tensor a sequence keeps, in order, each with its span (how many of its last frames a
+    new frame's scoring reads, the new one included): each level's encoder features (by its index), but of the idle
+    levels (nothing reads their skips) and of those whose temporal module reads no frame before the new one but
+    through its attention blocks; then the level's attention blocks' keys and values (by the block), T frames."""
+    t = model.cfg.num_frames
+    out: dict[object, int] = {}
     for level, temporal in enumerate(model.generator.temporal):
-        if level not in model.generator.idle_levels:
-            out.append(level)
-            out.extend(temporal.attentions() if isinstance(temporal, TemporalModule) else [])
+        if level in model.generator.idle_levels:
+            continue
+        span = temporal.frames_read(1, t) if isinstance(temporal, TemporalModule) else t
+        if span > 1:
+            out[level] = span
+        out.update(dict.fromkeys(temporal.attentions() if isinstance(temporal, TemporalModule) else [], t))
     return out
+
+
+def frame_keys(model: OCRGANVideo) -> list[object]:
+    """The kinds of per-frame tensor a sequence keeps, in order (frame_spans)."""
+    return list(frame_spans(model))
 
 
 def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Tensor], dict[object, torch.Tensor],
@@ -118,11 +136,13 @@ def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Te
     c = clip.shape[1] - 1
     streams, lap, res = model.streams(clip)
     levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]
+    kept = frame_spans(model)
     per_frame: dict[object, torch.Tensor] = {}
     for level, (temporal, x) in enumerate(zip(model.generator.temporal, levels, strict=True)):
         if level in model.generator.idle_levels:
             continue
-        per_frame[level] = x
+        if level in kept:
+            per_frame[level] = x
         blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
         if blocks:
             tok = to_tokens(temporal.token_grid(x[:, None]))  # (N*h*w, 1, C)
@@ -133,10 +153,10 @@ def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Te
 
 def score_stacked(model: OCRGANVideo, clip: torch.Tensor, bands: tuple[torch.Tensor, torch.Tensor],
                   windows: list[torch.Tensor], kv: dict[object, list[torch.Tensor]], heatmap: bool = False) -> Scored:
-    """The scores of the new frames (N, c + 1, C_in, H, W) from each one's T-frame stacks: per level (N, T, C, H, W)
-    (an idle level's (N, 1, C, H, W)) and per attention block its parts (N_i*P, T, 2C); `bands` the new frames'
-    appearance bands (frame_tensors). Each field (1, N): the frames of a pass as one sequence, which changes nothing
-    but the shape (the cues are per frame)."""
+    """The scores of the new frames (N, c + 1, C_in, H, W) from each one's stacks: per level (N, S, C, H, W) of its
+    span S (frame_spans; a level without one (N, 1, C, H, W)) and per attention block its parts (T, N_i*P, 2C);
+    `bands` the new frames' appearance bands (frame_tensors). Each field (1, N): the frames of a pass as one
+    sequence, which changes nothing but the shape (the cues are per frame)."""
     skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
     fake = model.generator.decode(skips)
     c = clip.shape[1] - 1
@@ -164,12 +184,11 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
     a = 0
     for (state, _), n in zip(items, sizes, strict=True):
         for key, x in per_frame.items():  # features (n, C, H, W) by frame; keys and values (n, P, 2C) by token
-            stacks[key].append(state.windows(key, x[a:a + n], axis=0 if isinstance(key, int) else 1))
+            stacks[key].append(state.windows(key, x[a:a + n]))
         a += n
-    idle = model.generator.idle_levels
-    windows = [levels[i][:, None] if i in idle else stacks[i][0] if len(stacks[i]) == 1 else torch.cat(stacks[i])
-               for i in range(len(levels))]  # per level (N, T, C, H, W)
-    kv = {k: v for k, v in stacks.items() if not isinstance(k, int)}  # per attention block, per item (n_i*P, T, 2C)
+    windows = [levels[i][:, None] if i not in stacks else stacks[i][0] if len(stacks[i]) == 1
+               else torch.cat(stacks[i]) for i in range(len(levels))]  # per level (N, S, C, H, W)
+    kv = {k: v for k, v in stacks.items() if not isinstance(k, int)}  # per attention block, per item (T, n_i*P, 2C)
     scored = score_stacked(model, clip, (lap, res), windows, kv, heatmap)
     out, a = [], 0
     for (state, _), n in zip(items, sizes, strict=True):

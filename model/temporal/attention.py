@@ -64,28 +64,35 @@ class TemporalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last: int | None = None,
                 kv: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(N, T, C) -> the update of every frame, or of the `last` frames only (N, last, C): the same values, as
-        each frame's query is its own. `kv`: the frames' frame_kv, when already known, as parts (N_i, T, 2C) that
-        stack to N along dim 0 (one per sequence scored in the pass)."""
-        n, t, c = x.shape  # (N, T, C)
+        each frame's query is its own. `kv`: the frames' frame_kv, when already known, frames first, as parts
+        (T, N_i, 2C) that stack to N along dim 1 (one per sequence scored in the pass); x may then hold only its
+        last frames (at least `last`): the window is the mask's T frames."""
+        n, f, c = x.shape  # (N, T, C), or (N, F, C), the last F of T frames, with kv
+        t = mask.shape[0]
         h = self.heads
+        if f < t and (kv is None or self.training):
+            raise ValueError(f"{f} of {t} frames' tokens need the frames' keys and values (kv)")
         if not self.training and (last is not None or kv is not None):
             first = t - (last or t)  # the first frame whose update is asked for
             w, b = self.qkv.weight, self.qkv.bias
-            q = F.linear(self.norm(x[:, first:]) + self.pos[first:t], w[:c], b[:c])
-            q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
+            q = F.linear(self.norm(x[:, f - (t - first):]) + self.pos[first:t], w[:c], b[:c])
             rows = mask[first:]
             if torch.compiler.is_exporting():  # a graph cannot depend on the mask's values: it reads every frame,
                 keys = torch.arange(t, device=x.device)  # and the mask keeps out those a query may not see
             else:
                 keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
             pos_kv = F.linear(self.pos[keys], w[c:], b[c:])
-            if kv is not None:
-                kv = join_keys_values(kv, keys, pos_kv)
-            else:
-                kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
             if len(keys) < t:
                 rows = rows[:, keys]
-            k, v = kv.reshape(n, len(keys), 2, h, c // h).permute(2, 0, 3, 1, 4)
+            if kv is not None and t - first == 1:
+                out = attend_latest(q.reshape(n, h, c // h), select_frames(kv, keys), pos_kv, rows[0])
+                return self.proj(out.reshape(n, 1, c))
+            q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
+            if kv is not None:  # (T', N, 2C)
+                k, v = (select_frames(kv, keys) + pos_kv[:, None]).unflatten(-1, (2, h, c // h)).permute(2, 1, 3, 0, 4)
+            else:  # (N, T', 2C)
+                kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
+                k, v = kv.unflatten(-1, (2, h, c // h)).permute(2, 0, 3, 1, 4)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=rows)
             return self.proj(out.transpose(1, 2).reshape(n, t - first, c))
         y = self.norm(x) + self.pos[:t]
@@ -102,24 +109,35 @@ class TemporalSelfAttention(nn.Module):
         return out if last is None else out[:, t - last:]
 
 
-def join_keys_values(parts: list[torch.Tensor], keys: torch.Tensor, pos_kv: torch.Tensor) -> torch.Tensor:
-    """Known keys and values in parts (N_i, T, 2C) -> those of the frames `keys` of all parts, with the frames' position
-    code `pos_kv` (len(keys), 2C) added, (sum N_i, len(keys), 2C). One pass over what is read: evenly spaced frames
-    are read through a view, and each part is written straight into its rows of the result."""
+def select_frames(parts: list[torch.Tensor], keys: torch.Tensor) -> torch.Tensor:
+    """Known keys and values in parts (T, N_i, 2C), frames first -> those of the frames `keys` of all parts,
+    (len(keys), sum N_i, 2C): a view where there is one part and the frames are evenly spaced."""
     if torch.compiler.is_exporting():  # a graph reads every frame (keys is all of them)
-        return (parts[0] if len(parts) == 1 else torch.cat(parts)) + pos_kv
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
     idx = keys.tolist()
     step = idx[1] - idx[0] if len(idx) > 1 else 1
-    even = step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))
-    frames = slice(idx[0], idx[-1] + 1, step) if even else keys
-    dtype = torch.promote_types(parts[0].dtype, pos_kv.dtype)
-    out = torch.empty(sum(len(p) for p in parts), len(idx), pos_kv.shape[-1], dtype=dtype, device=pos_kv.device)
-    a = 0
-    for part in parts:
-        src = part[:, frames] if even else part.index_select(1, frames)
-        torch.add(src, pos_kv, out=out[a:a + len(part)])
-        a += len(part)
-    return out
+    if step > 0 and idx == list(range(idx[0], idx[-1] + 1, step)):
+        read = [p[idx[0]:idx[-1] + 1:step] for p in parts]
+    else:
+        read = [p.index_select(0, keys) for p in parts]
+    return read[0] if len(read) == 1 else torch.cat(read, 1)
+
+
+def attend_latest(q: torch.Tensor, kv: torch.Tensor, pos_kv: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Attention of one query frame per sequence, (N, h, d), over keys and values read where they lie, frames first
+    (T', N, 2C) without their position code, `pos_kv` (T', 2C), where `allowed` (T',) -> (N, h, d): the values of
+    scaled_dot_product_attention over the keys and values with the code added, without first copying them into
+    that layout with it: q.(k + p) = q.k + q.p, and the codes' terms are small products. The logits are a product
+    summed over the channels, the weighted values a matrix product (the faster of the forms tried in ONNX Runtime
+    and torch, docs/benchmarks.md)."""
+    h, d = q.shape[1:]
+    k, v = kv.unflatten(-1, (2, h, d)).unbind(2)  # (T', N, h, d) each
+    pk, pv = pos_kv.unflatten(-1, (2, h, d)).unbind(1)  # (T', h, d) each
+    q = q * d ** -0.5
+    logits = (k * q).sum(-1).permute(1, 2, 0) + (q.transpose(0, 1) @ pk.permute(1, 2, 0)).transpose(0, 1)  # (N, h, T')
+    weights = logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    return ((weights.unsqueeze(2) @ v.permute(1, 2, 0, 3)).squeeze(2)
+            + (weights.transpose(0, 1) @ pv.transpose(0, 1)).transpose(0, 1))
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -135,11 +153,17 @@ def from_tokens(tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 KeysValues = dict[nn.Module, list[torch.Tensor]] | None  # each attention block's frame_kv of its tokens, when
-# known: per sequence of the pass, (N_i, T, 2C)
+# known: per sequence of the pass, frames first (T, N_i, 2C)
 
 
 def keys(kv: KeysValues, attn: nn.Module) -> list[torch.Tensor] | None:
     return kv.get(attn) if kv else None
+
+
+def window_length(x: torch.Tensor, parts: list[torch.Tensor] | None) -> int:
+    """The window's frame count T: x's (B, T, ...), or, where an attention block's keys and values are known
+    (`parts`, (T, N_i, 2C) each), theirs: x may then hold only the last frames (TemporalModule.frames_read)."""
+    return parts[0].shape[0] if parts else x.shape[1]
 
 
 def tail(x: torch.Tensor, last: int | None) -> torch.Tensor:
@@ -163,9 +187,18 @@ class TemporalModule(nn.Module):
         """(B, T, C, H, W) -> the feature grid whose tokens the attention blocks see."""
         return x
 
+    def frames_read(self, last: int, t: int) -> int:
+        """How many of a T-frame window's last frames forward(x, last, kv) reads when every attention block's keys
+        and values are given: a stream keeps only those of its per-frame features (model.streaming), and x may
+        hold only them. All of them unless a module says otherwise."""
+        return t
+
 
 class NoTemporal(TemporalModule):
     """No temporal mixing: each frame's features pass unchanged."""
+
+    def frames_read(self, last: int, t: int) -> int:
+        return last
 
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         return tail(x, last)
@@ -184,6 +217,9 @@ class PooledTemporal(TemporalModule):
         b, t = x.shape[:2]
         return F.avg_pool2d(x.flatten(0, 1), self.factor).unflatten(0, (b, t))
 
+    def frames_read(self, last: int, t: int) -> int:
+        return self.inner.frames_read(last, t)  # pooling is per frame
+
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         coarse = self.token_grid(x)
         update = (self.inner(coarse, last, kv) - tail(coarse, last)).flatten(0, 1)
@@ -199,8 +235,11 @@ class BasicTemporalAttention(TemporalModule):
         self.causal = causal
         self.attn = TemporalSelfAttention(channels, heads, num_frames)
 
+    def frames_read(self, last: int, t: int) -> int:
+        return last  # each frame's query is its own; the others' keys and values are given
+
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)
-        mask = temporal_mask(tok.shape[1], self.causal, device=x.device)
+        mask = temporal_mask(window_length(tok, keys(kv, self.attn)), self.causal, device=x.device)
         x = tail(x, last)
         return x + from_tokens(self.attn(tok, mask, last, keys(kv, self.attn)), x.shape)

@@ -14,6 +14,7 @@ from model.temporal.attention import (
     tail,
     temporal_mask,
     to_tokens,
+    window_length,
 )
 
 
@@ -31,9 +32,12 @@ class HierarchicalTemporalAttention(TemporalModule):
         self.snip_attn = TemporalSelfAttention(channels, heads, num_frames)
         self.mix = nn.Parameter(torch.zeros(3))
 
+    def frames_read(self, last: int, t: int) -> int:
+        return last
+
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)
-        t = tok.shape[1]
+        t = window_length(tok, keys(kv, self.snip_attn))
         frame = self.frame(tail(tok, last))
         seq = self.seq_attn(tok, temporal_mask(t, self.causal, window=self.sequence, device=x.device), last,
                             keys(kv, self.seq_attn))

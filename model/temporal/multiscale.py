@@ -14,6 +14,7 @@ from model.temporal.attention import (
     tail,
     temporal_mask,
     to_tokens,
+    window_length,
 )
 
 
@@ -29,9 +30,12 @@ class MultiScaleTemporalAttention(TemporalModule):
         self.branches = nn.ModuleList(TemporalSelfAttention(channels, heads, num_frames) for _ in scales)
         self.fuse = nn.Linear(channels * len(scales), channels)
 
+    def frames_read(self, last: int, t: int) -> int:
+        return last
+
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)  # (N, T, C)
-        t = tok.shape[1]
+        t = window_length(tok, keys(kv, self.branches[0]))
         outs = [
             branch(tok, temporal_mask(t, self.causal, dilation=s, device=x.device), last, keys(kv, branch))
             for branch, s in zip(self.branches, self.scales, strict=True)

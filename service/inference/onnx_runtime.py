@@ -4,9 +4,10 @@ kernels, which measured faster than eager torch on the same inputs (docs/benchma
   exported for), with the combined raw score and the heatmaps (the fields of `model.Scored`), as
   `model.score_windows` has them; a window that publishes fewer frames takes the last of them;
 - the frame path (model.streaming): one new frame with its context (1, c + 1, C_in, H, W) and, per kind of
-  per-frame tensor its sequence keeps (model.streaming.frame_keys), the T-1 frames before it -> the frame's cues
-  and its own per-frame tensors, which the sequence's rings keep for the frames after it. A sequence's first frame
-  (its rings are empty) and a frame whose heatmap is asked for are scored by torch, over the same rings.
+  per-frame tensor its sequence keeps (model.streaming.frame_keys), the frames before it that it reads -> the
+  frame's cues and its own per-frame tensors, which the sequence's rings keep for the frames after it. A
+  sequence's first frame (its rings are empty) and a frame whose heatmap is asked for are scored by torch, over
+  the same rings.
 
 It needs the optional packages of the `onnx` extra (onnxruntime to run it; onnx and onnxscript, beside torch, to
 export it); without them the service keeps the torch path.
@@ -168,7 +169,7 @@ class WindowRunner:
 
 
 class _FrameCues(nn.Module):
-    """One new frame with its context and the T-1 frames' per-frame tensors before it (frame_keys order) -> the
+    """One new frame with its context and, per kind of frame_keys, the frames before it that it reads -> the
     tuple of its present fields (FIELDS), (1, 1) each, then its own per-frame tensors (without the frame axis)."""
 
     def __init__(self, model: OCRGANVideo, names: tuple[str, ...]) -> None:
@@ -179,15 +180,15 @@ class _FrameCues(nn.Module):
 
     def forward(self, clip: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
         levels, new, lap, res = frame_tensors(self.model, clip)
-        stacks = {k: torch.cat([p, new[k]]) for k, p in zip(self.keys, past, strict=True)}  # (T, ...) each
+        stacks = {k: torch.cat([p, new[k]]) for k, p in zip(self.keys, past, strict=True)}  # (S, ...) each
         windows = [stacks[i][None] if i in stacks else x[:, None] for i, x in enumerate(levels)]
-        kv = {k: [v.transpose(0, 1)] for k, v in stacks.items() if not isinstance(k, int)}  # (P, T, 2C)
+        kv = {k: [v] for k, v in stacks.items() if not isinstance(k, int)}  # (T, P, 2C)
         s = score_stacked(self.model, clip, (lap, res), windows, kv)
         return tuple(getattr(s, k).float() for k in self.names) + tuple(new[k][0] for k in self.keys)
 
 
 def _frame_inputs(model: OCRGANVideo) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Example inputs of the frame graph: a frame with its context, and each kind's T-1 past frames."""
+    """Example inputs of the frame graph: a frame with its context, and each kind's past frames (frame_spans)."""
     cfg = model.cfg
     clip = torch.zeros(1, model.context_frames + 1, cfg.in_channels, *cfg.hw)
     stream = FrameStream(model)
@@ -260,7 +261,7 @@ class FrameRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
 
 
-GRAPH_VERSION = 2  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 3  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:

@@ -12,7 +12,7 @@ from model.temporal import (
     skip_plan,
     temporal_mask,
 )
-from model.temporal.attention import NoTemporal, PooledTemporal, fit_heads
+from model.temporal.attention import NoTemporal, PooledTemporal, fit_heads, to_tokens
 
 MODULES = {
     "basic": lambda c: BasicTemporalAttention(c, 4, 16, causal=True),
@@ -93,3 +93,41 @@ def test_plans():
     assert isinstance(make_temporal("basic", 8, 4, 16, True, grid=(32, 48)), BasicTemporalAttention)
     with pytest.raises(ValueError):
         make_temporal("lstm", 8, 4, 16, True)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_one_query_frame_over_frames_first_keys_equals_attention_over_the_window(dilation):
+    """attend_latest, as a stream's frame reads its keys and values in place (frames first, in parts, without the
+    position code), gives the update of the window's last frame."""
+    from model.temporal.attention import TemporalSelfAttention
+
+    torch.manual_seed(4)
+    attn = TemporalSelfAttention(32, 2, 16).eval()
+    torch.nn.init.normal_(attn.pos, std=0.5)  # a position code that matters
+    x = torch.randn(6, 16, 32)  # two sequences of 3 tokens
+    mask = temporal_mask(16, causal=True, dilation=dilation)
+    kv = attn.frame_kv(x).transpose(0, 1)  # (T, N, 2C), frames first
+    with torch.no_grad():
+        full = attn(x, mask)[:, -1:]
+        parts = attn(x[:, -1:], mask, last=1, kv=[kv[:, :3], kv[:, 3:]])  # only the last frame's tokens
+        several = attn(x[:, -3:], mask, last=3, kv=[kv])  # the general path over the same keys and values
+    assert torch.allclose(parts, full, atol=1e-5)
+    assert torch.allclose(several, attn(x, mask)[:, -3:], atol=1e-5)
+    with pytest.raises(ValueError, match="keys and values"):
+        attn(x[:, -1:], mask, last=1)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_a_module_given_the_keys_and_values_reads_only_the_frames_it_says(name):
+    """frames_read: with every attention block's keys and values, the last frames it names give the window's last
+    output, and a frame before them changes nothing."""
+    torch.manual_seed(6)
+    module = MODULES[name](32).eval()
+    x = torch.randn(1, 16, 32, 4, 6)
+    grid = module.token_grid(x)
+    kv = {b: [b.frame_kv(to_tokens(grid)).transpose(0, 1)] for b in module.attentions()}
+    n = module.frames_read(1, 16)
+    with torch.no_grad():
+        y = module(x[:, 16 - n:], last=1, kv=kv)
+        assert torch.allclose(y, module(x)[:, -1:], atol=1e-5)
+    assert n == {"enhanced": 3, "adaptive": 16}.get(name, 1)
