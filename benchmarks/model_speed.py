@@ -1,7 +1,8 @@
 """Model speed on this machine: parameters, GFLOPs per frame, scoring frames/s (batches of 1 and 8
 windows), train-step time, and achieved FLOP/s as a fraction of a large matmul measured in the same run; for a
 model with the motion band, the cost per frame of preprocessing (resize and DIS optical flow, on a 240x360
-frame) and the whole per-frame cost, preprocessing and model together.
+frame; `preprocess_still_ms` on a still scene under sensor noise, where a gated model's flow is not computed)
+and the whole per-frame cost, preprocessing and model together.
 
     python benchmarks/model_speed.py [--threads 1 2] [--configs seed,default] [--checkpoint PATH]
     python benchmarks/model_speed.py --device cuda [--amp] --configs "" --checkpoint PATH --no-train
@@ -153,6 +154,8 @@ def bench(name: str, model: OCRGANVideo, threads: int, train: bool) -> dict:
     if DEVICE.type == "cpu" and onnx_runtime.available():
         row.update(onnx_row(model, threads, peak))
     row["preprocess_ms"] = round(1000 * preprocess_seconds(cfg), 2)
+    if cfg.motion:
+        row["preprocess_still_ms"] = round(1000 * preprocess_seconds(cfg, still=True), 2)
     row["whole_fps_b1"] = round(1 / (1 / row["fps_b1"] + row["preprocess_ms"] / 1000), 1)
     if train and DEVICE.type == "cpu":
         row["train_step_s_b4"] = round(train_step_seconds(OCRGANVideo(cfg), 4), 2)
@@ -221,10 +224,14 @@ def streaming_seconds(model: OCRGANVideo, cameras: int) -> tuple[float, float]:
     return timeit(one), fc.get_total_flops()
 
 
-def preprocess_seconds(cfg: OCRGANConfig) -> float:
-    """Seconds to turn one grey camera frame into model input: resize and, with the motion band, the flow."""
+def preprocess_seconds(cfg: OCRGANConfig, still: bool = False) -> float:
+    """Seconds to turn one grey camera frame into model input: resize and, with the motion band, the flow. Frames
+    that change everywhere, or with `still` one scene under 2 grey levels of sensor noise (a camera watching an
+    empty scene)."""
     rng = np.random.default_rng(0)
-    frames = [cv2.GaussianBlur(rng.integers(0, 256, CAMERA_FRAME, dtype=np.uint8), (5, 5), 0) for _ in range(2)]
+    scene = cv2.GaussianBlur(rng.integers(0, 256, CAMERA_FRAME, dtype=np.uint8), (5, 5), 0)
+    frames = ([np.clip(scene + rng.normal(0, 2, CAMERA_FRAME), 0, 255).astype(np.uint8) for _ in range(2)] if still
+              else [scene, cv2.GaussianBlur(rng.integers(0, 256, CAMERA_FRAME, dtype=np.uint8), (5, 5), 0)])
     prep = SequencePreprocessor(cfg)
     k = iter(range(10**9))
     return timeit(lambda: prep(frames[next(k) % 2]), 1.0)
@@ -254,7 +261,7 @@ def main() -> None:
         return
     cols = ["config", "threads", "size", "ngf", "stride", "params_M", "GFLOP_per_frame_b8", "fps_b1", "fps_b8",
             "achieved_vs_matmul_b8", "channels_last_speedup_b8",
-            "onnx_fps_b1", "onnx_vs_torch_b1", "preprocess_ms", "whole_fps_b1", "matmul_GFLOPs",
+            "onnx_fps_b1", "onnx_vs_torch_b1", "preprocess_ms", "preprocess_still_ms", "whole_fps_b1", "matmul_GFLOPs",
             "train_step_s_b4"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

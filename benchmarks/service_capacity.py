@@ -5,9 +5,11 @@ rule), with end-to-end latency p50/p99, CPU and the process's peak RSS; then POS
 
     python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1] [--runtime onnx]
                                           [--stride N] [--fps 10,25] [--max-cameras 12] [--seconds 20]
-                                          [--source file|rtsp] [--uploads 1,2,4] [--upload-seconds 30]
+                                          [--source file|rtsp] [--scene demo|still [--noise 3]] [--uploads 1,2,4]
+                                          [--upload-seconds 30]
 
-Cameras: the bundled demo clip (240x160 H.264, 25 fps) played in real time per camera (file), or a loopback
+Cameras: the bundled demo clip (240x160 H.264, 25 fps; with --scene still, its first frame held under sensor
+noise: a scene where nothing moves) played in real time per camera (file), or a loopback
 gst-rtsp-server (rtsp; its encoders then share the machine), sampled at the camera rate (`fps` of the camera,
 as `POST /streams` sets it) and scored by the in-process service (benchmarks/service_e2e.py's harness). Cameras
 are added one at a time until more than 1% of the offered frames are dropped; that count is run a second time
@@ -159,6 +161,19 @@ def upload_runs(checkpoint: Path, threads: int, levels: list[int], seconds: floa
     return rows
 
 
+def still_clip(tmp: Path, noise: int) -> Path:
+    """The demo clip's first frame held for 30 s at 25 fps under fresh sensor noise in every frame (FFmpeg's
+    temporal noise of strength `noise`), encoded as H.264 like the demo clip: a camera watching a scene where nothing
+    moves. A gated model's motion band gives a frame to the optical flow only where it changed beyond its noise:
+    at strength 3 few frames do, at 10 about half of them (the encoder's blocks)."""
+    frame, clip = tmp / "still.png", tmp / "still.mp4"
+    run = dict(check=True, capture_output=True, timeout=120)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(DEMO_CLIP), "-frames:v", "1", str(frame)], **run)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-framerate", "25", "-i", str(frame), "-t", "30",
+                    "-vf", f"noise=alls={noise}:allf=t", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], **run)
+    return clip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path)
@@ -173,6 +188,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=6.0)
     p.add_argument("--source", choices=["file", "rtsp"], default="file")
+    p.add_argument("--scene", choices=["demo", "still"], default="demo",
+                   help="what the file cameras show: the demo clip, or its first frame held under sensor noise")
+    p.add_argument("--noise", type=int, default=3, help="with --scene still: FFmpeg's noise strength (default 3)")
     p.add_argument("--uploads", default="1,2,4", help="concurrency levels for POST /score ('' to skip)")
     p.add_argument("--upload-seconds", type=float, default=30.0)
     args = p.parse_args()
@@ -194,7 +212,8 @@ def main() -> None:
     if args.source == "rtsp":
         server, targets = rtsp_targets(args.max_cameras, "240x160")
     else:
-        targets = [StreamTarget(str(DEMO_CLIP), True)] * args.max_cameras
+        clip = DEMO_CLIP if args.scene == "demo" else still_clip(tmp, args.noise)
+        targets = [StreamTarget(str(clip), True)] * args.max_cameras
     results = []
     try:
         for fps in [float(x) for x in args.fps.split(",") if x]:

@@ -176,6 +176,35 @@ def test_gated_flow_has_no_noise_from_flat_ground_and_keeps_a_slow_walker():
     assert np.median(gated[walker][..., 0]) == pytest.approx(np.median(raw[walker][..., 0]), abs=0.1)
 
 
+class CountingDIS:
+    """Wraps an estimator's DIS and counts the frames it is given."""
+
+    def __init__(self, dis) -> None:
+        self.dis, self.calls = dis, 0
+
+    def calc(self, prev, cur, flow):
+        self.calls += 1
+        return self.dis.calc(prev, cur, flow)
+
+    def __getattr__(self, name):
+        return getattr(self.dis, name)
+
+
+@pytest.mark.parametrize("steady", [False, True])
+def test_a_gated_estimator_gives_dis_only_the_frames_that_changed(steady):
+    still = [flat_walker(0, speed=0.0, seed=s) for s in range(5)]  # the walker stands; only the sensor's noise
+    walking = [flat_walker(t) for t in range(1, 5)]
+    gated = FlowEstimator(steady=steady, gated=True)
+    gated._dis = CountingDIS(gated._dis)
+    ungated = FlowEstimator(steady=steady)
+    flows = [(gated(f), ungated(f)) for f in still + walking]
+    assert gated._dis.calls == len(walking)  # each still frame: no change, so no flow was computed
+    for g, _ in flows[:len(still)]:
+        assert g.dtype == np.float32 and g.shape == (H, W, 2) and not g.any()
+    for (g, u), f, prev in zip(flows[len(still):], walking, [still[-1], *walking[:-1]], strict=True):
+        np.testing.assert_array_equal(g, u * changed(prev, f, gated._reach)[..., None])  # the flow DIS gives
+
+
 def test_a_gated_models_motion_band_says_so():
     cfg = OCRGANConfig(isize=(32, 48), nc=1, motion=True, gated=True)
     frames = np.stack([flat_walker(t) for t in range(4)])
