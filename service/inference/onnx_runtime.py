@@ -5,9 +5,8 @@ kernels, which measured faster than eager torch on the same inputs (docs/benchma
   `model.score_windows` has them; a window that publishes fewer frames takes the last of them;
 - the frame path (model.streaming): one new frame with its context (1, c + 1, C_in, H, W) and, per kind of
   per-frame tensor its sequence keeps (model.streaming.frame_keys), the frames before it that it reads -> the
-  frame's cues and its own per-frame tensors, which the sequence's rings keep for the frames after it. A
-  sequence's first frame (its rings are empty) and a frame whose heatmap is asked for are scored by torch, over
-  the same rings.
+  frame's cues and heatmap and its own per-frame tensors, which the sequence's rings keep for the frames after it.
+  A sequence's first frame (its rings are empty) is scored by torch, over the same rings.
 
 It needs the optional packages of the `onnx` extra (onnxruntime to run it; onnx and onnxscript, beside torch, to
 export it); without them the service keeps the torch path.
@@ -170,7 +169,10 @@ class WindowRunner:
 
 class _FrameCues(nn.Module):
     """One new frame with its context and, per kind of frame_keys, the frames before it that it reads -> the
-    tuple of its present fields (FIELDS), (1, 1) each, then its own per-frame tensors (without the frame axis)."""
+    tuple of its present fields (FIELDS), (1, 1) each, its heatmap (1, 1, H, W), then its own per-frame tensors
+    (without the frame axis). The heatmap is a patch mean of the error map the score reads (some 0.1 ms): a
+    camera's snapshot asks for one about every second, which torch would otherwise score in full (2-3 times a
+    frame's cost in the graph)."""
 
     def __init__(self, model: OCRGANVideo, names: tuple[str, ...]) -> None:
         super().__init__()
@@ -183,8 +185,8 @@ class _FrameCues(nn.Module):
         stacks = {k: torch.cat([p, new[k]]) for k, p in zip(self.keys, past, strict=True)}  # (S, ...) each
         windows = [stacks[i][None] if i in stacks else x[:, None] for i, x in enumerate(levels)]
         kv = {k: [v] for k, v in stacks.items() if not isinstance(k, int)}  # (T, P, 2C)
-        s = score_stacked(self.model, clip, (lap, res), windows, kv)
-        return tuple(getattr(s, k).float() for k in self.names) + tuple(new[k][0] for k in self.keys)
+        s = score_stacked(self.model, clip, (lap, res), windows, kv, heatmap=True)
+        return (*(getattr(s, k).float() for k in self.names), s.heatmap.float(), *(new[k][0] for k in self.keys))
 
 
 def _frame_inputs(model: OCRGANVideo) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -205,7 +207,7 @@ def export_frame_scorer(model: OCRGANVideo, path: str | Path) -> Path:
     m = _exportable(model)
     clip, past = _frame_inputs(m)
     module = _FrameCues(m, present_fields(m))
-    names = [*module.names, *(f"new{i}" for i in range(len(past)))]
+    names = [*module.names, "heatmap", *(f"new{i}" for i in range(len(past)))]
     _export(module, (clip, *past), path, ["clip", *(f"past{i}" for i in range(len(past)))], names)
     return Path(path)
 
@@ -220,12 +222,13 @@ class OnnxFrameScorer:
         outputs = [o.name for o in self.session.get_outputs()]
         self.names = tuple(outputs[:len(outputs) - len(self.keys)])
         self.shape = torch.Size(self.session.get_inputs()[0].shape)
-        if len(self.session.get_inputs()) != 1 + len(self.keys) or not set(self.names) <= set(FIELDS):
-            raise ValueError(f"{path} is not a frame graph of this model")
+        if (len(self.session.get_inputs()) != 1 + len(self.keys) or self.names[-1:] != ("heatmap",)
+                or not set(self.names[:-1]) <= set(FIELDS)):
+            raise ValueError(f"{path} is not a frame graph of this model and version")
 
     def score(self, stream: FrameStream, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A begun sequence's new frames (n, C_in, H, W), in order -> {field: (1, n)}; keeps each frame's per-frame
-        tensors in the sequence's rings."""
+        """A begun sequence's new frames (n, C_in, H, W), in order -> {field: (1, n)} and "heatmap": (1, n, H, W);
+        keeps each frame's per-frame tensors in the sequence's rings."""
         if not stream.rings:
             raise ValueError("the sequence has not begun: its first frame is scored by torch")
         if frames.shape[1:] != self.shape[2:]:
@@ -246,7 +249,7 @@ class OnnxFrameScorer:
 
 class FrameRunner:
     """The service's frame path (service.inference.frame_jobs): a begun sequence's frames by ONNX Runtime, one frame
-    per run; a sequence's first frames, a frame whose heatmap is asked for and other devices by torch
+    per run, with their heatmaps or not; a sequence's first frames and other devices by torch
     (`model.streaming.score_frames`, over the same rings)."""
 
     def __init__(self, model: OCRGANVideo, scorer: OnnxFrameScorer) -> None:
@@ -255,13 +258,13 @@ class FrameRunner:
 
     def __call__(self, stream: FrameStream, frames: torch.Tensor, heatmap: bool) -> Scored:
         """One sequence's new frames (n, C_in, H, W), in order -> their Scored, each field (1, n)."""
-        if heatmap or not stream.rings:
+        if not stream.rings:
             return score_frames(self.model, [(stream, frames)], heatmap)[0]
         fields = self.scorer.score(stream, frames)
-        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=None)
+        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
 
 
-GRAPH_VERSION = 3  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 4  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:
@@ -274,9 +277,9 @@ def cached_name(sha256: str, kind: str, published: int) -> str:
 
 
 def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
-    """Raise ValueError unless the runner's graph scores a random window, with its heatmaps (or, for the frame
-    graph, a random sequence's second frame) as its model does in torch: a graph read from a cache may be of other
-    code."""
+    """Raise ValueError unless the runner's graph scores a random window (or, for the frame graph, a random
+    sequence's second frame), with its heatmaps, as its model does in torch: a graph read from a cache may be of
+    other code."""
     model = runner.model
     cfg = model.cfg
     g = torch.Generator().manual_seed(0)
@@ -290,7 +293,9 @@ def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
         frames = torch.rand(2, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
         a, b = FrameStream(model), FrameStream(model)
         score_frames(model, [(a, frames[:1]), (b, frames[:1])])
-        ours, theirs = runner(a, frames[1:], False).raw, score_frames(model, [(b, frames[1:])])[0].raw
+        x, y = runner(a, frames[1:], True), score_frames(model, [(b, frames[1:])], True)[0]
+        ours, theirs = torch.cat([x.raw.flatten(), x.heatmap.flatten()]), torch.cat([y.raw.flatten(),
+                                                                                     y.heatmap.flatten()])
     ours, theirs = ours.flatten(), theirs.flatten()
     if not torch.allclose(ours, theirs, rtol=tolerance, atol=1e-6):
         i = int(((ours - theirs).abs() / theirs.abs().clamp_min(1e-6)).argmax())

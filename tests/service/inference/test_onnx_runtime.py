@@ -4,8 +4,8 @@ windows the graph was not exported for go to torch; an empty memory and a window
 with a reason; and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done,
 then with the graphs, which a later start reads from its cache (a damaged one is exported again; a graph that does
 not score as its model does fails verification). The frame path in ONNX Runtime scores every frame as torch does,
-on the shipped checkpoint and on random configs of the temporal modules, with a sequence's first frames and
-heatmaps on torch over the same rings."""
+on the shipped checkpoint and on random configs of the temporal modules, heatmaps included, with a sequence's first
+frames on torch over the same rings."""
 
 from __future__ import annotations
 
@@ -153,13 +153,15 @@ def test_a_graph_of_another_model_or_kind_is_refused(tmp_path):
     frames = onnx_runtime.export_frame_scorer(model, tmp_path / "f.onnx")
     with pytest.raises(ValueError, match="not a window graph"):
         onnx_runtime.OnnxWindowScorer(frames)
+    with pytest.raises(ValueError, match="not a frame graph"):
+        onnx_runtime.OnnxFrameScorer(tmp_path / "w.onnx", model)
     with pytest.raises(ValueError, match="where the model scores"):
         onnx_runtime.verify(onnx_runtime.FrameRunner(other, onnx_runtime.OnnxFrameScorer(frames, other)))
 
 
 def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> list[list[dict]]:
     """Each camera's frames, interleaved in runs of varying size, through `run(stream, frames, heatmap)` (torch's
-    score_frames without it); every fourth run asks for heatmaps. Per camera, per frame its fields."""
+    score_frames without it); every fourth run asks for heatmaps. Per camera, per frame its fields (and heatmap)."""
     run = run or (lambda stream, x, heat: score_frames(model, [(stream, x)], heat)[0])
     states = [FrameStream(model) for _ in cameras]
     out: list[list[dict]] = [[] for _ in cameras]
@@ -169,8 +171,8 @@ def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> l
         for per_camera, state, x in zip(out, states, cameras, strict=True):
             scored = run(state, x[a:a + n], k % 4 == 3)
             assert (scored.heatmap is not None) == (k % 4 == 3)
-            per_camera += [{name: getattr(scored, name)[0, j] for name in FIELDS if getattr(scored, name) is not None}
-                           for j in range(scored.raw.shape[1])]
+            per_camera += [{name: getattr(scored, name)[0, j] for name in (*FIELDS, "heatmap")
+                            if getattr(scored, name) is not None} for j in range(scored.raw.shape[1])]
         a, k = a + n, k + 1
     return out
 
@@ -190,8 +192,8 @@ def camera_frames(model, n: int, seed: int) -> torch.Tensor:
 
 
 def test_frames_score_as_in_torch(shipped, tmp_path):
-    """Two cameras interleaved, several frames of a camera in a run, heatmap runs on torch between graph runs (the
-    same rings): every cue of every frame as torch scores it."""
+    """Two cameras interleaved, several frames of a camera in a run, some runs asking for heatmaps: every cue of
+    every frame, and every heatmap, as torch scores it."""
     runner = onnx_runtime.FrameRunner(shipped, onnx_runtime.OnnxFrameScorer(
         onnx_runtime.export_frame_scorer(shipped, tmp_path / "frame.onnx"), shipped))
     cameras = [camera_frames(shipped, 26, 3), camera_frames(shipped, 26, 5)]
