@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
     runtime: Literal["torch", "onnx"] = "torch"  # what runs the model on a CPU: "onnx" exports its window and frame
     # paths to ONNX in child processes after start-up (some 15 and 30 s; torch scores meanwhile) and runs them with
-    # ONNX Runtime (the `onnx` extra; service/inference/onnx_runtime.py); window heatmaps, a camera's first frame
-    # and the frames whose heatmap is drawn, and GPUs stay on torch
+    # ONNX Runtime (the `onnx` extra; service/inference/onnx_runtime.py), heatmaps included; a camera's first
+    # frame and GPUs stay on torch
     onnx_cache: Path = Field(default_factory=lambda: cache_dir() / "onnx")  # exported graphs, by checkpoint digest
     # and versions: a later start with the same checkpoint reads them instead of exporting (each verified first)
     clip_batch: int | None = Field(None, ge=1)  # windows one uploaded clip may have queued; None = as max_batch
@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     max_failures: int = Field(0, ge=0)  # consecutive failed connects before "failed"; 0 = retry forever
     max_pending_windows: int = Field(2, ge=1)  # per camera, queued for the scorer; beyond: frames dropped
     prescale: bool = True  # let the decoder shrink big frames to 2x the model size before preprocess()
+    # how much lower the camera threads' CPU priority is than the scorer's (Linux niceness, per thread; 0 = the
+    # same): every frame waits for the one scorer thread, while each camera's decoding and flow can wait a little.
+    # On the 2-core VM, four cameras at 25 fps frame by frame: 0 dropped 1-5%, p50 550-620 ms; 5 dropped none,
+    # p50 50-53 ms (docs/benchmarks.md, "The scorer first")
+    camera_nice: int = Field(5, ge=0, le=19)
     snapshot_interval_seconds: float = Field(1.0, gt=0)  # how often a window also computes its heatmap
     calibration_frames: int = Field(600, ge=MIN_CALIBRATION_FRAMES)  # warm-up of a camera's own score statistics
     # (a minute at the default 10 fps: 25 s openings of a new scene left up to 30% of its normal frames flagged,

@@ -13,6 +13,8 @@ for their window are dropped (and counted) too, and the frame stream forgets the
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -39,6 +41,18 @@ from service.metrics import Metrics
 from service.settings import Backoff, Settings
 
 log = logging.getLogger("ocrgan.streams")
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by `nice` (on Linux, where niceness is per thread; threads it starts
+    later, such as the decoder's, inherit it). Elsewhere, or where the system refuses, it is left as it is."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as e:
+        log.warning("a camera thread's priority could not be lowered: %s", e)
 
 
 class StreamState(StrEnum):
@@ -152,6 +166,7 @@ class StreamWorker:
     # --- connection loop -------------------------------------------------------------------------
     def _run(self) -> None:
         s = self.settings
+        lower_priority(s.camera_nice)  # the scorer first (Settings.camera_nice)
         opts = SourceOptions(s.open_timeout_seconds, s.watchdog_seconds, s)
         while not self._stop.is_set():
             try:

@@ -1,5 +1,6 @@
 """One camera against a real loopback RTSP server: scores, frame numbering, drops, reconnects, watchdog,
-calibration by default and the snapshot drawn on the camera's own scale."""
+calibration by default, the snapshot drawn on the camera's own scale, and the camera's thread below the scorer's
+CPU priority."""
 
 from __future__ import annotations
 
@@ -274,6 +275,15 @@ def test_a_refusing_camera_fails_after_max_failures(parts, workers):
     wait_for(lambda: w.state is StreamState.FAILED, 10, what="failed")
     assert rec.states() == ["reconnecting", "failed"]
     assert w.last_error == "cannot open: could not connect to the camera" and w.reconnects == 1
+
+
+@pytest.mark.parametrize("nice", [0, 5])
+def test_a_cameras_thread_yields_the_cpu_to_the_scorer_by_its_nice(parts, workers, nice):
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    w, _ = start_worker(workers, parts(camera_nice=nice), f"rtsp://127.0.0.1:{free_port()}/none")
+    wait_for(lambda: w.reconnects >= 1, 10, what="a failed connection")  # the thread is under way
+    assert os.getpriority(os.PRIO_PROCESS, w._thread.native_id) == min(19, mine + nice)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller's is its own
 
 
 def test_credentials_never_reach_status_or_errors(parts, workers):
