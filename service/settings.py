@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     # per core. Each camera preprocesses in its own thread already: OpenCV's pool on top made one optical flow cost
     # 1.4x the CPU, and the service 3-8% more CPU at the same load (docs/benchmarks.md)
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's for clips, and
-    # for cameras 1 on a GPU (each frame scored on arrival from cached features: model/streaming.py) and the
-    # checkpoint's on a CPU (there the frame path costs about twice the windows per frame); logged at start-up
+    # for cameras 1 on a GPU and with runtime "onnx" (each frame scored on arrival from cached features:
+    # model/streaming.py), the checkpoint's with torch on a CPU (there the frame path costs about 2.5 times the
+    # windows per frame); logged at start-up
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
     # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch

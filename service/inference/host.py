@@ -20,18 +20,23 @@ from service.settings import Settings
 log = logging.getLogger("ocrgan.service")
 
 
-def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device) -> tuple[int, str]:
+def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device,
+                  runtime: str = "torch") -> tuple[int, str]:
     """A camera's default stride, and why: OCRGAN_STRIDE when set; else 1 (every frame scored on arrival, from
-    cached features) on a GPU, where the new frames of all cameras batch cheaply; else the checkpoint's, since on
-    a CPU the frame path costs about twice the window path per frame (on the 2-core VM: 3 cameras at 25 fps
-    frame by frame, 5 by windows; docs/benchmarks.md)."""
+    cached features) on a GPU, where the new frames of all cameras batch cheaply, and on a CPU with
+    OCRGAN_RUNTIME=onnx, whose frame graph costs about 1.3 times the window graph per frame (on the 2-core VM four
+    cameras at 25 fps frame by frame at a median latency of 41-90 ms, where a window makes a frame wait for up to 7
+    more: 226-313 ms); else the checkpoint's, since with torch on a CPU the frame path costs about 2.5 times the
+    window path per frame (3 cameras at 25 fps either way, docs/benchmarks.md)."""
     if setting:
         return setting, "OCRGAN_STRIDE"
-    if device.type != "cuda":
-        return model.cfg.stride, "the checkpoint's on a CPU: the frame path costs about twice the windows per frame"
     if not model.cfg.causal:
         return model.cfg.stride, f'the checkpoint\'s: objective "{model.cfg.objective}" sees later frames'
-    return 1, "on a GPU: the new frames of all cameras batch cheaply"
+    if device.type == "cuda":
+        return 1, "on a GPU: the new frames of all cameras batch cheaply"
+    if runtime == "onnx" and onnx_runtime.available():
+        return 1, "ONNX Runtime on a CPU: its frame graph costs about 1.3 times the window graph per frame"
+    return model.cfg.stride, "the checkpoint's with torch on a CPU: the frame path costs about 2.5 times the windows"
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,7 +71,7 @@ class ModelHost:
         if not 1 <= stride <= model.cfg.num_frames:
             raise ValueError(f"OCRGAN_STRIDE={stride} must be in [1, {model.cfg.num_frames}] for this checkpoint")
         log.info("model %s (%s) on %s, stride %d for clips", Path(info.path).name, info.sha256[:12], device, stride)
-        cameras, why = camera_stride(settings.stride, model, device)
+        cameras, why = camera_stride(settings.stride, model, device, settings.runtime)
         host = cls(model, info, device, stride, cameras)
         log.info("cameras: stride %d, scored %s (%s)", cameras,
                  "frame by frame" if host.frame_path(cameras) else "by windows", why)

@@ -1,11 +1,14 @@
-"""Which stride and path a camera gets by default: frame by frame on a GPU, the checkpoint's windows on a CPU."""
+"""Which stride and path a camera gets by default: frame by frame on a GPU and in ONNX Runtime on a CPU, the
+checkpoint's windows with torch on a CPU."""
 
 from __future__ import annotations
 
 import cv2
+import pytest
 import torch
 
 from model import OCRGANConfig, OCRGANVideo
+from service.inference import onnx_runtime
 from service.inference.host import ModelHost, camera_stride
 from tests.service.conftest import TINY
 
@@ -17,9 +20,18 @@ def test_cameras_are_scored_frame_by_frame_on_a_gpu_and_by_windows_on_a_cpu():
     assert camera_stride(2, model, torch.device("cuda"))[0] == 2  # OCRGAN_STRIDE decides when set
 
 
+@pytest.mark.skipif(not onnx_runtime.available(), reason="the onnx extra is not installed")
+def test_cameras_are_scored_frame_by_frame_on_a_cpu_with_onnx_runtime():
+    model = OCRGANVideo(OCRGANConfig(**TINY))
+    assert camera_stride(None, model, torch.device("cpu"), "onnx")[0] == 1
+    assert camera_stride(None, model, torch.device("cpu"), "torch")[0] == model.cfg.stride
+    assert camera_stride(3, model, torch.device("cpu"), "onnx")[0] == 3
+
+
 def test_a_model_that_sees_later_frames_keeps_its_windows_on_a_gpu():
     model = OCRGANVideo(OCRGANConfig(**TINY, objective="reconstruct"))
     assert camera_stride(None, model, torch.device("cuda"))[0] == model.cfg.stride
+    assert camera_stride(None, model, torch.device("cpu"), "onnx")[0] == model.cfg.stride
     host = ModelHost(model, None, torch.device("cpu"), model.cfg.stride, 1)
     assert not host.frame_path(1)  # a camera asking for stride 1 slides windows one frame at a time
 
