@@ -25,9 +25,9 @@ def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device,
     """A camera's default stride, and why: OCRGAN_STRIDE when set; else 1 (every frame scored on arrival, from
     cached features) on a GPU, where the new frames of all cameras batch cheaply, and on a CPU with
     OCRGAN_RUNTIME=onnx, whose frame graph costs about 1.3 times the window graph per frame (on the 2-core VM four
-    cameras at 25 fps frame by frame at a median latency of 41-90 ms, where a window makes a frame wait for up to 7
-    more: 226-313 ms); else the checkpoint's, since with torch on a CPU the frame path costs about 2.5 times the
-    window path per frame (3 cameras at 25 fps either way, docs/benchmarks.md)."""
+    cameras at 25 fps frame by frame at a median latency of 41-182 ms; by windows, where a frame waits for up to 7
+    more, five at 212-313 ms); else the checkpoint's, since with torch on a CPU the frame path costs about 2.5 times
+    the window path per frame (3 cameras at 25 fps either way, docs/benchmarks.md)."""
     if setting:
         return setting, "OCRGAN_STRIDE"
     if not model.cfg.causal:
