@@ -1,9 +1,9 @@
 """Capacity of one machine: for cameras sampled at each rate of --fps, the largest number the service scores
-with no more than 1% of their frames dropped (default settings: the checkpoint's stride, the batch size by
-rule), with end-to-end latency p50/p99, CPU and the process's peak RSS; then POST /score throughput for 1, 2 and
-4 concurrent uploads.
+with no more than 1% of their frames dropped (default settings: ONNX Runtime where installed, measured once its
+graphs are ready; the stride and the batch size by rule), with end-to-end latency p50/p99, CPU and the process's
+peak RSS; then POST /score throughput for 1, 2 and 4 concurrent uploads.
 
-    python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1] [--runtime onnx]
+    python benchmarks/service_capacity.py [--checkpoint PATH | --random ped2|small|tiny] [--threads 1] [--runtime torch]
                                           [--stride N] [--fps 10,25] [--max-cameras 12] [--seconds 20]
                                           [--source file|rtsp] [--scene demo|still [--noise 3]] [--uploads 1,2,4]
                                           [--upload-seconds 30]
@@ -181,8 +181,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="OCRGAN_TORCH_THREADS (default 1, the service's)")
     p.add_argument("--stride", type=int, help="OCRGAN_STRIDE (default: the service's rule); 1 scores every "
                                               "frame on arrival")
-    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="OCRGAN_RUNTIME: what runs the model (default torch, the service's)")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
+                   help="OCRGAN_RUNTIME: what runs the model (default auto, the service's: ONNX Runtime on a CPU "
+                        "where installed)")
     p.add_argument("--fps", default="10,25", help="camera rates to find the capacity at (comma-separated)")
     p.add_argument("--max-cameras", type=int, default=12)
     p.add_argument("--seconds", type=float, default=20.0)
@@ -200,10 +201,8 @@ def main() -> None:
     base = dict(checkpoint=checkpoint, device="cpu", torch_threads=args.threads, registry_path=tmp / "streams.json",
                 stride=args.stride, runtime=args.runtime, **LOOPBACK_ONLY)
     host = ModelHost.load(Settings(_env_file=None, **base))
-    if args.runtime == "onnx":  # measure the graph, not the torch path that scores while it is exported
-        frames = host.frame_path(host.camera_stride)
-        wait_for(lambda: (host.frame_runner if frames else host.window_runner) is not None, timeout=600,
-                 what="the ONNX export")
+    # measure the graphs, not the torch path that scores while they are exported, nor beside an export
+    wait_for(lambda: not host.exporting, timeout=600, what="the ONNX exports")
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "
           f"{args.threads} thread(s) on {host.describe()['runtime']}, {psutil.cpu_count()} CPUs, cameras from "

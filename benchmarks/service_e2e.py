@@ -168,7 +168,7 @@ def main() -> None:
         checkpoint = tmp / f"{args.random or 'small'}-random.safetensors"
         save_checkpoint(OCRGANVideo(OCRGANConfig(**RANDOM[args.random or "small"])), checkpoint)
     base = dict(checkpoint=checkpoint, device=args.device, torch_threads=args.threads,
-                registry_path=tmp / "streams.json", **LOOPBACK_ONLY)
+                registry_path=tmp / "streams.json", runtime="torch", **LOOPBACK_ONLY)  # batches are torch's
     host = ModelHost.load(Settings(_env_file=None, **base))
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "

@@ -50,7 +50,8 @@ def video_problem(path: Path) -> str | None:
 def _score(args: argparse.Namespace) -> int:
     if args.calibrate_seconds is not None and not 0 < args.calibrate_seconds < float("inf"):
         return refuse("score", f"--calibrate-seconds must be a positive number, not {args.calibrate_seconds:g}")
-    settings = cli_settings(args)
+    # one clip: torch unless OCRGAN_RUNTIME says otherwise (an export in the background would outlast most clips)
+    settings = cli_settings(args, runtime="torch")
     problem = video_problem(Path(args.file))
     if problem:
         return refuse("score", problem)

@@ -83,16 +83,17 @@ class Settings(BaseSettings):
     # per core. Each camera preprocesses in its own thread already: OpenCV's pool on top made one optical flow cost
     # 1.4x the CPU, and the service 3-8% more CPU at the same load (docs/benchmarks.md)
     stride: int | None = Field(None, ge=1)  # frames between scored windows; None = the checkpoint's for clips, and
-    # for cameras 1 on a GPU and with runtime "onnx" (each frame scored on arrival from cached features:
+    # for cameras 1 on a GPU and on ONNX Runtime (each frame scored on arrival from cached features:
     # model/streaming.py), the checkpoint's with torch on a CPU (there the frame path costs about 2.5 times the
     # windows per frame); logged at start-up
     max_batch: int | None = Field(None, ge=1)  # windows per forward pass, across cameras; None = 8 on a GPU,
     # on a CPU 8 for a model whose window costs at most 0.5 GFLOP, else 1 (service/inference/batch_size.py)
     max_batch_wait_ms: float = Field(20.0, ge=0)  # how long the scorer waits to fill a batch
-    runtime: Literal["torch", "onnx"] = "torch"  # what runs the model on a CPU: "onnx" exports its window and frame
-    # paths to ONNX in child processes after start-up (some 15 and 30 s; torch scores meanwhile) and runs them with
-    # ONNX Runtime (the `onnx` extra; service/inference/onnx_runtime.py), heatmaps included; a camera's first
-    # frame and GPUs stay on torch
+    runtime: Literal["auto", "torch", "onnx"] = "auto"  # what runs the model on a CPU: "auto" = ONNX Runtime where
+    # onnxruntime, onnx and onnxscript are installed (the service extra has them), else torch; on ONNX Runtime the
+    # window and frame paths are exported to ONNX in child processes after start-up (some 15 and 30 s; torch scores
+    # meanwhile; a later start reads them from onnx_cache) and run by its CPU kernels, heatmaps included; a camera's
+    # first frame and GPUs stay on torch (service/inference/onnx_runtime.py)
     onnx_cache: Path = Field(default_factory=lambda: cache_dir() / "onnx")  # exported graphs, by checkpoint digest
     # and versions: a later start with the same checkpoint reads them instead of exporting (each verified first)
     clip_batch: int | None = Field(None, ge=1)  # windows one uploaded clip may have queued; None = as max_batch

@@ -73,6 +73,7 @@ class LoadReport:
     ws_messages: int
     ws_dropped: float
     states: dict[str, str]
+    by_frames: int  # cameras scored frame by frame (each may have as many frames queued as its windows hold)
     log_errors: list[str]
     log_warnings: list[str]
 
@@ -86,7 +87,8 @@ class LoadReport:
             f"fds: {self.fds[0]}-{self.fds[1]} (warm-up end {self.warmup_fds})",
             f"frames: decoded {self.decoded}, scored {self.scored} ({self.scored / self.seconds:.1f}/s), "
             f"dropped {self.dropped} ({100 * self.dropped / max(self.scored + self.dropped, 1):.2f}%), "
-            f"waiting at the end {self.unaccounted}; scorer queue max {self.queue_max:.0f} windows",
+            f"waiting at the end {self.unaccounted}; scorer queue max {self.queue_max:.0f} jobs ({self.by_frames} "
+            f"camera(s) frame by frame)",
             f"uploads: {self.uploads_ok} scored ({self.uploads_ok / self.seconds:.2f}/s, median "
             f"{statistics.median(up):.2f} s), {len(self.uploads_failed)} failed",
             f"WebSocket: {self.ws_messages} messages to the reader, {self.ws_dropped:.0f} dropped for the stalled one",
@@ -150,8 +152,11 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
     server = rtsp_server(tmp, mounts=",".join(mounts), size=cfg.size, fps=cfg.fps)
     server.start()
     env = {"OCRGAN_CHECKPOINT": str(cfg.checkpoint), "OCRGAN_ALLOW_LOOPBACK": "true", "OCRGAN_DEVICE": "cpu",
-           "OCRGAN_REGISTRY_PATH": str(tmp / "streams.json"), "OCRGAN_UPLOAD_DIR": str(tmp), **cfg.env}
+           "OCRGAN_REGISTRY_PATH": str(tmp / "streams.json"), "OCRGAN_UPLOAD_DIR": str(tmp),
+           "OCRGAN_ONNX_CACHE": str(tmp / "onnx"), **cfg.env}
     app = AppProcess(env, tmp / "service.log")
+    # the steady state: a first start exports the graphs of ONNX Runtime (the default on a CPU) in the background
+    wait_for(lambda: not app.client.get("/model").json()["exporting"], 600, what="the ONNX Runtime graphs")
     sampler = ProcessSampler(app.pid, interval=0.25)
     uploaders = None
     queue_max = 0.0
@@ -201,6 +206,7 @@ def run_load(cfg: LoadConfig, tmp: Path) -> LoadReport:
         queue_max=queue_max, uploads_ok=len(uploads), uploads_failed=list(uploaders.failed),
         upload_seconds=uploads, ws_messages=ws_messages, ws_dropped=ws_dropped,
         states={v["id"]: v["state"] for v in views},
+        by_frames=sum(v["scoring"] == "frames" for v in views),
         log_errors=_log_lines(app.log, "ERROR"), log_warnings=_log_lines(app.log, "WARNING"),
     )
 
@@ -229,7 +235,9 @@ def check(report: LoadReport, cfg: LoadConfig) -> None:
     assert report.threads[1] - report.threads[0] <= cfg.uploaders * THREADS_PER_UPLOAD + 4, report.threads
     assert report.thread_floors[1] - report.thread_floors[0] <= THREAD_GROWTH, report.thread_floors
     assert report.fds[1] - report.fds[0] <= FD_SPREAD, report.fds
-    # dropped frames are counted, never queued: the scorer holds at most MAX_PENDING windows per camera and a
-    # batch of each clip being scored, and every accepted frame is scored, dropped, or waiting for its window
-    assert report.queue_max <= cfg.cameras * MAX_PENDING + min(cfg.uploaders, MAX_CLIPS) * clip_batch(cfg)
+    # dropped frames are counted, never queued: the scorer holds at most MAX_PENDING windows per camera (or as many
+    # frames, for a camera scored frame by frame) and a batch of each clip being scored, and every accepted frame is
+    # scored, dropped, or waiting for its window
+    cameras = (cfg.cameras - report.by_frames) * MAX_PENDING + report.by_frames * MAX_PENDING * stride
+    assert report.queue_max <= cameras + min(cfg.uploaders, MAX_CLIPS) * clip_batch(cfg), report.queue_max
     assert report.unaccounted <= cfg.cameras * stride * (1 + MAX_PENDING)

@@ -88,8 +88,10 @@ class ModelInfo(BaseModel):
     smoothing: float = Field(description="causal EMA factor on published scores (0: none)")
     device: str
     half: bool = Field(description="the weights run in half precision")
-    runtime: str = Field("torch", description='what runs the window path: "torch", or "onnx" (ONNX Runtime, once '
-                         'the checkpoint\'s export after start-up is done)')
+    runtime: str = Field("torch", description='what runs the model: "torch", or "onnx" (ONNX Runtime, the default on '
+                         'a CPU, once the checkpoint\'s graphs are exported or read after start-up)')
+    exporting: bool = Field(False, description="graphs for ONNX Runtime are still being exported or read in the "
+                            "background (torch scores meanwhile)")
 
 
 class ScoreResult(BaseModel):

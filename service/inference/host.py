@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,28 @@ from service.settings import Settings
 log = logging.getLogger("ocrgan.service")
 
 
+def choose_runtime(setting: str, device: torch.device) -> tuple[str, str]:
+    """What runs the model ("torch" or "onnx"), and why: OCRGAN_RUNTIME "auto" (the default) takes ONNX Runtime on
+    a CPU where its packages are installed (they come with the service), since there it scores a window 1.3-1.9
+    times as fast as eager torch and a frame 1.6 times (docs/benchmarks.md); torch on a GPU, and wherever it is
+    asked for."""
+    if setting == "torch":
+        return "torch", "OCRGAN_RUNTIME=torch"
+    if device.type != "cpu":
+        return "torch", f"the model runs on {device}, where ONNX Runtime's CPU kernels do not"
+    if not onnx_runtime.available():
+        if setting == "onnx":
+            log.warning("OCRGAN_RUNTIME=onnx but onnxruntime, onnx or onnxscript is not installed (pip install "
+                        "'.[service]'): the model stays on torch")
+        return "torch", "onnxruntime, onnx or onnxscript is not installed"
+    return "onnx", "OCRGAN_RUNTIME=onnx" if setting == "onnx" else "a CPU with ONNX Runtime installed"
+
+
 def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device,
                   runtime: str = "torch") -> tuple[int, str]:
     """A camera's default stride, and why: OCRGAN_STRIDE when set; else 1 (every frame scored on arrival, from
-    cached features) on a GPU, where the new frames of all cameras batch cheaply, and on a CPU with
-    OCRGAN_RUNTIME=onnx, whose frame graph costs about 1.3 times the window graph per frame (on the 2-core VM four
+    cached features) on a GPU, where the new frames of all cameras batch cheaply, and on a CPU with ONNX Runtime
+    (choose_runtime), whose frame graph costs about 1.3 times the window graph per frame (on the 2-core VM four
     cameras at 25 fps frame by frame at a median latency of 41-182 ms; by windows, where a frame waits for up to 7
     more, five at 212-313 ms); else the checkpoint's, since with torch on a CPU the frame path costs about 2.5 times
     the window path per frame (3 cameras at 25 fps either way, docs/benchmarks.md)."""
@@ -34,7 +52,7 @@ def camera_stride(setting: int | None, model: OCRGANVideo, device: torch.device,
         return model.cfg.stride, f'the checkpoint\'s: objective "{model.cfg.objective}" sees later frames'
     if device.type == "cuda":
         return 1, "on a GPU: the new frames of all cameras batch cheaply"
-    if runtime == "onnx" and onnx_runtime.available():
+    if runtime == "onnx":
         return 1, "ONNX Runtime on a CPU: its frame graph costs about 1.3 times the window graph per frame"
     return model.cfg.stride, "the checkpoint's with torch on a CPU: the frame path costs about 2.5 times the windows"
 
@@ -54,9 +72,11 @@ class ModelHost:
     device: torch.device
     stride: int  # the default stride for uploaded clips
     camera_stride: int = 0  # the default stride for cameras (camera_stride()); 0 = as `stride`
+    runtime: str = "torch"  # what runs the model once its graphs are ready (choose_runtime)
     window_runner: WindowRunner | None = None  # runs the window path in ONNX Runtime once exported (else torch)
     frame_runner: FrameRunner | None = None  # the same for the frame path
     _batch: int | None = field(default=None, init=False, repr=False)
+    _exports: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, settings: Settings) -> ModelHost:
@@ -71,33 +91,29 @@ class ModelHost:
         if not 1 <= stride <= model.cfg.num_frames:
             raise ValueError(f"OCRGAN_STRIDE={stride} must be in [1, {model.cfg.num_frames}] for this checkpoint")
         log.info("model %s (%s) on %s, stride %d for clips", Path(info.path).name, info.sha256[:12], device, stride)
-        cameras, why = camera_stride(settings.stride, model, device, settings.runtime)
-        host = cls(model, info, device, stride, cameras)
+        runtime, why = choose_runtime(settings.runtime, device)
+        log.info("runtime: %s (%s)", "ONNX Runtime" if runtime == "onnx" else "torch", why)
+        cameras, why = camera_stride(settings.stride, model, device, runtime)
+        host = cls(model, info, device, stride, cameras, runtime)
         log.info("cameras: stride %d, scored %s (%s)", cameras,
                  "frame by frame" if host.frame_path(cameras) else "by windows", why)
-        if settings.runtime == "onnx":
+        if runtime == "onnx":
             host.start_onnx(settings)
         return host
 
     def start_onnx(self, settings: Settings) -> None:
-        """OCRGAN_RUNTIME=onnx: export the scoring paths in use in the background (the cameras' first; a graph
-        kept in OCRGAN_ONNX_CACHE by an earlier start is read instead) and run each in ONNX Runtime once done: the
-        window path where clips or cameras are scored by windows, the frame path for a causal model (a camera may
-        ask for stride 1); torch scores meanwhile, and for good where ONNX Runtime cannot (a GPU, onnxruntime not
-        installed)."""
-        if self.device.type != "cpu":
-            log.info("OCRGAN_RUNTIME=onnx: the model runs on %s, so it stays on torch", self.device)
-            return
-        if not onnx_runtime.available():
-            log.warning("OCRGAN_RUNTIME=onnx but onnxruntime is not installed (pip install '.[onnx]'): the model "
-                        "stays on torch")
-            return
+        """The model on ONNX Runtime (choose_runtime): export the scoring paths in use in the background (the
+        cameras' first; a graph kept in OCRGAN_ONNX_CACHE by an earlier start is read instead) and run each in ONNX
+        Runtime once done: the window path where clips or cameras are scored by windows, the frame path for a
+        causal model (a camera may ask for stride 1); torch scores meanwhile, and for good where an export
+        fails."""
         by_windows = [s for s in (self.camera_stride, self.stride) if not self.frame_path(s)]
+        frames = self.frame_path(self.camera_stride)  # then only uploads read the window graph: it waits on standby
         kinds = ["window"] if by_windows else []
         if self.model.cfg.causal:
-            kinds.insert(0 if self.frame_path(self.camera_stride) else len(kinds), "frame")
+            kinds.insert(0 if frames else len(kinds), "frame")
         threads = settings.torch_threads or torch.get_num_threads()
-        log.info("OCRGAN_RUNTIME=onnx: the %s path(s) move to ONNX Runtime in the background (their graphs read from "
+        log.info("ONNX Runtime: the %s path(s) move to ONNX Runtime in the background (their graphs read from "
                  "%s or exported); torch scores until each is ready", " and ".join(kinds), settings.onnx_cache)
 
         def ready(kind: str, runner: WindowRunner | FrameRunner) -> None:
@@ -106,8 +122,15 @@ class ModelHost:
             else:
                 self.window_runner = runner
 
-        onnx_runtime.export_in_background(self.info.path, self.model, kinds, max(by_windows, default=1), threads,
-                                          ready, self.info.sha256, settings.onnx_cache)
+        self._exports = onnx_runtime.export_in_background(self.info.path, self.model, kinds,
+                                                          max(by_windows, default=1), threads, ready,
+                                                          self.info.sha256, settings.onnx_cache,
+                                                          standby=frozenset({"window"} if frames else ()))
+
+    @property
+    def exporting(self) -> bool:
+        """Whether graphs for ONNX Runtime are still being read or exported in the background."""
+        return self._exports is not None and self._exports.is_alive()
 
     def __post_init__(self) -> None:
         self.camera_stride = self.camera_stride or self.stride
@@ -172,4 +195,5 @@ class ModelHost:
             "device": str(self.device),
             "half": self.info.half,
             "runtime": "onnx" if self.window_runner is not None or self.frame_runner is not None else "torch",
+            "exporting": self.exporting,
         }

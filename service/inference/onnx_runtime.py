@@ -8,8 +8,8 @@ kernels, which measured faster than eager torch on the same inputs (docs/benchma
   frame's cues and heatmap and its own per-frame tensors, which the sequence's rings keep for the frames after it.
   A sequence's first frame (its rings are empty) is scored by torch, over the same rings.
 
-It needs the optional packages of the `onnx` extra (onnxruntime to run it; onnx and onnxscript, beside torch, to
-export it); without them the service keeps the torch path.
+It needs onnxruntime to run it and onnx and onnxscript, beside torch, to export it (all in the `service` extra);
+without them the service keeps the torch path.
 
 The graphs are exported in a child process after start-up (export_in_background), so start-up stays quick and the
 tracing never touches the model that scores meanwhile; until it is done, torch scores."""
@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import ctypes
+import importlib.util
 import logging
 import os
 import shutil
@@ -46,12 +48,9 @@ FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey") 
 
 
 def available() -> bool:
-    """Whether onnxruntime can be imported here."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether onnxruntime, and the exporter's onnx and onnxscript, are installed here (found, not imported: a
+    service on torch does not load them)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx", "onnxscript"))
 
 
 class _WindowCues(nn.Module):
@@ -124,18 +123,46 @@ def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | 
 
 
 class OnnxWindowScorer:
-    """An exported window graph (export_window_scorer) in an onnxruntime session on `threads` CPU threads."""
+    """An exported window graph (export_window_scorer) in an onnxruntime session on `threads` CPU threads. The
+    session can be closed while the graph is not wanted (close()) and opens again on the next score."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        self.session = _session(path, threads)
-        self.names = tuple(o.name for o in self.session.get_outputs())
-        self.shape = torch.Size(self.session.get_inputs()[0].shape)
+        self.path, self.threads = Path(path), threads
+        self._session = None
+        self._lock = threading.Lock()
+        session = self.session
+        self.names = tuple(o.name for o in session.get_outputs())
+        self.shape = torch.Size(session.get_inputs()[0].shape)
         if self.names[-1:] != ("heatmap",) or not set(self.names[:-1]) <= set(FIELDS):
             raise ValueError(f"{path} is not a window graph of this version (outputs {', '.join(self.names)})")
+        self.published = int(session.get_outputs()[0].shape[-1])
 
     @property
-    def published(self) -> int:
-        return int(self.session.get_outputs()[0].shape[-1])
+    def session(self):
+        with self._lock:
+            if self._session is None:
+                self._session = _session(self.path, self.threads)
+            return self._session
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None
+
+    def opens(self) -> bool:
+        """Whether the session is open or opens now; a graph gone from its place since is logged, once."""
+        try:
+            return self.session is not None
+        except Exception as e:
+            if not getattr(self, "_gone", False):
+                log.error("the ONNX window graph %s cannot be opened again (%s): windows go to torch", self.path, e)
+            self._gone = True
+            return False
+
+    def close(self) -> None:
+        """Let go of the session, its weights and its memory (some 50 MB for the shipped model's, verification
+        included); the next score opens it again from `path`, which must stay in place."""
+        with self._lock:
+            self._session = None
 
     def score(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """(1, T, C_in, H, W) window -> {field: (1, published)} for the fields the graph returns, and "heatmap":
@@ -160,7 +187,7 @@ class WindowRunner:
         first, stop, step = positions.indices(t)
         k = stop - first
         fits = stop == t and step == 1 and k <= self.scorer.published and clip.shape[1:] == self.scorer.shape[1:]
-        if not fits:
+        if not fits or not self.scorer.opens():
             return self.model.score_detailed(clip, positions, heatmap)
         parts = [self.scorer.score(clip[i:i + 1]) for i in range(len(clip))]
         fields = {name: torch.cat([p[name] for p in parts])[:, -k:] for name in self.scorer.names}
@@ -313,62 +340,96 @@ def _runner(kind: str, path: Path, model: OCRGANVideo, threads: int) -> WindowRu
 
 def export_in_background(checkpoint: str | Path, model: OCRGANVideo, kinds: list[str], published: int, threads: int,
                          ready: Callable[[str, WindowRunner | FrameRunner], None], sha256: str = "",
-                         cache: Path | None = None) -> threading.Thread:
+                         cache: Path | None = None, standby: frozenset[str] = frozenset()) -> threading.Thread:
     """Run the checkpoint's scoring paths `kinds` ("window", with `published` frames per window, and "frame") in
     ONNX Runtime, in that order, and hand `ready(kind, runner)` each runner of `model` (the loaded checkpoint, of
     digest `sha256`) as it is done. A graph is read from `cache` when it holds one for this checkpoint and these
     versions, else exported in a child process (its own interpreter: the exporter traces the model, which must not
     touch the one scoring meanwhile) and kept in `cache`. Every graph is verified against the model before use. A
-    failure is logged and leaves that path on torch."""
+    failure is logged and leaves that path on torch. A window graph in `standby` (one that may go unused for long:
+    only uploads read it where cameras are scored frame by frame) has its session closed once verified, when it is
+    kept in `cache`, and opened again on its first window. What the verifications allocated is handed back to the
+    system at the end."""
     def run() -> None:
         for kind in kinds:
-            started = time.monotonic()
-            kept = cache / cached_name(sha256, kind, published) if cache is not None and sha256 else None
-            if kept is not None and kept.exists():
-                try:
-                    runner = _runner(kind, kept, model, threads)
-                except Exception as e:
-                    log.warning("the cached ONNX %s graph %s cannot be used (%s); exporting it again", kind, kept, e)
-                    kept.unlink(missing_ok=True)
-                else:
-                    log.info("%s path on ONNX Runtime (%d thread(s)), its graph read from %s", kind, threads, kept)
-                    ready(kind, runner)
-                    continue
-            with tempfile.TemporaryDirectory(prefix="ocrgan-onnx-") as tmp:
-                out = Path(tmp) / f"{kind}.onnx"
-                args = ["--frames"] if kind == "frame" else ["--published", str(published)]
-                cmd = [sys.executable, "-m", "service.inference.onnx_runtime", str(checkpoint), str(out), *args]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if done.returncode != 0 or not out.exists():
-                    tail = (done.stderr or "").strip().splitlines()[-3:]
-                    log.error("ONNX export of the %s path failed (exit %d), it stays on torch: %s", kind,
-                              done.returncode, " | ".join(tail))
-                    continue
-                try:
-                    runner = _runner(kind, out, model, threads)
-                except Exception:
-                    log.exception("ONNX Runtime could not run the exported %s graph; that path stays on torch", kind)
-                    continue
-                if kept is not None:
-                    _keep(out, kept)
-            log.info("%s path on ONNX Runtime (%d thread(s)) after %.1f s of export", kind, threads,
-                     time.monotonic() - started)
+            runner = _read_or_export(kind)
+            if runner is None:
+                continue
+            if kind in standby and isinstance(runner, WindowRunner) and runner.scorer.path.exists():
+                runner.scorer.close()
+                log.info("%s graph on standby: its session opens on the first window it scores", kind)
             ready(kind, runner)
+        release_memory()
+
+    def _read_or_export(kind: str) -> WindowRunner | FrameRunner | None:
+        started = time.monotonic()
+        kept = cache / cached_name(sha256, kind, published) if cache is not None and sha256 else None
+        if kept is not None and kept.exists():
+            try:
+                runner = _runner(kind, kept, model, threads)
+            except Exception as e:
+                log.warning("the cached ONNX %s graph %s cannot be used (%s); exporting it again", kind, kept, e)
+                kept.unlink(missing_ok=True)
+            else:
+                log.info("%s path on ONNX Runtime (%d thread(s)), its graph read from %s", kind, threads, kept)
+                return runner
+        with tempfile.TemporaryDirectory(prefix="ocrgan-onnx-") as tmp:
+            out = Path(tmp) / f"{kind}.onnx"
+            args = ["--frames"] if kind == "frame" else ["--published", str(published)]
+            cmd = [sys.executable, "-m", "service.inference.onnx_runtime", str(checkpoint), str(out), *args,
+                   "--parent", str(os.getpid())]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0 or not out.exists():
+                tail = (done.stderr or "").strip().splitlines()[-3:]
+                log.error("ONNX export of the %s path failed (exit %d), it stays on torch: %s", kind,
+                          done.returncode, " | ".join(tail))
+                return None
+            try:
+                runner = _runner(kind, out, model, threads)
+            except Exception:
+                log.exception("ONNX Runtime could not run the exported %s graph; that path stays on torch", kind)
+                return None
+            if kept is not None and _keep(out, kept) and isinstance(runner, WindowRunner):
+                runner.scorer.path = kept  # the exported file goes with the temporary folder
+        log.info("%s path on ONNX Runtime (%d thread(s)) after %.1f s of export", kind, threads,
+                 time.monotonic() - started)
+        return runner
 
     thread = threading.Thread(target=run, name="onnx-export", daemon=True)
     thread.start()
     return thread
 
 
-def _keep(graph: Path, kept: Path) -> None:
-    """Copy an exported graph into the cache, whole or not at all; a cache that cannot be written is logged."""
+def _keep(graph: Path, kept: Path) -> bool:
+    """Copy an exported graph into the cache, whole or not at all, and say whether it is there; a cache that cannot
+    be written is logged."""
     try:
         kept.parent.mkdir(parents=True, exist_ok=True)
-        part = kept.with_suffix(f".part{os.getpid()}")
+        part = kept.with_suffix(f".part{os.getpid()}-{os.urandom(4).hex()}")  # replicas may share the cache
         shutil.copyfile(graph, part)
         os.replace(part, kept)
     except OSError as e:
         log.warning("the exported graph could not be kept in %s (%s): the next start exports it again", kept.parent, e)
+        return False
+    return True
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim): what a verification or an export
+    allocated once stays in the process's RSS otherwise. Nothing where the C library is not glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _die_with(parent: int) -> None:
+    """End this process when `parent` does (Linux's PR_SET_PDEATHSIG): an export outliving a stopped service
+    would take a core for nothing."""
+    if sys.platform.startswith("linux"):
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the line above
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out")
     ap.add_argument("--published", type=int, default=None, help="frames each window publishes (default: stride)")
     ap.add_argument("--frames", action="store_true", help="export the frame-by-frame path (model.streaming)")
+    ap.add_argument("--parent", type=int, default=None, help="the process whose end ends this one")
     args = ap.parse_args(argv)
+    if args.parent is not None:
+        _die_with(args.parent)
     torch.set_num_threads(1)
     model, _ = load_checkpoint(args.checkpoint)
     if args.frames:

@@ -121,6 +121,7 @@ def start_service(workdir: Path, checkpoint: Path, redis_url: str, api_key: str,
         "OCRGAN_HOST": "127.0.0.1",
         "OCRGAN_PORT": str(port),
         "OCRGAN_TORCH_THREADS": "1",
+        "OCRGAN_RUNTIME": "torch",  # no background export beside these tests (test_onnx_runtime.py has those)
         "XDG_STATE_HOME": str(workdir / "state"),
         **{f"OCRGAN_{k.upper()}": v for k, v in settings.items()},
         **loopback_only_env(),

@@ -46,7 +46,8 @@ def make_settings(tmp_path, checkpoint):
         base = dict(checkpoint=checkpoint, registry_path=tmp_path / "streams.json", device="cpu", torch_threads=1,
                     max_batch_wait_ms=5, watchdog_seconds=3, open_timeout_seconds=5,
                     reconnect_base_seconds=0.2, reconnect_cap_seconds=1.0, upload_dir=tmp_path,
-                    onnx_cache=tmp_path / "onnx", **LOOPBACK_ONLY)
+                    onnx_cache=tmp_path / "onnx", runtime="torch", **LOOPBACK_ONLY)  # torch unless a test asks:
+        # ONNX Runtime's background exports are tested on their own (tests/service/inference/test_onnx_runtime.py)
         base.update(kw)
         return Settings(_env_file=None, **base)
 

@@ -1,5 +1,6 @@
-"""Which stride and path a camera gets by default: frame by frame on a GPU and in ONNX Runtime on a CPU, the
-checkpoint's windows with torch on a CPU."""
+"""What runs the model by default (ONNX Runtime on a CPU where it is installed, torch on a GPU or when asked), and
+which stride and path a camera gets: frame by frame on a GPU and in ONNX Runtime on a CPU, the checkpoint's windows
+with torch on a CPU."""
 
 from __future__ import annotations
 
@@ -9,8 +10,30 @@ import torch
 
 from model import OCRGANConfig, OCRGANVideo
 from service.inference import onnx_runtime
-from service.inference.host import ModelHost, camera_stride
+from service.inference.host import ModelHost, camera_stride, choose_runtime
+from service.settings import Settings
 from tests.service.conftest import TINY
+
+
+@pytest.mark.skipif(not onnx_runtime.available(), reason="onnxruntime, onnx or onnxscript is not installed")
+def test_a_cpu_runs_the_model_on_onnx_runtime_by_default():
+    assert Settings.model_fields["runtime"].default == "auto"
+    assert choose_runtime("auto", torch.device("cpu"))[0] == "onnx"
+    assert choose_runtime("onnx", torch.device("cpu"))[0] == "onnx"
+    assert choose_runtime("torch", torch.device("cpu"))[0] == "torch"
+    assert choose_runtime("auto", torch.device("cuda"))[0] == "torch"
+    assert choose_runtime("onnx", torch.device("cuda"))[0] == "torch"
+
+
+def test_without_onnx_runtime_the_model_stays_on_torch(monkeypatch, caplog):
+    """A service installed without the packages (not as the service extra has it) says why; asked for explicitly,
+    it warns."""
+    monkeypatch.setattr(onnx_runtime, "available", lambda: False)
+    assert choose_runtime("auto", torch.device("cpu")) == ("torch", "onnxruntime, onnx or onnxscript is not "
+                                                                    "installed")
+    assert not caplog.records
+    assert choose_runtime("onnx", torch.device("cpu"))[0] == "torch"
+    assert "OCRGAN_RUNTIME=onnx but" in caplog.text
 
 
 def test_cameras_are_scored_frame_by_frame_on_a_gpu_and_by_windows_on_a_cpu():

@@ -1,14 +1,21 @@
 """The window path in ONNX Runtime scores as torch does: on the shipped checkpoint every cue of every published
 frame within 1e-4 (relative), a clip's last window that publishes fewer frames included, and their heatmaps;
 windows the graph was not exported for go to torch; an empty memory and a window of another shape are refused
-with a reason; and a host with OCRGAN_RUNTIME=onnx keeps scoring with torch until its background exports are done,
-then with the graphs, which a later start reads from its cache (a damaged one is exported again; a graph that does
-not score as its model does fails verification). The frame path in ONNX Runtime scores every frame as torch does,
+with a reason; and a host with the default OCRGAN_RUNTIME on a CPU keeps scoring with torch until its background
+exports are done, then with the graphs (the window graph, which only uploads read, opened on its first window),
+which a later start reads from its cache (a damaged one is exported again;
+a graph that does not score as its model does fails verification); an export ends when the process that started
+it does. The frame path in ONNX Runtime scores every frame as torch does,
 on the shipped checkpoint and on random configs of the temporal modules, heatmaps included, with a sequence's first
 frames on torch over the same rings."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
+import psutil
 import pytest
 import torch
 
@@ -17,7 +24,7 @@ from model.streaming import FrameStream, score_frames
 from model.windows import iter_clip_windows, score_windows
 from service.inference import onnx_runtime
 from service.inference.host import ModelHost
-from service.settings import DEFAULT_CHECKPOINT
+from service.settings import DEFAULT_CHECKPOINT, Settings
 from testkit.servers import wait_for
 from testkit.synthetic import moving_shapes
 
@@ -111,13 +118,16 @@ def test_an_empty_memory_is_refused(tmp_path):
 
 
 def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint, caplog):
-    settings = make_settings(runtime="onnx")
+    settings = make_settings(runtime=Settings.model_fields["runtime"].default)  # the default: ONNX Runtime on a CPU
     host = ModelHost.load(settings)
+    assert host.runtime == "onnx" and host.camera_stride == 1
     assert host.describe()["runtime"] == "torch"  # torch scores while the export runs
     wait_for(lambda: host.window_runner is not None, timeout=180, what="the background ONNX export of windows")
     assert host.describe()["runtime"] == "onnx"
+    assert not host.window_runner.scorer.is_open  # cameras go frame by frame: only uploads read windows
     windows = windows_of(host.model, 20)
     assert_same(score_windows(host.model, windows, run=host.window_runner), score_windows(host.model, windows))
+    assert host.window_runner.scorer.is_open
     wait_for(lambda: host.frame_runner is not None, timeout=180, what="the background ONNX export of frames")
     cameras = [camera_frames(host.model, 12, 3)]
     assert_frames_same(frame_scores(host.frame_runner, host.model, cameras), frame_scores(None, host.model, cameras))
@@ -137,6 +147,25 @@ def test_a_host_switches_to_the_graphs_once_exported(make_settings, checkpoint, 
     assert any("cannot be used" in r.getMessage() for r in caplog.records)
     assert_same(score_windows(third.model, windows, run=third.window_runner), score_windows(third.model, windows))
     assert kept[1].read_bytes()[:11] != b"not a graph"
+
+
+def test_an_export_ends_with_the_process_that_started_it(checkpoint, tmp_path):
+    """A service stopped (even by SIGKILL) while it exports leaves no export taking a core."""
+    out = tmp_path / "window.onnx"
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-m', 'service.inference.onnx_runtime', {str(checkpoint)!r}, "
+        f"{str(out)!r}, '--parent', str(os.getpid())])\n"
+        "time.sleep(600)")])
+    try:
+        export = wait_for(lambda: psutil.Process(starter.pid).children(), timeout=30, what="the export")[0]
+        time.sleep(1)
+        assert export.is_running() and export.status() != psutil.STATUS_ZOMBIE
+    finally:
+        starter.kill()
+        starter.wait()
+    export.wait(timeout=10)  # psutil.TimeoutExpired if it outlives its parent
+    assert not out.exists()
 
 
 def test_a_graph_of_another_model_or_kind_is_refused(tmp_path):
