@@ -129,6 +129,7 @@ class OnnxWindowScorer:
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         self.path, self.threads = Path(path), threads
         self._session = None
+        self._gone = False  # the session could not be opened again (opens)
         self._lock = threading.Lock()
         session = self.session
         self.names = tuple(o.name for o in session.get_outputs())
@@ -149,12 +150,14 @@ class OnnxWindowScorer:
         return self._session is not None
 
     def opens(self) -> bool:
-        """Whether the session is open or opens now; a graph gone from its place since is logged, once."""
+        """Whether the session is open or opens now; a graph gone from its place since is logged, once, and not
+        tried again."""
+        if self._gone:
+            return False
         try:
             return self.session is not None
         except Exception as e:
-            if not getattr(self, "_gone", False):
-                log.error("the ONNX window graph %s cannot be opened again (%s): windows go to torch", self.path, e)
+            log.error("the ONNX window graph %s cannot be opened again (%s): windows go to torch", self.path, e)
             self._gone = True
             return False
 

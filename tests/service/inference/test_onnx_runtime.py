@@ -2,7 +2,8 @@
 frame within 1e-4 (relative), a clip's last window that publishes fewer frames included, and their heatmaps;
 windows the graph was not exported for go to torch; an empty memory and a window of another shape are refused
 with a reason; and a host with the default OCRGAN_RUNTIME on a CPU keeps scoring with torch until its background
-exports are done, then with the graphs (the window graph, which only uploads read, opened on its first window),
+exports are done, then with the graphs (the window graph, which only uploads read, opened on its first window; one
+gone from its place meanwhile leaves windows to torch),
 which a later start reads from its cache (a damaged one is exported again;
 a graph that does not score as its model does fails verification); an export ends when the process that started
 it does. The frame path in ONNX Runtime scores every frame as torch does,
@@ -11,6 +12,7 @@ frames on torch over the same rings."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -80,6 +82,25 @@ def test_heatmaps_come_from_the_graph_and_other_windows_go_to_torch(shipped, run
     assert whole.raw.shape == clip.shape[:2]
     with pytest.raises(ValueError, match="windows of shape"):
         runner.scorer.score(clip[:, :-1])
+
+
+def test_a_window_graph_on_standby_opens_again_or_leaves_windows_to_torch(shipped, runner, tmp_path, caplog):
+    """A closed session opens on its next window; a graph gone from its place since is logged once, and its
+    windows are scored by torch."""
+    path = tmp_path / "window.onnx"
+    shutil.copyfile(runner.scorer.path, path)
+    standby = onnx_runtime.WindowRunner(shipped, onnx_runtime.OnnxWindowScorer(path))
+    standby.scorer.close()
+    assert not standby.scorer.is_open
+    windows = windows_of(shipped, 20)
+    assert_same(score_windows(shipped, windows, run=standby), score_windows(shipped, windows))
+    assert standby.scorer.is_open
+
+    standby.scorer.close()
+    path.unlink()
+    for _ in range(2):
+        assert_same(score_windows(shipped, windows, run=standby), score_windows(shipped, windows))
+    assert caplog.text.count("cannot be opened again") == 1
 
 
 def test_the_remembered_grey_levels_score_as_in_torch(tmp_path):
