@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import torch
 
 from model import OCRGANConfig, OCRGANVideo
@@ -47,3 +50,21 @@ def test_settings_win_and_the_rule_is_applied_once(checkpoint):
     assert host.batch_sizes(Settings(_env_file=None)) == (first, first)
     gpu = ModelHost(model, info, torch.device("meta"), model.cfg.stride)
     assert gpu.best_batch() == GPU_BATCH
+
+
+def test_the_count_is_the_convolutions_and_linear_layers_and_imports_nothing():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = tiny()
+    t = model.cfg.num_frames
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model.score(torch.zeros(1, t, model.cfg.in_channels, *model.cfg.hw), slice(t - 4, t))
+    everything = counter.get_total_flops() / 1e9
+    assert 0.85 * everything < window_gflop(model, 4) <= everything  # the tiny model is nearly all convolutions
+    # torch's counter brings sympy and some 800 modules into the process on first use; the service's count does not
+    probe = ("import sys; from model import OCRGANConfig, OCRGANVideo; "
+             "from service.inference.batch_size import window_gflop; "
+             "m = OCRGANVideo(OCRGANConfig(isize=(32, 48), nc=1, ngf=8, ndf=8, nz=16, stride=4)).eval(); "
+             "window_gflop(m, 4); print('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
