@@ -82,7 +82,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_service(host: ModelHost, settings: Settings, targets: list[StreamTarget], fps: float, warmup: float,
-                seconds: float) -> dict:
+                seconds: float, stagger: bool = False) -> dict:
+    """Score the cameras for `seconds` after `warmup`. They start together, so each frame period's frames arrive at
+    once (the worst case for latency), or with `stagger` one `1 / (fps * cameras)` s after another, spread over
+    the period as independent cameras' are."""
     services = Services(settings, host)
     loop = asyncio.new_event_loop()  # never run: no WebSocket clients in a benchmark
     services.start(loop)
@@ -90,6 +93,8 @@ def run_service(host: ModelHost, settings: Settings, targets: list[StreamTarget]
     services.metrics.latency = rec
     try:
         for i, target in enumerate(targets):
+            if i and stagger:
+                time.sleep(1 / (fps * len(targets)))
             services.streams.add_local(StreamSpec(id=f"cam{i}", url=target.url, fps=fps), target)
         time.sleep(warmup)
         workers = list(services.streams.workers.values())
