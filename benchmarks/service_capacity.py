@@ -213,7 +213,7 @@ def main() -> None:
     cfg = host.model.cfg
     print(f"model {checkpoint.name}: {cfg.hw[0]}x{cfg.hw[1]}x{cfg.nc}, T={cfg.num_frames}, stride {host.stride}, "
           f"{args.threads} thread(s) on {host.describe()['runtime']}, {psutil.cpu_count()} CPUs, cameras from "
-          f"{args.source}", flush=True)
+          f"{args.source}, {'staggered over a frame period' if args.stagger else 'started together'}", flush=True)
     server = None
     if args.source == "rtsp":
         server, targets = rtsp_targets(args.max_cameras, "240x160")
