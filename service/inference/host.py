@@ -158,7 +158,7 @@ class ModelHost:
                 log.info("batch of %d windows per forward pass on %s", self._batch, self.device)
             else:
                 gflop = window_gflop(self.model, self.stride)
-                onnx_runtime.release_memory()  # the counted pass's temporaries: some 10 MB the heap would keep
+                onnx_runtime.release_memory()  # the counted pass's temporaries: some 25 MB the heap would keep
                 self._batch = batch_rule(self.device, gflop)
                 log.info("batch of %d window(s) per forward pass on the CPU: a window costs %.2f GFLOP (batches "
                          "pay only up to %.1f)", self._batch, gflop, SMALL_WINDOW_GFLOP)
