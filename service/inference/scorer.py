@@ -2,7 +2,8 @@
 uploaded clips and of cameras scored by windows, single frames of cameras and clips scored frame by frame. They are
 micro-batched (up to max_batch windows' worth, a frame counting as the checkpoint's stride-th part of a window;
 waiting at most max_wait after the first): the windows into one score_windows() call, the frames of all cameras
-into one score_frames() call (service/inference/frame_jobs.py). Each source bounds what it has queued (a camera
+into one score_frames() call on a GPU and each camera's into its own on a CPU (service/inference/frame_jobs.py),
+each pass's scores published as soon as it is done. Each source bounds what it has queued (a camera
 max_pending_windows windows or as many frames, a clip clip_batch), so the queue is bounded and neither starves
 the other."""
 
@@ -180,17 +181,35 @@ class Scorer:
             return
         windows = [j for j in live if isinstance(j, WindowJob)]
         frames = [j for j in live if isinstance(j, FrameJob)]
-        t0 = time.perf_counter()
-        done = self._score_windows(windows) + self._score_frames(frames)
-        if done:
-            self.metrics.inference.observe(time.perf_counter() - t0)
+        scored, busy = 0, 0.0
+        passes = [(self._score_windows, windows)] + [(self._score_frames, p) for p in self._frame_passes(frames)]
+        for score, jobs in passes:
+            t0 = time.perf_counter()
+            done = score(jobs)
+            busy += time.perf_counter() - t0
+            scored += len(done)
+            for job, scores in done:  # published as soon as their pass is done, not at the batch's end
+                try:
+                    job.sink.on_scores(job, scores)
+                except Exception:
+                    log.exception("publishing scores failed")
+        if scored:
+            self.metrics.inference.observe(busy)
             self.metrics.batch_size.observe(len(live))
             self.batches += 1
-        for job, scores in done:
-            try:
-                job.sink.on_scores(job, scores)
-            except Exception:
-                log.exception("publishing scores failed")
+
+    def _frame_passes(self, jobs: list[FrameJob]) -> list[list[FrameJob]]:
+        """The passes a batch's camera frames are scored in: on a GPU one, the new frames of every camera in one
+        forward pass; on a CPU one per camera (in the order of their first frames), where a pass of several cameras
+        costs as much per frame as one camera's: so one camera's frames are published without waiting for the
+        others' (four cameras whose frames arrive together no longer all wait for the fourth), and a camera whose
+        frames fail does not fail the others."""
+        if self.host.device.type != "cpu":
+            return [jobs] if jobs else []
+        cameras: dict[int, list[FrameJob]] = {}
+        for job in jobs:
+            cameras.setdefault(id(job.stream), []).append(job)
+        return list(cameras.values())
 
     def _score_windows(self, jobs: list[WindowJob]) -> list[tuple[Job, WindowScores]]:
         done = self._run_pass(jobs, "windows", lambda heat: score_windows(

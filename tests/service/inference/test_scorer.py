@@ -238,14 +238,37 @@ def test_a_reset_frame_starts_its_camera_anew(scorer, host):
     assert torch.allclose(raw[4:], streamed_alone(model, x[4:]), atol=1e-4)
 
 
-def test_a_frame_pass_that_fails_is_reported_to_every_camera_in_it(scorer, host):
+def test_on_a_cpu_a_camera_whose_frames_fail_fails_alone(scorer, host):
     cfg, model = host.model.cfg, host.model
+    assert host.device.type == "cpu"  # each camera's frames are a pass of their own
     good, bad = Sink(), Sink()
     stream = FrameStream(model)
     scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 0))
-    scorer.submit(frame_job(bad, FrameStream(model), torch.zeros(cfg.in_channels, 8, 8), 0))  # the pass fails on it
+    scorer.submit(frame_job(bad, FrameStream(model), torch.zeros(cfg.in_channels, 8, 8), 0))  # its pass fails on it
     scorer.start()
-    wait_for(lambda: good.failed and bad.failed, 10, what="both cameras told")
-    assert good.got == [] == bad.got and scorer.frames_scored == 0
-    scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 1))  # the scorer goes on
-    wait_for(lambda: len(good.got) == 1, 10, what="the next frame")
+    wait_for(lambda: good.got and bad.failed, 10, what="one scored, the other told")
+    assert good.failed == [] and bad.got == [] and scorer.frames_scored == 1 and scorer.batches == 1
+    scorer.submit(frame_job(bad, FrameStream(model), torch.zeros(cfg.in_channels, *cfg.hw), 1))  # the scorer goes on
+    wait_for(lambda: len(bad.got) == 1, 10, what="the next frame")
+
+
+def test_on_a_cpu_a_cameras_frames_are_published_before_the_next_cameras_are_scored(host):
+    cfg, model = host.model.cfg, host.model
+    scorer = Scorer(host, Metrics(["running"]), max_batch=4, max_wait_s=0.01, clip_batch=1)
+    seen = {}
+
+    class Watching(Sink):
+        def on_scores(self, job, scores):
+            seen.setdefault(id(self), scorer.frames_scored)  # frames scored when this camera's come out
+            super().on_scores(job, scores)
+
+    sinks = [Watching(), Watching(), Watching()]
+    for sink in sinks:
+        scorer.submit(frame_job(sink, FrameStream(model), torch.rand(cfg.in_channels, *cfg.hw) * 2 - 1, 0))
+    scorer.start()  # the three frames arrived together: one batch
+    try:
+        wait_for(lambda: all(s.got for s in sinks), 20, what="all three scored")
+    finally:
+        scorer.stop()
+    assert scorer.batches == 1
+    assert [seen[id(s)] for s in sinks] == [1, 2, 3]  # not [3, 3, 3]: none waited for the batch's last
