@@ -238,6 +238,27 @@ def test_a_reset_frame_starts_its_camera_anew(scorer, host):
     assert torch.allclose(raw[4:], streamed_alone(model, x[4:]), atol=1e-4)
 
 
+def test_a_frame_pass_that_fails_is_reported_to_every_camera_in_it(host):
+    import dataclasses
+
+    cfg, model = host.model.cfg, host.model
+    # off a CPU the new frames of every camera share one pass ("meta" stands for a GPU; the model stays on the CPU)
+    gpu = dataclasses.replace(host, device=torch.device("meta"))
+    scorer = Scorer(gpu, Metrics(["running"]), max_batch=4, max_wait_s=0.01, clip_batch=2)
+    good, bad = Sink(), Sink()
+    stream = FrameStream(model)
+    scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 0))
+    scorer.submit(frame_job(bad, FrameStream(model), torch.zeros(cfg.in_channels, 8, 8), 0))  # the pass fails on it
+    scorer.start()
+    try:
+        wait_for(lambda: good.failed and bad.failed, 10, what="both cameras told")
+        assert good.got == [] == bad.got and scorer.frames_scored == 0
+        scorer.submit(frame_job(good, stream, torch.zeros(cfg.in_channels, *cfg.hw), 1))  # the scorer goes on
+        wait_for(lambda: len(good.got) == 1, 10, what="the next frame")
+    finally:
+        scorer.stop()
+
+
 def test_on_a_cpu_a_camera_whose_frames_fail_fails_alone(scorer, host):
     cfg, model = host.model.cfg, host.model
     assert host.device.type == "cpu"  # each camera's frames are a pass of their own
