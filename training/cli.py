@@ -4,6 +4,7 @@ mistake at once (files, data layout) before torch loads; the work is imported la
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -93,30 +94,79 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    lone = args.without and not args.select_weights
     problem = (file_problem(args.checkpoint, "checkpoint") or data_problem(args.data, "train")
-               or out_problem(args.out, want_folder=False))
+               or out_problem(args.out, want_folder=False)
+               or ("--without chooses the cues --select-weights leaves out; add --select-weights" if lone else None))
     if problem:
         return refuse("calibrate", problem)
+    import torch
+
     from model import CheckpointError, load_checkpoint, save_checkpoint
+    from model.scoring import CUES
     from training.calibrate import calibrate_scene
     from training.discover import find_sequences
     from training.frame_store import FrameStore, within_budget
     from training.sequences import DataError
 
+    unknown = sorted(set(args.without) - set(CUES))
+    if unknown:
+        return refuse("calibrate", f"--without {', '.join(unknown)}: the cues are {', '.join(CUES)}")
     _logging()
     try:
         model, info = load_checkpoint(args.checkpoint, args.device)
-        store = FrameStore(within_budget(find_sequences(args.data, "train"), info.config), info.config, args.workers,
-                           desc="decoding")
-        stats = calibrate_scene(model, store.all_sequences(), args.quantile, store.flow)
+        seqs = within_budget(find_sequences(args.data, "train"), info.config)
+        recalibration: dict = {"data": str(args.data)}
+        if args.select_weights:
+            stores, weights, validation = _select_weights(model, seqs, args)
+            recalibration.update(score_weights=weights, validation=validation)
+            sequences = stores[0].all_sequences() + stores[1].all_sequences()
+            flow = torch.cat([s.flow for s in stores]) if info.config.motion else None
+        else:
+            store = FrameStore(seqs, info.config, args.workers, desc="decoding")
+            sequences, flow = store.all_sequences(), store.flow
+        stats = calibrate_scene(model, sequences, args.quantile, flow)
     except (CheckpointError, DataError, ValueError) as e:
         logging.getLogger("ocrgan").error("%s", e)
         return 2
-    training = {**info.training, "recalibration": {"data": str(args.data), **stats}}
+    training = {**info.training, "recalibration": {**recalibration, **stats}}
     out = args.out or args.checkpoint
     save_checkpoint(model, out, training=training, half=info.half)
-    print(json.dumps({"checkpoint": str(out), **stats}, indent=2))
+    print(json.dumps({"checkpoint": str(out), **recalibration, **stats}, indent=2))
     return 0
+
+
+def score_weights_path(checkpoint: Path) -> Path:
+    """Where `ocrgan calibrate --select-weights` writes the table of every weighting tried: beside the checkpoint."""
+    return checkpoint.with_name(f"{checkpoint.stem}.score_weights.csv")
+
+
+def _select_weights(model, seqs: list, args: argparse.Namespace) -> tuple[tuple, dict[str, float], dict[str, float]]:
+    """`ocrgan calibrate --select-weights`: the score's weights chosen as `ocrgan train` chooses them at its end, on
+    the footage split as training splits it (TrainConfig's val_fraction and seed); the table of every weighting
+    tried is written beside the checkpoint (score_weights_path). Returns the (training, validation) stores, the
+    weights and the chosen row's validation figures."""
+    from training.config import TrainConfig
+    from training.frame_store import FrameStore
+    from training.trainer import choose_weights, fit_scorer, split_validation
+    from training.validation import build_validation_set, motion_prior
+
+    cfg, defaults = model.cfg, TrainConfig()
+    train_seqs, val_seqs = split_validation(seqs, defaults.val_fraction, defaults.seed, cfg.num_frames)
+    train = FrameStore(train_seqs, cfg, args.workers, desc="decoding training footage")
+    val = FrameStore(val_seqs, cfg, args.workers, desc="decoding validation footage")
+    if cfg.motion:
+        model.set_direction_prior(train.flow)
+    fit_scorer(model, train, val)
+    val_set = build_validation_set(val, cfg.num_frames, cfg.stride, motion_prior(train), progress=True)
+    weights, table = choose_weights(model, train, val, val_set, defaults.foreign_view, tuple(args.without))
+    model.cfg = cfg.replace(**weights)
+    with score_weights_path(Path(args.out or args.checkpoint)).open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    best = max(table, key=lambda r: r["mean"])
+    return (train, val), weights, {k: v for k, v in best.items() if not k.startswith("w_")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,4 +203,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quantile of the normal frames' normalised scores that sets the threshold")
     c.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
     c.add_argument("--workers", type=int, default=2, help="processes decoding the footage")
+    c.add_argument("--select-weights", action="store_true",
+                   help="also choose how the score weighs its cues, as `ocrgan train` does at its end: on synthetic "
+                        "anomalies in held-out footage, of the scene and of a view of it as a camera of another scene "
+                        "might show it")
+    c.add_argument("--without", action="append", default=[], metavar="CUE",
+                   help="with --select-weights, keep this cue out of the score (e.g. dir for a checkpoint meant "
+                        "for other cameras: its direction prior is this scene's, and cameras do not relearn it); "
+                        "repeatable")
     c.set_defaults(func=_calibrate)

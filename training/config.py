@@ -53,6 +53,7 @@ class TrainConfig(BaseModel):
     val_every: int = Field(2, ge=1)  # epochs
     select_by: Literal["pseudo_auc", "val_loss"] = "pseudo_auc"
     select_score_weights: bool = True  # choose how the score weighs its parts on the synthetic anomalies
+    foreign_view: bool = True  # ... of the scene and of a view of it as a camera of another scene might show it
     threshold_quantile: float = Field(0.995, gt=0, lt=1)  # of normalised validation scores
     checkpoint_every: int = Field(50, ge=1)  # steps between resumable checkpoints
     nan_policy: Literal["stop", "skip"] = "stop"

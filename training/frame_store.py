@@ -197,6 +197,23 @@ class FrameStore:
         store._assemble(raws, flows, bigs, plains)
         return store
 
+    def foreign(self, max_frames: int | None = None) -> FrameStore:
+        """The same footage as a camera of another scene might show it: grey levels inverted and the picture
+        mirrored, then made into model input as that camera's frames would be (its optical flow estimated on them),
+        so that what the model learnt of the scene's appearance and layout no longer holds while its motion does
+        (training/selection.py chooses the score's weights on both). `max_frames`: of long footage, the middle of
+        each sequence, an even share of that many frames in all (never under two windows' frames)."""
+        frames = self.big if self.big is not None else self.plain  # the largest this store keeps, as decoded
+        lengths = np.diff(self.offsets)
+        total = int(lengths.sum())
+        clips = []
+        for a, n in zip(self.offsets[:-1], lengths, strict=True):
+            keep = n if not max_frames or total <= max_frames else min(n, max(2 * self.cfg.num_frames,
+                                                                               n * max_frames // total))
+            start = a + (n - keep) // 2
+            clips.append(255 - frames[start:start + keep, :, ::-1])
+        return FrameStore.from_frames(self.cfg, clips, [s.name for s in self.sequences])
+
     def __len__(self) -> int:
         return len(self.raw)
 

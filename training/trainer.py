@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -30,6 +31,7 @@ from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
 from training.validation import (
     VALIDATION_VERSION,
+    ValidationSet,
     build_validation_set,
     motion_prior,
     pseudo_anomaly_auc,
@@ -54,6 +56,50 @@ def _tail(s: Sequence, n_val: int) -> tuple[Sequence, Sequence]:
     """A sequence's first length - n_val frames, and its last n_val as a validation sequence."""
     cut = s.length - n_val
     return s.part(0, cut), s.part(cut, n_val, f"{s.name}[val]")
+
+
+def fit_scorer(model: OCRGANVideo, train_store: FrameStore, val_store: FrameStore,
+               max_frames: int | None = None) -> list[torch.Tensor]:
+    """Score `model` as it will be published: its memory filled from the training footage, and each cue's unit
+    from the validation clips and the training clips scored out of memory (fold_banks). Selection during
+    training scores this way too, so that the epoch chosen is the one whose published scores separate the
+    synthetic anomalies best (an empty memory would put the norm of each patch's features in the memory cue's
+    place). `max_frames`: the memory and the units from an even share of every training sequence, at most that
+    many frames in all. Returns the validation sequences."""
+    val_seqs = val_store.all_sequences()
+    train = train_store.all_sequences()
+    total = sum(len(s) for s in train)
+    if max_frames and total > max_frames:
+        train = [_middle(s, max(2 * model.cfg.num_frames, len(s) * max_frames // total)) for s in train]
+    train = fold_pieces(model, train)
+    fit_units(model, val_seqs, train, banks=fold_banks(model, train, fit_memory(model, train)))
+    return val_seqs
+
+
+def foreign_validation(model: OCRGANVideo, train_store: FrameStore,
+                       val_store: FrameStore) -> tuple[OCRGANVideo, ValidationSet]:
+    """A copy of `model` (fitted by fit_scorer) as a camera of another scene has it: the footage seen as that camera
+    might show it (FrameStore.foreign), each cue's unit read there, the memory and the direction prior left as
+    they are (a camera's calibration sets only the units and the statistics: service/inference/calibration.py);
+    with validation forgeries made from that view of the validation footage. Of long training footage, the units
+    are read on an even share of every sequence, at most SELECTION_MEMORY_FRAMES frames."""
+    log.info("the footage as a camera of another scene might show it: inverting and mirroring %d frames%s",
+             min(len(train_store), SELECTION_MEMORY_FRAMES) + len(val_store),
+             " and estimating their flow" if model.cfg.motion else "")
+    train_view, val_view = train_store.foreign(SELECTION_MEMORY_FRAMES), val_store.foreign()
+    camera = copy.deepcopy(model)
+    fit_units(camera, val_view.all_sequences(), train_view.all_sequences())
+    return camera, build_validation_set(val_view, model.cfg.num_frames, model.cfg.stride, motion_prior(train_view),
+                                        progress=True)
+
+
+def choose_weights(model: OCRGANVideo, train_store: FrameStore, val_store: FrameStore, val_set: ValidationSet,
+                   foreign_view: bool = True, without: tuple[str, ...] = ()) -> tuple[dict[str, float], list[dict]]:
+    """The score's weights for `model` (fitted by fit_scorer) chosen on `val_set` (made from `val_store`) and, with
+    `foreign_view`, on the view of the footage a camera of another scene might give (select_weights); `without`:
+    cues kept out. Returns the weights and the table of every weighting tried."""
+    foreign = foreign_validation(model, train_store, val_store) if foreign_view else None
+    return select_weights(model, val_set, model.scales(), foreign, without)
 
 
 def split_validation(seqs: list[Sequence], fraction: float, seed: int,
@@ -440,20 +486,7 @@ class Trainer:
         return {"pseudo_auc": aucs.pop("mean"), **{f"pseudo_auc_{k}": round(v, 4) for k, v in aucs.items()}, **extra}
 
     def _fit_scorer(self, model: OCRGANVideo, max_frames: int | None = None) -> list[torch.Tensor]:
-        """Score `model` as it will be published: its memory filled from the training footage, and each cue's unit
-        from the validation clips and the training clips scored out of memory (fold_banks). Selection during
-        training scores this way too, so that the epoch chosen is the one whose published scores separate the
-        synthetic anomalies best (an empty memory would put the norm of each patch's features in the memory cue's
-        place). `max_frames`: the memory and the units from an even share of every training sequence, at most that
-        many frames in all. Returns the validation sequences."""
-        val_seqs = self.val_store.all_sequences()
-        train = self.train_store.all_sequences()
-        total = sum(len(s) for s in train)
-        if max_frames and total > max_frames:
-            train = [_middle(s, max(2 * self.mcfg.num_frames, len(s) * max_frames // total)) for s in train]
-        train = fold_pieces(model, train)
-        fit_units(model, val_seqs, train, banks=fold_banks(model, train, fit_memory(model, train)))
-        return val_seqs
+        return fit_scorer(model, self.train_store, self.val_store, max_frames)
 
     def _log_row(self, row: dict) -> None:
         """One row per validation, keyed by step: a validation repeated after a resume replaces its row."""
@@ -484,7 +517,8 @@ class Trainer:
         val_seqs = self._fit_scorer(model)
         validation = pseudo_anomaly_auc(model, self.val_set)
         if self.cfg.select_score_weights:
-            weights, table = select_weights(model, self.val_set, model.scales())
+            weights, table = choose_weights(model, self.train_store, self.val_store, self.val_set,
+                                            self.cfg.foreign_view)
             model.cfg = model.cfg.replace(**weights)
             validation = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
             with (self.run_dir / "score_weights.csv").open("w", newline="") as f:

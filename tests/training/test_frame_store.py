@@ -2,6 +2,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from testkit.synthetic import make_video_dataset, moving_shapes
 from tests.model.helpers import tiny_cfg
@@ -64,3 +65,28 @@ def test_a_video_cut_by_the_budget_decodes_its_middle_frames(tmp_path):
 
 def test_available_memory_reads_this_machine():
     assert 0 < available_memory() < 2**50
+
+
+def test_the_foreign_view_is_the_footage_inverted_and_mirrored_as_a_camera_would_give_it():
+    """FrameStore.foreign: what a store of the inverted, mirrored frames holds, flow estimated on them; the store
+    itself is left alone."""
+    cfg = tiny_cfg(isize=(32, 48), motion=True, flow_scale=2)
+    clips = [moving_shapes(30, *cfg.flow_hw, seed=s)[0] for s in range(2)]
+    store = FrameStore.from_frames(cfg, clips, ["a", "b"])
+    raw, flow = store.raw.copy(), store.flow.clone()
+    view = store.foreign()
+    direct = FrameStore.from_frames(cfg, [255 - c[:, :, ::-1] for c in clips])
+    for part in ("raw", "big", "plain"):
+        np.testing.assert_array_equal(getattr(view, part), getattr(direct, part))
+    assert torch.equal(view.flow, direct.flow)
+    assert [s.name for s in view.sequences] == ["a", "b"] and list(view.offsets) == list(store.offsets)
+    mirrored = np.corrcoef(view.flow[:, 0].float().flatten(), flow[:, 0].flip(-1).float().flatten())[0, 1]
+    assert mirrored < -0.5, mirrored  # what moved right moves left (as optical flow finds it)
+    np.testing.assert_array_equal(store.raw, raw)
+    assert torch.equal(store.flow, flow)
+    cut = store.foreign(max_frames=20)  # long footage: the middle of each clip, never under two windows' frames
+    assert [s.length for s in cut.sequences] == [2 * cfg.num_frames] * 2
+    np.testing.assert_array_equal(cut.big[:16], view.big[7:23])
+    plain = tiny_cfg(isize=(32, 48))  # without the motion band, the working-size frames
+    still = FrameStore.from_frames(plain, clips)
+    np.testing.assert_array_equal(still.foreign().raw, 255 - still.raw[:, :, ::-1])

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 
 from model import OCRGANVideo
@@ -60,6 +62,38 @@ def test_without_the_motion_band_the_appearance_error_is_the_score(validation):
     weights, table = select_weights(OCRGANVideo(cfg).eval(), build_validation_set(store, cfg.num_frames, cfg.stride))
     assert weights["w_score_app"] == 1.0 and {r["w_score_app"] for r in table} == {1.0}
     assert {(r["w_score_motion"], r["w_score_speed"]) for r in table} == {(0.0, 0.0)}
+
+
+def test_with_a_foreign_view_the_weights_are_chosen_on_the_mean_of_both_views(validation):
+    """Each row keeps the scene's own figures (as without the view), adds the view's, and is ranked by the mean of
+    the two views' means."""
+    cfg, vs = validation
+    model = OCRGANVideo(cfg).eval()
+    store = FrameStore.from_frames(cfg, [moving_shapes(30, *cfg.flow_hw, seed=s)[0] for s in range(2)]).foreign()
+    view = build_validation_set(store, cfg.num_frames, cfg.stride)
+    camera = copy.deepcopy(model)  # its units read on the view's normal frames
+    for name, values in window_parts(camera, view.windows).items():
+        if values is not None:
+            getattr(camera, f"{name}_scale").fill_(extreme(values))
+    _, own = select_weights(model, vs, model.scales())
+    weights, table = select_weights(model, vs, model.scales(), foreign=(camera, view))
+    _, alone = select_weights(camera, view, camera.scales())
+    assert len(table) == len(own) == len(alone)
+    for row, mine, theirs in zip(table, own, alone, strict=True):
+        assert all(row[k] == mine[k] for k in KINDS) and row["own_mean"] == mine["mean"]
+        assert all(row[f"foreign_{k}"] == theirs[k] for k in KINDS)
+        assert row["mean"] == pytest.approx((mine["mean"] + theirs["mean"]) / 2)
+    chosen = next(r for r in table if all(r[f"w_score_{k}"] == weights[f"w_score_{k}"] for k in CUES))
+    assert chosen["mean"] == max(r["mean"] for r in table)
+
+
+def test_cues_kept_out_are_never_weighted(validation):
+    cfg, vs = validation
+    model = OCRGANVideo(cfg).eval()
+    weights, table = select_weights(model, vs, without=("dir", "motion"))
+    assert len(table) == len(APP_WEIGHTS)  # flow magnitude alone, at every appearance weight
+    assert all(r["w_score_dir"] == 0 and r["w_score_motion"] == 0 for r in table)
+    assert weights["w_score_dir"] == weights["w_score_motion"] == 0 and weights["w_score_speed"] == 1
 
 
 def test_auc_standard_error_by_hand():

@@ -1,3 +1,4 @@
+import csv
 import math
 
 import pytest
@@ -59,7 +60,12 @@ def test_selection_scores_the_model_as_it_will_be_published(frame_dataset, tmp_p
     (row,) = t.progress.history
     assert info.training["best_epoch"] == row["epoch"]
     assert t.model.memory.abs().sum() > 0  # filled from the training footage before validating, as _finish fills it
-    assert row["pseudo_auc"] == pytest.approx(info.training["validation"]["mean"], abs=1e-6)
+    with (tmp_path / "run" / "score_weights.csv").open() as f:  # every weighting tried at the end
+        table = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    assert row["pseudo_auc"] == pytest.approx(max(r["own_mean"] for r in table), abs=1e-6)  # the scene alone
+    chosen = info.training["validation"]  # chosen on the scene and on its foreign view
+    assert chosen["mean"] == pytest.approx(max(r["mean"] for r in table))
+    assert chosen["mean"] == pytest.approx((chosen["own_mean"] + chosen["foreign_mean"]) / 2)
 
 
 def test_resume_after_a_crash_gives_the_same_state(frame_dataset, tmp_path):
