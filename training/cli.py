@@ -4,7 +4,6 @@ mistake at once (files, data layout) before torch loads; the work is imported la
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -148,6 +147,7 @@ def _select_weights(model, seqs: list, args: argparse.Namespace) -> tuple[tuple,
     weights and the chosen row's validation figures."""
     from training.config import TrainConfig
     from training.frame_store import FrameStore
+    from training.selection import chosen_figures, write_table
     from training.trainer import choose_weights, fit_scorer, split_validation
     from training.validation import build_validation_set, motion_prior
 
@@ -161,12 +161,8 @@ def _select_weights(model, seqs: list, args: argparse.Namespace) -> tuple[tuple,
     val_set = build_validation_set(val, cfg.num_frames, cfg.stride, motion_prior(train), progress=True)
     weights, table = choose_weights(model, train, val, val_set, defaults.foreign_view, tuple(args.without))
     model.cfg = cfg.replace(**weights)
-    with score_weights_path(Path(args.out or args.checkpoint)).open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
-    best = max(table, key=lambda r: r["mean"])
-    return (train, val), weights, {k: v for k, v in best.items() if not k.startswith("w_")}
+    write_table(table, score_weights_path(Path(args.out or args.checkpoint)))
+    return (train, val), weights, chosen_figures(table)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

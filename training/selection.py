@@ -23,8 +23,10 @@ anomalies belong to, so they overrate it (on Ped2 they chose its largest weight,
 
 from __future__ import annotations
 
+import csv
 import itertools
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -124,3 +126,16 @@ def select_weights(model: OCRGANVideo, vs: ValidationSet, scales: dict[str, floa
     log.info("score weights chosen on validation%s: %s (mean pseudo-anomaly AUC %.4f)",
              " and its foreign view" if foreign is not None else "", weights, best["mean"])
     return weights, rows
+
+
+def chosen_figures(table: list[dict]) -> dict[str, float]:
+    """The validation figures (without the weights) of the weighting select_weights chose from `table`."""
+    return {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
+
+
+def write_table(table: list[dict], path: Path) -> None:
+    """Every weighting tried, with its figures, as CSV (`score_weights.csv` of a run)."""
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)

@@ -26,7 +26,7 @@ from training.calibrate import calibrate_scene, fit_memory, fit_units, fold_bank
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
 from training.frame_store import FrameStore, within_budget
-from training.selection import select_weights
+from training.selection import chosen_figures, select_weights, write_table
 from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
 from training.validation import (
@@ -479,7 +479,7 @@ class Trainer:
         self._fit_scorer(self.model, SELECTION_MEMORY_FRAMES)
         if self.cfg.select_score_weights:
             weights, table = select_weights(self.model, self.val_set, self.model.scales())
-            aucs = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
+            aucs = chosen_figures(table)
             extra = dict(weights)
         else:
             aucs, extra = pseudo_anomaly_auc(self.model, self.val_set, progress=True), {}
@@ -520,11 +520,8 @@ class Trainer:
             weights, table = choose_weights(model, self.train_store, self.val_store, self.val_set,
                                             self.cfg.foreign_view)
             model.cfg = model.cfg.replace(**weights)
-            validation = {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
-            with (self.run_dir / "score_weights.csv").open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(table[0]))
-                w.writeheader()
-                w.writerows(table)
+            validation = chosen_figures(table)
+            write_table(table, self.run_dir / "score_weights.csv")
         flow = torch.cat([self.train_store.flow, self.val_store.flow]) if self.mcfg.motion else None
         stats = calibrate_scene(model, self.train_store.all_sequences() + val_seqs, self.cfg.threshold_quantile, flow)
         p = self.progress
