@@ -109,6 +109,15 @@ def available_memory() -> int | None:
     return max(0, min(known)) if known else None
 
 
+def middle_share(length: int, total: int, budget: int | None, num_frames: int) -> tuple[int, int]:
+    """Of a sequence of `length` frames among `total`, the part kept when at most `budget` frames are (None: all):
+    (start, count), the middle of it, an even share of the budget, never under two windows' frames."""
+    if not budget or total <= budget:
+        return 0, length
+    n = min(length, max(2 * num_frames, length * budget // total))
+    return (length - n) // 2, n
+
+
 def within_budget(seqs: list[Sequence], cfg: OCRGANConfig, max_frames: int | None = None,
                   available: int | None = None) -> list[Sequence]:
     """Normal sequences cut down, where they hold more, to `max_frames` frames and to what fits in memory
@@ -122,11 +131,10 @@ def within_budget(seqs: list[Sequence], cfg: OCRGANConfig, max_frames: int | Non
     budget = min(total, fits, max_frames or total)
     if budget >= total:
         return seqs
-    floor = 2 * cfg.num_frames
     out = []
     for s in seqs:
-        n = max(floor, s.length * budget // total)
-        out.append(s.part((s.length - n) // 2, n) if s.length > n else s)
+        start, n = middle_share(s.length, total, budget, cfg.num_frames)
+        out.append(s.part(start, n) if n < s.length else s)
     why = (f"max_frames={max_frames}" if max_frames and max_frames <= fits
            else f"{available / 2**30:.1f} GiB of memory available, {frame_bytes(cfg)} bytes a frame")
     log.warning("the %d normal frames are more than %s allows: using %d, the middle of each sequence",
@@ -208,10 +216,8 @@ class FrameStore:
         total = int(lengths.sum())
         clips = []
         for a, n in zip(self.offsets[:-1], lengths, strict=True):
-            keep = n if not max_frames or total <= max_frames else min(n, max(2 * self.cfg.num_frames,
-                                                                               n * max_frames // total))
-            start = a + (n - keep) // 2
-            clips.append(255 - frames[start:start + keep, :, ::-1])
+            start, keep = middle_share(int(n), total, max_frames, self.cfg.num_frames)
+            clips.append(255 - frames[a + start:a + start + keep, :, ::-1])
         return FrameStore.from_frames(self.cfg, clips, [s.name for s in self.sequences])
 
     def __len__(self) -> int:

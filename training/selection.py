@@ -103,6 +103,11 @@ def weighting_rows(model: OCRGANVideo, vs: ValidationSet, scales: dict[str, floa
     return rows
 
 
+def _best(rows: list[dict]) -> dict:
+    """The weighting with the best mean; of exact ties, the smaller sum of weights."""
+    return max(rows, key=lambda r: (r["mean"], -sum(as_cue_weights(r).values())))
+
+
 def select_weights(model: OCRGANVideo, vs: ValidationSet, scales: dict[str, float] | None = None,
                    foreign: tuple[OCRGANVideo, ValidationSet] | None = None,
                    without: tuple[str, ...] = ()) -> tuple[dict[str, float], list[dict]]:
@@ -121,7 +126,7 @@ def select_weights(model: OCRGANVideo, vs: ValidationSet, scales: dict[str, floa
             row["own_mean"] = row["mean"]
             row["mean"] = (row["own_mean"] + other["mean"]) / 2
             row["mean_se"] = float(np.hypot(row["mean_se"], other["mean_se"])) / 2
-    best = max(rows, key=lambda r: (r["mean"], -sum(as_cue_weights(r).values())))
+    best = _best(rows)
     weights = {f"w_score_{k}": v for k, v in as_cue_weights(best).items()}
     log.info("score weights chosen on validation%s: %s (mean pseudo-anomaly AUC %.4f)",
              " and its foreign view" if foreign is not None else "", weights, best["mean"])
@@ -130,7 +135,7 @@ def select_weights(model: OCRGANVideo, vs: ValidationSet, scales: dict[str, floa
 
 def chosen_figures(table: list[dict]) -> dict[str, float]:
     """The validation figures (without the weights) of the weighting select_weights chose from `table`."""
-    return {k: v for k, v in max(table, key=lambda r: r["mean"]).items() if not k.startswith("w_")}
+    return {k: v for k, v in _best(table).items() if not k.startswith("w_")}
 
 
 def write_table(table: list[dict], path: Path) -> None:

@@ -25,7 +25,7 @@ from training import distributed
 from training.calibrate import calibrate_scene, fit_memory, fit_units, fold_banks, fold_pieces
 from training.config import TrainConfig, dump_config
 from training.discover import find_sequences
-from training.frame_store import FrameStore, within_budget
+from training.frame_store import FrameStore, middle_share, within_budget
 from training.selection import chosen_figures, select_weights, write_table
 from training.sequences import DataError, Sequence
 from training.state import load_state, rng_state, save_state, set_rng_state
@@ -69,8 +69,7 @@ def fit_scorer(model: OCRGANVideo, train_store: FrameStore, val_store: FrameStor
     val_seqs = val_store.all_sequences()
     train = train_store.all_sequences()
     total = sum(len(s) for s in train)
-    if max_frames and total > max_frames:
-        train = [_middle(s, max(2 * model.cfg.num_frames, len(s) * max_frames // total)) for s in train]
+    train = [s.narrow(0, *middle_share(len(s), total, max_frames, model.cfg.num_frames)) for s in train]
     train = fold_pieces(model, train)
     fit_units(model, val_seqs, train, banks=fold_banks(model, train, fit_memory(model, train)))
     return val_seqs
@@ -127,12 +126,6 @@ def split_validation(seqs: list[Sequence], fraction: float, seed: int,
     n_val = max(1, round(len(seqs) * fraction))
     val_idx = set(order[:n_val])
     return [s for i, s in enumerate(seqs) if i not in val_idx], [s for i, s in enumerate(seqs) if i in val_idx]
-
-
-def _middle(frames: torch.Tensor, n: int) -> torch.Tensor:
-    """The middle `n` frames of a sequence (all of it where it is shorter)."""
-    start = max(0, (len(frames) - n) // 2)
-    return frames[start:start + n]
 
 
 def reset_parameters(module: nn.Module) -> None:
