@@ -4,7 +4,8 @@ The model is causal (every objective but "reconstruct"): a frame's encoder featu
 few before it that its generator input reads (`OCRGANVideo.context_frames`: the previous frame where the generator
 sees the clip shifted, and those the input fusion reads). So each sequence keeps:
 - the last `context_frames` preprocessed frames, which give a new frame its past;
-- per attention block, the keys and values of its last T-1 frames;
+- per attention block, the keys and values of its last T-1 frames (two kinds, keys and values: a graph reads each
+  where it lies);
 - per U-Net level whose temporal module reads earlier frames than the new one beyond the attention's keys and values
   (`TemporalModule.frames_read`: the bottleneck's temporal convolution reads 2, adaptive pooling all T-1), their
   encoder features (before the temporal modules).
@@ -25,7 +26,9 @@ from collections import deque
 import torch
 
 from model.ocrgan import OCRGANVideo, Scored
-from model.temporal import TemporalModule, to_tokens
+from model.temporal import Known, TemporalModule, to_tokens
+
+KEYS, VALUES = 0, 1  # the two kinds of per-frame tensor an attention block keeps, with the block: (block, KEYS)
 
 
 class FrameRing:
@@ -82,9 +85,9 @@ class FrameStream:
     def windows(self, key: object, new: torch.Tensor) -> torch.Tensor:
         """A per-frame tensor of the new frames (n, ...) -> each one's stack of its kind's span S (frame_spans: T
         frames, or the last few that a level's temporal module reads), oldest first: a level's features (n, S, C,
-        H, W); an attention block's keys and values (n, P, 2C) frames first, the n stacks along dim 1, (S, n*P,
-        2C), as the block reads them (model.temporal.attention.attend_latest). At a sequence's start its first
-        frame stands for the frames before it."""
+        H, W); an attention block's keys or values (n, P, h, d) frames first, the n stacks along dim 1, (S, n*P, h, d),
+        as the block reads them (model.temporal.attention.attend_latest). At a sequence's start its first frame
+        stands for the frames before it."""
         ring = self.rings.get(key)
         if ring is None:
             ring = self.rings[key] = FrameRing(new[0], self.spans[key])
@@ -110,7 +113,8 @@ def frame_spans(model: OCRGANVideo) -> dict[object, int]:
     """The kinds of per-frame tensor a sequence keeps, in order, each with its span (how many of its last frames a
     new frame's scoring reads, the new one included): each level's encoder features (by its index), but of the idle
     levels (nothing reads their skips) and of those whose temporal module reads no frame before the new one but
-    through its attention blocks; then the level's attention blocks' keys and values (by the block), T frames."""
+    through its attention blocks; then the level's attention blocks' keys and values, T frames (each block's keys
+    as (block, KEYS), its values as (block, VALUES))."""
     t = model.cfg.num_frames
     out: dict[object, int] = {}
     for level, temporal in enumerate(model.generator.temporal):
@@ -119,7 +123,8 @@ def frame_spans(model: OCRGANVideo) -> dict[object, int]:
         span = temporal.frames_read(1, t) if isinstance(temporal, TemporalModule) else t
         if span > 1:
             out[level] = span
-        out.update(dict.fromkeys(temporal.attentions() if isinstance(temporal, TemporalModule) else [], t))
+        for block in temporal.attentions() if isinstance(temporal, TemporalModule) else []:
+            out.update({(block, KEYS): t, (block, VALUES): t})
     return out
 
 
@@ -132,7 +137,7 @@ def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Te
                                                                    torch.Tensor, torch.Tensor]:
     """The per-frame work on new frames (N, c + 1, C_in, H, W), each with its c frames of context: per level the
     encoder features (N, C, H, W); per kind of frame_keys its tensor (the level's features, or an attention block's
-    keys and values (N, P, 2C)); and the new frames' appearance bands (N, 1, C, H, W) each."""
+    keys or values by head (N, P, h, d)); and the new frames' appearance bands (N, 1, C, H, W) each."""
     c = clip.shape[1] - 1
     streams, lap, res = model.streams(clip)
     levels = [x[:, 0] for x in model.generator.encode_frames(streams, context=c)]
@@ -146,15 +151,16 @@ def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Te
         blocks = temporal.attentions() if isinstance(temporal, TemporalModule) else []
         if blocks:
             tok = to_tokens(temporal.token_grid(x[:, None]))  # (N*h*w, 1, C)
-            for block in blocks:
-                per_frame[block] = block.frame_kv(tok).reshape(len(x), -1, tok.shape[-1] * 2)  # (N, h*w, 2C)
+            for block in blocks:  # (N, h*w, heads, C / heads) each
+                known = Known.of(block.frame_kv(tok).reshape(len(x), -1, tok.shape[-1] * 2), block.heads)
+                per_frame[block, KEYS], per_frame[block, VALUES] = known.k[0], known.v[0]
     return levels, per_frame, lap[:, c:], res[:, c:]
 
 
 def score_stacked(model: OCRGANVideo, clip: torch.Tensor, bands: tuple[torch.Tensor, torch.Tensor],
                   windows: list[torch.Tensor], kv: dict[object, list[torch.Tensor]], heatmap: bool = False) -> Scored:
     """The scores of the new frames (N, c + 1, C_in, H, W) from each one's stacks: per level (N, S, C, H, W) of its
-    span S (frame_spans; a level without one (N, 1, C, H, W)) and per attention block its parts (T, N_i*P, 2C);
+    span S (frame_spans; a level without one (N, 1, C, H, W)) and per attention block its parts (Known);
     `bands` the new frames' appearance bands (frame_tensors). Each field (1, N): the frames of a pass as one
     sequence, which changes nothing but the shape (the cues are per frame)."""
     skips = model.generator.mix(windows, last=1, kv=kv)  # per level (N, 1, C, H, W): the newest frames'
@@ -188,7 +194,9 @@ def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor
         a += n
     windows = [levels[i][:, None] if i not in stacks else stacks[i][0] if len(stacks[i]) == 1
                else torch.cat(stacks[i]) for i in range(len(levels))]  # per level (N, S, C, H, W)
-    kv = {k: v for k, v in stacks.items() if not isinstance(k, int)}  # per attention block, per item (T, n_i*P, 2C)
+    blocks = [key[0] for key in stacks if isinstance(key, tuple) and key[1] == KEYS]
+    kv = {b: [Known((k,), (v,)) for k, v in zip(stacks[b, KEYS], stacks[b, VALUES], strict=True)]
+          for b in blocks}  # per attention block, per item (T, n_i*P, h, d) each
     scored = score_stacked(model, clip, (lap, res), windows, kv, heatmap)
     out, a = [], 0
     for (state, _), n in zip(items, sizes, strict=True):

@@ -3,6 +3,7 @@
 from model.temporal.attention import (
     BasicTemporalAttention,
     KeysValues,
+    Known,
     TemporalModule,
     TemporalSelfAttention,
     temporal_mask,
@@ -21,6 +22,7 @@ __all__ = [
     "EnhancedTemporalFusion",
     "HierarchicalTemporalAttention",
     "KeysValues",
+    "Known",
     "MultiScaleTemporalAttention",
     "TemporalFeatureFusion",
     "TemporalModule",

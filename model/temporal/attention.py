@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -64,9 +65,9 @@ class TemporalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last: int | None = None,
                 kv: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(N, T, C) -> the update of every frame, or of the `last` frames only (N, last, C): the same values, as
-        each frame's query is its own. `kv`: the frames' frame_kv, when already known, frames first, as parts
-        (T, N_i, 2C) that stack to N along dim 1 (one per sequence scored in the pass); x may then hold only its
-        last frames (at least `last`): the window is the mask's T frames."""
+        each frame's query is its own. `kv`: the frames' keys and values, when already known, as parts (Known)
+        that stack to N tokens (one per sequence scored in the pass); x may then hold only its last frames (at least
+        `last`): the window is the mask's T frames."""
         n, f, c = x.shape  # (N, T, C), or (N, F, C), the last F of T frames, with kv
         t = mask.shape[0]
         h = self.heads
@@ -88,8 +89,9 @@ class TemporalSelfAttention(nn.Module):
                 out = attend_latest(q.reshape(n, h, c // h), select_frames(kv, keys), pos_kv, rows[0])
                 return self.proj(out.reshape(n, 1, c))
             q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
-            if kv is not None:  # (T', N, 2C)
-                k, v = (select_frames(kv, keys) + pos_kv[:, None]).unflatten(-1, (2, h, c // h)).permute(2, 1, 3, 0, 4)
+            if kv is not None:  # (T', N, h, d) each
+                k, v = ((joined(part) + p.unflatten(-1, (h, c // h))[:, None]).permute(1, 2, 0, 3)
+                        for part, p in zip(select_frames(kv, keys), pos_kv.chunk(2, -1), strict=True))
             else:  # (N, T', 2C)
                 kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
                 k, v = kv.unflatten(-1, (2, h, c // h)).permute(2, 0, 3, 1, 4)
@@ -109,35 +111,69 @@ class TemporalSelfAttention(nn.Module):
         return out if last is None else out[:, t - last:]
 
 
-def select_frames(parts: list[torch.Tensor], keys: torch.Tensor) -> torch.Tensor:
-    """Known keys and values in parts (T, N_i, 2C), frames first -> those of the frames `keys` of all parts,
-    (len(keys), sum N_i, 2C): a view where there is one part and the frames are evenly spaced."""
-    if torch.compiler.is_exporting():  # a graph reads every frame (keys is all of them)
-        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+class Known(NamedTuple):
+    """An attention block's keys and values already known, frame_kv's two halves without the position code, by
+    head, frames first: each a tuple of consecutive chunks of frames (T_j, N, h, d), oldest first. One chunk where
+    they lie in a ring; a stream's past and its new frame as two, which a graph then reads as they are: joining
+    them, splitting keys from values or heads from channels would copy every cached frame, per block and frame
+    (docs/benchmarks.md)."""
+
+    k: tuple[torch.Tensor, ...]
+    v: tuple[torch.Tensor, ...]
+
+    @classmethod
+    def of(cls, kv: torch.Tensor, heads: int) -> Known:
+        """frame_kv's (T, N, 2C), frames first, of a block of `heads` heads -> its keys and values, one chunk
+        each."""
+        k, v = kv.unflatten(-1, (2, heads, -1)).unbind(-3)
+        return cls((k,), (v,))
+
+
+def joined(chunks: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Consecutive chunks of frames as one tensor (the chunk itself, not a copy, where there is one)."""
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
+def select_frames(parts: list[Known], keys: torch.Tensor) -> Known:
+    """Known keys and values in parts that stack to N tokens (one per sequence of the pass) -> those of the frames
+    `keys` of all parts, one chunk each (len(keys), N, h, d): views where there is one part of one chunk and the frames
+    are evenly spaced. A graph reads every frame (keys is all of them) and keeps one part's chunks as they are."""
+    if torch.compiler.is_exporting():
+        if len(parts) == 1:
+            return parts[0]
+        return Known(*((torch.cat([joined(getattr(p, f)) for p in parts], 1),) for f in Known._fields))
     idx = keys.tolist()
     step = idx[1] - idx[0] if len(idx) > 1 else 1
-    if step > 0 and idx == list(range(idx[0], idx[-1] + 1, step)):
-        read = [p[idx[0]:idx[-1] + 1:step] for p in parts]
-    else:
-        read = [p.index_select(0, keys) for p in parts]
-    return read[0] if len(read) == 1 else torch.cat(read, 1)
+    even = step > 0 and idx == list(range(idx[0], idx[-1] + 1, step))
+
+    def read(chunks: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = joined(chunks)
+        return x[idx[0]:idx[-1] + 1:step] if even else x.index_select(0, keys)
+
+    return Known(*((read(getattr(parts[0], f)) if len(parts) == 1
+                    else torch.cat([read(getattr(p, f)) for p in parts], 1),) for f in Known._fields))
 
 
-def attend_latest(q: torch.Tensor, kv: torch.Tensor, pos_kv: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """Attention of one query frame per sequence, (N, h, d), over keys and values read where they lie, frames first
-    (T', N, 2C) without their position code, `pos_kv` (T', 2C), where `allowed` (T',) -> (N, h, d): the values of
-    scaled_dot_product_attention over the keys and values with the code added, without first copying them into
-    that layout with it: q.(k + p) = q.k + q.p, and the codes' terms are small products. The logits are a product
-    summed over the channels, the weighted values a matrix product (the faster of the forms tried in ONNX Runtime
-    and torch, docs/benchmarks.md)."""
+def attend_latest(q: torch.Tensor, known: Known, pos_kv: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Attention of one query frame per sequence, (N, h, d), over keys and values read where they lie (`known`:
+    T' frames, in chunks, without their position code), `pos_kv` (T', 2C), where `allowed` (T',) -> (N, h, d): the
+    values of scaled_dot_product_attention over the keys and values with the code added, without first copying
+    them into that layout with it: q.(k + p) = q.k + q.p, and the codes' terms are small products. The logits are
+    a product summed over the channels, the weighted values a matrix product (the faster of the forms tried in ONNX
+    Runtime and torch, docs/benchmarks.md), chunk by chunk."""
     h, d = q.shape[1:]
-    k, v = kv.unflatten(-1, (2, h, d)).unbind(2)  # (T', N, h, d) each
     pk, pv = pos_kv.unflatten(-1, (2, h, d)).unbind(1)  # (T', h, d) each
     q = q * d ** -0.5
-    logits = (k * q).sum(-1).permute(1, 2, 0) + (q.transpose(0, 1) @ pk.permute(1, 2, 0)).transpose(0, 1)  # (N, h, T')
+    logits = joined(tuple((k * q).sum(-1) for k in known.k))  # (T', N, h)
+    logits = logits.permute(1, 2, 0) + (q.transpose(0, 1) @ pk.permute(1, 2, 0)).transpose(0, 1)  # (N, h, T')
     weights = logits.masked_fill(~allowed, float("-inf")).softmax(-1)
-    return ((weights.unsqueeze(2) @ v.permute(1, 2, 0, 3)).squeeze(2)
-            + (weights.transpose(0, 1) @ pv.transpose(0, 1)).transpose(0, 1))
+    out = (weights.transpose(0, 1) @ pv.transpose(0, 1)).transpose(0, 1)
+    a = 0
+    for v in known.v:
+        w = weights[..., a:a + len(v)]
+        out = out + (w * v[0] if len(v) == 1 else (w.unsqueeze(2) @ v.permute(1, 2, 0, 3)).squeeze(2))
+        a += len(v)
+    return out
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -152,18 +188,18 @@ def from_tokens(tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return tokens.reshape(b, h, w, t, c).permute(0, 3, 4, 1, 2)
 
 
-KeysValues = dict[nn.Module, list[torch.Tensor]] | None  # each attention block's frame_kv of its tokens, when
-# known: per sequence of the pass, frames first (T, N_i, 2C)
+KeysValues = dict[nn.Module, list[Known]] | None  # each attention block's keys and values of its tokens, when
+# known: per sequence of the pass, frames first
 
 
-def keys(kv: KeysValues, attn: nn.Module) -> list[torch.Tensor] | None:
+def keys(kv: KeysValues, attn: nn.Module) -> list[Known] | None:
     return kv.get(attn) if kv else None
 
 
-def window_length(x: torch.Tensor, parts: list[torch.Tensor] | None) -> int:
+def window_length(x: torch.Tensor, parts: list[Known] | None) -> int:
     """The window's frame count T: x's (B, T, ...), or, where an attention block's keys and values are known
-    (`parts`, (T, N_i, 2C) each), theirs: x may then hold only the last frames (TemporalModule.frames_read)."""
-    return parts[0].shape[0] if parts else x.shape[1]
+    (`parts`), theirs: x may then hold only the last frames (TemporalModule.frames_read)."""
+    return sum(len(k) for k in parts[0].k) if parts else x.shape[1]
 
 
 def tail(x: torch.Tensor, last: int | None) -> torch.Tensor:

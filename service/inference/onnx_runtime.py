@@ -38,7 +38,8 @@ from torch import nn
 
 from model import OCRGANVideo, load_checkpoint
 from model.ocrgan import Scored
-from model.streaming import FrameStream, frame_keys, frame_tensors, score_frames, score_stacked
+from model.streaming import KEYS, VALUES, FrameStream, frame_keys, frame_tensors, score_frames, score_stacked
+from model.temporal import Known
 
 log = logging.getLogger("ocrgan.service")
 
@@ -212,9 +213,10 @@ class _FrameCues(nn.Module):
 
     def forward(self, clip: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
         levels, new, lap, res = frame_tensors(self.model, clip)
-        stacks = {k: torch.cat([p, new[k]]) for k, p in zip(self.keys, past, strict=True)}  # (S, ...) each
-        windows = [stacks[i][None] if i in stacks else x[:, None] for i, x in enumerate(levels)]
-        kv = {k: [v] for k, v in stacks.items() if not isinstance(k, int)}  # (T, P, 2C)
+        before = dict(zip(self.keys, past, strict=True))  # (S - 1, ...) each
+        windows = [torch.cat([before[i], new[i]])[None] if i in before else x[:, None] for i, x in enumerate(levels)]
+        kv = {b: [Known((before[b, KEYS], new[b, KEYS]), (before[b, VALUES], new[b, VALUES]))]  # read where they lie
+              for b in (k[0] for k in self.keys if isinstance(k, tuple) and k[1] == KEYS)}
         s = score_stacked(self.model, clip, (lap, res), windows, kv, heatmap=True)
         return (*(getattr(s, k).float() for k in self.names), s.heatmap.float(), *(new[k][0] for k in self.keys))
 
@@ -294,7 +296,7 @@ class FrameRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
 
 
-GRAPH_VERSION = 4  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 5  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:

@@ -135,15 +135,17 @@ def test_scoring_the_last_frames_of_a_window_equals_scoring_all_of_it(temporal, 
 
 def test_a_stream_keeps_the_features_only_of_levels_that_read_earlier_frames():
     from model import load_checkpoint
-    from model.streaming import frame_spans
+    from model.streaming import KEYS, VALUES, frame_spans
     from model.temporal import TemporalSelfAttention
 
     model = load_checkpoint(DEFAULT_CHECKPOINT)[0].eval()
     spans = frame_spans(model)
     levels = {k: v for k, v in spans.items() if isinstance(k, int)}
     assert levels == {len(model.generator.temporal) - 1: 3}  # the bottleneck's temporal convolution's 3 frames
-    blocks = [k for k in spans if not isinstance(k, int)]
-    assert blocks and all(isinstance(b, TemporalSelfAttention) and spans[b] == model.cfg.num_frames for b in blocks)
+    blocks = [k for k in spans if not isinstance(k, int)]  # each block's keys and values, apart
+    assert blocks and all(isinstance(b, TemporalSelfAttention) and part in (KEYS, VALUES)
+                          and spans[b, part] == model.cfg.num_frames for b, part in blocks)
+    assert set(blocks) == {(b, part) for b, _ in blocks for part in (KEYS, VALUES)}
     state = FrameStream(model)
     score_frames(model, [(state, clip(model.cfg, 2))])
     assert {k: state.past(k).shape[0] for k in spans} == {k: s - 1 for k, s in spans.items()}

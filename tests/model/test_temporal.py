@@ -6,6 +6,7 @@ from model.temporal import (
     BasicTemporalAttention,
     EnhancedTemporalFusion,
     HierarchicalTemporalAttention,
+    Known,
     MultiScaleTemporalAttention,
     TemporalFeatureFusion,
     make_temporal,
@@ -107,12 +108,18 @@ def test_one_query_frame_over_frames_first_keys_equals_attention_over_the_window
     x = torch.randn(6, 16, 32)  # two sequences of 3 tokens
     mask = temporal_mask(16, causal=True, dilation=dilation)
     kv = attn.frame_kv(x).transpose(0, 1)  # (T, N, 2C), frames first
+    h = attn.heads
+    past_new = Known(*((c[0][:-1], c[0][-1:]) for c in Known.of(kv, h)))  # a stream's past and its new frame
     with torch.no_grad():
         full = attn(x, mask)[:, -1:]
-        parts = attn(x[:, -1:], mask, last=1, kv=[kv[:, :3], kv[:, 3:]])  # only the last frame's tokens
-        several = attn(x[:, -3:], mask, last=3, kv=[kv])  # the general path over the same keys and values
+        parts = attn(x[:, -1:], mask, last=1, kv=[Known.of(kv[:, :3], h), Known.of(kv[:, 3:], h)])  # the last frame
+        chunks = attn(x[:, -1:], mask, last=1, kv=[past_new])
+        several = attn(x[:, -3:], mask, last=3, kv=[Known.of(kv, h)])  # the general path over the same keys and values
+        several_chunks = attn(x[:, -3:], mask, last=3, kv=[past_new])
     assert torch.allclose(parts, full, atol=1e-5)
+    assert torch.allclose(chunks, full, atol=1e-5)
     assert torch.allclose(several, attn(x, mask)[:, -3:], atol=1e-5)
+    assert torch.allclose(several_chunks, several, atol=1e-6)
     with pytest.raises(ValueError, match="keys and values"):
         attn(x[:, -1:], mask, last=1)
 
@@ -125,7 +132,7 @@ def test_a_module_given_the_keys_and_values_reads_only_the_frames_it_says(name):
     module = MODULES[name](32).eval()
     x = torch.randn(1, 16, 32, 4, 6)
     grid = module.token_grid(x)
-    kv = {b: [b.frame_kv(to_tokens(grid)).transpose(0, 1)] for b in module.attentions()}
+    kv = {b: [Known.of(b.frame_kv(to_tokens(grid)).transpose(0, 1), b.heads)] for b in module.attentions()}
     n = module.frames_read(1, 16)
     with torch.no_grad():
         y = module(x[:, 16 - n:], last=1, kv=kv)
