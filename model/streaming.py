@@ -158,7 +158,7 @@ def frame_tensors(model: OCRGANVideo, clip: torch.Tensor) -> tuple[list[torch.Te
 
 
 def score_stacked(model: OCRGANVideo, clip: torch.Tensor, bands: tuple[torch.Tensor, torch.Tensor],
-                  windows: list[torch.Tensor], kv: dict[object, list[torch.Tensor]], heatmap: bool = False) -> Scored:
+                  windows: list[torch.Tensor], kv: dict[object, list[Known]], heatmap: bool = False) -> Scored:
     """The scores of the new frames (N, c + 1, C_in, H, W) from each one's stacks: per level (N, S, C, H, W) of its
     span S (frame_spans; a level without one (N, 1, C, H, W)) and per attention block its parts (Known);
     `bands` the new frames' appearance bands (frame_tensors). Each field (1, N): the frames of a pass as one

@@ -63,7 +63,7 @@ class TemporalSelfAttention(nn.Module):
         return F.linear(self.norm(x), self.qkv.weight[c:])
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, last: int | None = None,
-                kv: list[torch.Tensor] | None = None) -> torch.Tensor:
+                kv: list[Known] | None = None) -> torch.Tensor:
         """(N, T, C) -> the update of every frame, or of the `last` frames only (N, last, C): the same values, as
         each frame's query is its own. `kv`: the frames' keys and values, when already known, as parts (Known)
         that stack to N tokens (one per sequence scored in the pass); x may then hold only its last frames (at least
