@@ -218,10 +218,12 @@ class OCRGANVideo(nn.Module):
             self.memory[len(bank):] = bank[torch.arange(len(self.memory) - len(bank)) % len(bank)].to(self.memory)
 
     def attention_maps(self) -> list[torch.Tensor]:
-        """Attention probabilities recorded in the last training forward pass."""
+        """Attention probabilities recorded in the last training forward pass (of the generator's levels that
+        run, not the idle ones)."""
+        idle = {id(self.generator.temporal[level]) for level in self.generator.idle_levels}
         maps: list[torch.Tensor] = []
         for m in self.modules():
-            if isinstance(m, TemporalModule):
+            if isinstance(m, TemporalModule) and id(m) not in idle:
                 maps.extend(m.attention_maps())
         return maps
 

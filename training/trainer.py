@@ -204,7 +204,8 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # with skip_cut the decoder reads no skips of the finest levels, so parameters only they feed get no
-            # gradient (of their temporal modules only the attention regulariser reaches some); DDP must be told
+            # gradient (an idle level's temporal module does not run; the memory's gets only the attention
+            # regulariser's); DDP must be told
             self.g_train = DDP(g, device_ids=ids, static_graph=self.mcfg.skip_cut > 0)
             self.d_train = DDP(d, device_ids=ids)
         self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=cfg.betas)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from model import OCRGANVideo
+from model import losses as L
 from model.config import TEMPORAL_VARIANTS
 from tests.model.helpers import tiny_cfg
 
@@ -143,7 +144,7 @@ def test_mixed_reconstructs_appearance_and_predicts_flow_causally():
     assert not torch.allclose(a.fake[:, t], d.fake[:, t])  # its appearance is reconstructed from itself
 
 
-def test_levels_no_scorer_reads_skip_their_temporal_modules_outside_training_and_scores_are_unchanged():
+def test_levels_no_one_reads_skip_their_temporal_modules_and_scores_are_unchanged():
     torch.manual_seed(0)
     cfg = tiny_cfg(isize=(32, 48), motion=True, objective="mixed", residual=False, skip_cut=2, memory_size=64)
     model = OCRGANVideo(cfg).eval()
@@ -163,7 +164,15 @@ def test_levels_no_scorer_reads_skip_their_temporal_modules_outside_training_and
     for name in ("raw", "app", "motion", "speed", "mem", "feat", "heatmap"):
         assert torch.allclose(getattr(fast, name), getattr(full, name), atol=1e-6), name
     model.train()
-    calls.clear()
+    model(clip)  # every level runs, level 0 records its attention
+    stale = model.generator.temporal[0].attention_maps()
+    assert stale
     model.generator.idle_levels = frozenset({0})
-    model(clip)
-    assert calls  # training runs every level (the attention regulariser reads them)
+    calls.clear()
+    out = model(clip)
+    assert not calls  # nor in training: its output would reach no loss but the attention regulariser
+    maps = model.attention_maps()  # the regulariser reads the levels that ran, not level 0's last maps
+    assert maps and not any(m is a for m in maps for a in stale)
+    (out.fake.square().mean() + L.attention_regularisation(maps)).backward()
+    assert all(p.grad is None for p in model.generator.temporal[0].parameters())
+    assert any(p.grad is not None for p in model.generator.temporal[1].parameters())
