@@ -78,7 +78,7 @@ class MultiStreamUNet(nn.Module):
         self.use_skip = [level >= cfg.skip_cut for level in range(depth)]
         # levels whose skip no one reads (cut, and not the memory's: OCRGANVideo says which that is): their temporal
         # modules never run, in training either (nothing but the attention regulariser would read them there, and a
-        # training step of the shipped recipe took 1.5 times as long with level 0's)
+        # training step of the recipe took 1.35 times as long with level 0's)
         self.idle_levels: frozenset[int] = frozenset()
         ups = []
         for level in range(depth - 1, 0, -1):
