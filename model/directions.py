@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from model.motion import flow_length
 
 DIRECTIONS = 8  # direction bins of 45 degrees
+BIN_COS = tuple(math.cos(2 * math.pi * k / DIRECTIONS) for k in range(DIRECTIONS))  # each bin's unit vector
+BIN_SIN = tuple(math.sin(2 * math.pi * k / DIRECTIONS) for k in range(DIRECTIONS))
 DIRECTION_CELL = 8  # pixels of the working size per cell of the prior
 PSEUDO_COUNT = 1.0  # pixels added to every cell's count of each motion class and of standing still
 MIN_MOVING = 0.1  # pixels per frame: below this nothing counts as moving
@@ -63,9 +65,14 @@ def _sample(speed: torch.Tensor) -> torch.Tensor:
 
 
 def direction_bins(flow: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) flow (x, y; image y down) -> (..., H, W) bin of its direction, counter-clockwise from +x."""
-    angle = torch.atan2(-flow[..., 1, :, :].float(), flow[..., 0, :, :].float())
-    return (angle / (2 * math.pi) * DIRECTIONS).round().long() % DIRECTIONS
+    """(..., 2, H, W) flow (x, y; image y down) -> (..., H, W) bin of its direction, counter-clockwise from +x: the
+    bin whose direction is nearest to the flow's, the one its unit vector has the largest dot product with (0 where
+    nothing moves). The same bins as rounding the angle (atan2) to the nearest, without the angle, which ONNX Runtime
+    computes in a chain of selections (Where) ten times as slow as the products (docs/benchmarks.md)."""
+    x, y = flow[..., 0:1, :, :].float(), flow[..., 1:2, :, :].float()
+    cos = torch.tensor(BIN_COS, device=flow.device)[:, None, None]
+    sin = torch.tensor(BIN_SIN, device=flow.device)[:, None, None]
+    return (x * cos - y * sin).argmax(-3)  # -y: image y points down
 
 
 def motion_classes(flow: torch.Tensor, threshold: float, speeds: int, dim: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.channel_selection import ChannelSelection
+from model.channel_selection import ChannelSelection, total
 from model.config import OCRGANConfig
 from model.motion import flow_length
 from model.temporal import KeysValues, TemporalFeatureFusion, make_temporal, skip_plan, uses_input_fusion
@@ -109,7 +109,7 @@ class MultiStreamUNet(nn.Module):
         levels = []
         for level, select in enumerate(self.select):
             xs = list(select(*(enc[level](x) for enc, x in zip(self.enc, xs, strict=True))))
-            levels.append(torch.stack(xs).sum(0).unflatten(0, (b, t)))
+            levels.append(total(xs).unflatten(0, (b, t)))
         return levels
 
     def mix(self, levels: list[torch.Tensor], last: int | None = None, kv: KeysValues = None) -> list[torch.Tensor]:

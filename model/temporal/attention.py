@@ -39,6 +39,13 @@ def temporal_mask(
     return allowed
 
 
+def additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool attention mask (True where a key may be seen) as the float one added to the logits: 0 there, -inf
+    elsewhere. The same attention; in ONNX Runtime, a mask of constants folds into one and the logits take an
+    addition, where a bool mask selects them with a Where, which is many times slower (docs/benchmarks.md)."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
+
+
 class TemporalSelfAttention(nn.Module):
     """Pre-norm multi-head attention over (N, T, C) token sequences, with a learned frame position code.
 
@@ -95,7 +102,7 @@ class TemporalSelfAttention(nn.Module):
             else:  # (N, T', 2C)
                 kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
                 k, v = kv.unflatten(-1, (2, h, c // h)).permute(2, 0, 3, 1, 4)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=rows)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive(rows, q.dtype))
             return self.proj(out.transpose(1, 2).reshape(n, t - first, c))
         y = self.norm(x) + self.pos[:t]
         q, k, v = self.qkv(y).reshape(n, t, 3, h, c // h).permute(2, 0, 3, 1, 4)  # 3 x (N, h, T, d)
@@ -106,7 +113,7 @@ class TemporalSelfAttention(nn.Module):
             out = probs @ v
         else:
             self.last_attention = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive(mask, q.dtype))
         out = self.proj(out.transpose(1, 2).reshape(n, t, c))
         return out if last is None else out[:, t - last:]
 
@@ -166,7 +173,7 @@ def attend_latest(q: torch.Tensor, known: Known, pos_kv: torch.Tensor, allowed: 
     q = q * d ** -0.5
     logits = joined(tuple((k * q).sum(-1) for k in known.k))  # (T', N, h)
     logits = logits.permute(1, 2, 0) + (q.transpose(0, 1) @ pk.permute(1, 2, 0)).transpose(0, 1)  # (N, h, T')
-    weights = logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    weights = (logits + additive(allowed, logits.dtype)).softmax(-1)
     out = (weights.transpose(0, 1) @ pv.transpose(0, 1)).transpose(0, 1)
     a = 0
     for v in known.v:

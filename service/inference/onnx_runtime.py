@@ -110,7 +110,22 @@ def _session(path: str | Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # its own threads' (denormals_flushed)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def denormals_flushed():
+    """Compute on this thread with denormal floats taken as zero, as it was after: the attention's softmax over
+    masked frames makes them (the exponential of the masked logits underflows), and ONNX Runtime's CPU kernels run
+    several times slower on them (a softmax over 12 masked of 16 frames: 80 against 15 µs; docs/benchmarks.md).
+    What it changes is below 1e-38. A session's own threads are set so by its options (_session); with one thread,
+    the graph runs on the caller's."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | None = None) -> Path:
@@ -174,7 +189,9 @@ class OnnxWindowScorer:
         if clip.shape != self.shape:
             raise ValueError(f"the exported graph scores windows of shape {self.shape}, got {tuple(clip.shape)}")
         x = np.ascontiguousarray(clip.detach().cpu().float().numpy())
-        return {k: torch.from_numpy(v) for k, v in zip(self.names, self.session.run(None, {"clip": x}), strict=True)}
+        with denormals_flushed():
+            out = self.session.run(None, {"clip": x})
+        return {k: torch.from_numpy(v) for k, v in zip(self.names, out, strict=True)}
 
 
 class WindowRunner:
@@ -270,7 +287,8 @@ class OnnxFrameScorer:
         for clip in stream.inputs(frames.detach().cpu().float()):
             feed = {"clip": clip[None].numpy(), **{f"past{i}": stream.past(k).numpy()
                                                    for i, k in enumerate(self.keys)}}
-            out = self.session.run(None, feed)
+            with denormals_flushed():
+                out = self.session.run(None, feed)
             rows.append(out[:len(self.names)])
             for k, v in zip(self.keys, out[len(self.names):], strict=True):
                 stream.push(k, torch.from_numpy(v))

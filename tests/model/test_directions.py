@@ -31,6 +31,16 @@ def test_direction_bins_count_counter_clockwise_from_right_with_image_y_down(dx,
     assert direction_bins(uniform_flow(1, 2, 2, dx, dy)).unique().tolist() == [bin_]
 
 
+def test_direction_bins_are_the_angle_rounded_to_the_nearest_bin():
+    flow = torch.randn(16, 2, 32, 48, generator=torch.Generator().manual_seed(0)) * 3
+    turns = torch.atan2(-flow[:, 1], flow[:, 0]) / (2 * math.pi) * DIRECTIONS
+    clear = ((turns - turns.floor()) - 0.5).abs() > 1e-4  # not on the edge between two bins
+    expected = turns.round().long() % DIRECTIONS
+    assert torch.equal(direction_bins(flow)[clear], expected[clear])
+    assert clear.float().mean() > 0.99
+    assert direction_bins(torch.zeros(1, 2, 2, 2)).unique().tolist() == [0]  # no motion: bin 0, as the angle 0
+
+
 def test_speed_classes_are_octaves_above_the_moving_threshold_within_each_direction():
     speeds = [0.6, 1.2, 2.5, 5.0, 100.0]
     flow = torch.stack([uniform_flow(1, 1, 1, v, 0.0) for v in speeds])[:, 0]  # (5, 2, 1, 1) moving right
