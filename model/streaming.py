@@ -4,8 +4,9 @@ The model is causal (every objective but "reconstruct"): a frame's encoder featu
 few before it that its generator input reads (`OCRGANVideo.context_frames`: the previous frame where the generator
 sees the clip shifted, and those the input fusion reads). So each sequence keeps:
 - the last `context_frames` preprocessed frames, which give a new frame its past;
-- per attention block, the keys and values of its last T-1 frames (two kinds, keys and values: a graph reads each
-  where it lies);
+- per attention block, the keys and values of the last frames before the new one that its query may see
+  (`TemporalModule.key_spans`: T-1, or 3 for the hierarchical attention's 4-frame sequence level), two kinds, keys
+  and values (a graph reads each where it lies);
 - per U-Net level whose temporal module reads earlier frames than the new one beyond the attention's keys and values
   (`TemporalModule.frames_read`: the bottleneck's temporal convolution reads 2, adaptive pooling all T-1), their
   encoder features (before the temporal modules).
@@ -113,8 +114,9 @@ def frame_spans(model: OCRGANVideo) -> dict[object, int]:
     """The kinds of per-frame tensor a sequence keeps, in order, each with its span (how many of its last frames a
     new frame's scoring reads, the new one included): each level's encoder features (by its index), but of the idle
     levels (nothing reads their skips) and of those whose temporal module reads no frame before the new one but
-    through its attention blocks; then the level's attention blocks' keys and values, T frames (each block's keys
-    as (block, KEYS), its values as (block, VALUES))."""
+    through its attention blocks; then the level's attention blocks' keys and values, of the frames the newest
+    frame's query may see (TemporalModule.key_spans; each block's keys as (block, KEYS), its values as (block,
+    VALUES))."""
     t = model.cfg.num_frames
     out: dict[object, int] = {}
     for level, temporal in enumerate(model.generator.temporal):
@@ -123,8 +125,8 @@ def frame_spans(model: OCRGANVideo) -> dict[object, int]:
         span = temporal.frames_read(1, t) if isinstance(temporal, TemporalModule) else t
         if span > 1:
             out[level] = span
-        for block in temporal.attentions() if isinstance(temporal, TemporalModule) else []:
-            out.update({(block, KEYS): t, (block, VALUES): t})
+        for block, seen in (temporal.key_spans(t) if isinstance(temporal, TemporalModule) else {}).items():
+            out.update({(block, KEYS): seen, (block, VALUES): seen})
     return out
 
 

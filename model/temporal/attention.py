@@ -82,23 +82,27 @@ class TemporalSelfAttention(nn.Module):
             raise ValueError(f"{f} of {t} frames' tokens need the frames' keys and values (kv)")
         if not self.training and (last is not None or kv is not None):
             first = t - (last or t)  # the first frame whose update is asked for
+            held = t - window_length(x, kv) if kv is not None else 0  # kv's frames: the window's from this one on
             w, b = self.qkv.weight, self.qkv.bias
             q = F.linear(self.norm(x[:, f - (t - first):]) + self.pos[first:t], w[:c], b[:c])
             rows = mask[first:]
-            if torch.compiler.is_exporting():  # a graph cannot depend on the mask's values: it reads every frame,
-                keys = torch.arange(t, device=x.device)  # and the mask keeps out those a query may not see
+            if torch.compiler.is_exporting():  # a graph cannot depend on the mask's values: it reads every frame
+                keys = torch.arange(held, t, device=x.device)  # held, and the mask keeps out those a query may not see
             else:
                 keys = rows.any(0).nonzero().squeeze(1)  # the frames these queries may see: only theirs are read
+                if len(keys) and int(keys[0]) < held:
+                    raise ValueError(f"the queries see frame {int(keys[0])} of {t}; the keys and values given start "
+                                     f"at frame {held}")
             pos_kv = F.linear(self.pos[keys], w[c:], b[c:])
             if len(keys) < t:
                 rows = rows[:, keys]
             if kv is not None and t - first == 1:
-                out = attend_latest(q.reshape(n, h, c // h), select_frames(kv, keys), pos_kv, rows[0])
+                out = attend_latest(q.reshape(n, h, c // h), select_frames(kv, keys - held), pos_kv, rows[0])
                 return self.proj(out.reshape(n, 1, c))
             q = q.reshape(n, t - first, h, c // h).transpose(1, 2)
             if kv is not None:  # (T', N, h, d) each
                 k, v = ((joined(part) + p.unflatten(-1, (h, c // h))[:, None]).permute(1, 2, 0, 3)
-                        for part, p in zip(select_frames(kv, keys), pos_kv.chunk(2, -1), strict=True))
+                        for part, p in zip(select_frames(kv, keys - held), pos_kv.chunk(2, -1), strict=True))
             else:  # (N, T', 2C)
                 kv = self.frame_kv(x if len(keys) == t else x.index_select(1, keys)) + pos_kv
                 k, v = kv.unflatten(-1, (2, h, c // h)).permute(2, 0, 3, 1, 4)
@@ -236,6 +240,12 @@ class TemporalModule(nn.Module):
         hold only them. All of them unless a module says otherwise."""
         return t
 
+    def key_spans(self, t: int) -> dict[TemporalSelfAttention, int]:
+        """Per attention block, how many of a T-frame window's last frames the newest frame's query may see: a
+        stream keeps only their keys and values (model.streaming), and the block is given only them. All of them
+        unless a module says otherwise."""
+        return {block: t for block in self.attentions()}
+
 
 class NoTemporal(TemporalModule):
     """No temporal mixing: each frame's features pass unchanged."""
@@ -262,6 +272,9 @@ class PooledTemporal(TemporalModule):
 
     def frames_read(self, last: int, t: int) -> int:
         return self.inner.frames_read(last, t)  # pooling is per frame
+
+    def key_spans(self, t: int) -> dict[TemporalSelfAttention, int]:
+        return self.inner.key_spans(t)
 
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         coarse = self.token_grid(x)

@@ -35,6 +35,9 @@ class HierarchicalTemporalAttention(TemporalModule):
     def frames_read(self, last: int, t: int) -> int:
         return last
 
+    def key_spans(self, t: int) -> dict[TemporalSelfAttention, int]:
+        return {self.seq_attn: min(self.sequence, t) if self.causal else t, self.snip_attn: t}
+
     def forward(self, x: torch.Tensor, last: int | None = None, kv: KeysValues = None) -> torch.Tensor:
         tok = to_tokens(x)
         t = window_length(tok, keys(kv, self.snip_attn))

@@ -314,7 +314,7 @@ class FrameRunner:
         return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
 
 
-GRAPH_VERSION = 5  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 6  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:

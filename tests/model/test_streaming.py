@@ -137,14 +137,17 @@ def test_a_stream_keeps_the_features_only_of_levels_that_read_earlier_frames():
     from model import load_checkpoint
     from model.streaming import KEYS, VALUES, frame_spans
     from model.temporal import TemporalSelfAttention
+    from model.temporal.hierarchical import HierarchicalTemporalAttention
 
     model = load_checkpoint(DEFAULT_CHECKPOINT)[0].eval()
     spans = frame_spans(model)
     levels = {k: v for k, v in spans.items() if isinstance(k, int)}
     assert levels == {len(model.generator.temporal) - 1: 3}  # the bottleneck's temporal convolution's 3 frames
     blocks = [k for k in spans if not isinstance(k, int)]  # each block's keys and values, apart
+    sequence = {m.seq_attn for m in model.generator.modules() if isinstance(m, HierarchicalTemporalAttention)}
+    assert sequence  # the 4-frame sequence level of the hierarchical attention keeps its 4 frames' only
     assert blocks and all(isinstance(b, TemporalSelfAttention) and part in (KEYS, VALUES)
-                          and spans[b, part] == model.cfg.num_frames for b, part in blocks)
+                          and spans[b, part] == (4 if b in sequence else model.cfg.num_frames) for b, part in blocks)
     assert set(blocks) == {(b, part) for b, _ in blocks for part in (KEYS, VALUES)}
     state = FrameStream(model)
     score_frames(model, [(state, clip(model.cfg, 2))])

@@ -138,3 +138,35 @@ def test_a_module_given_the_keys_and_values_reads_only_the_frames_it_says(name):
         y = module(x[:, 16 - n:], last=1, kv=kv)
         assert torch.allclose(y, module(x)[:, -1:], atol=1e-5)
     assert n == {"enhanced": 3, "adaptive": 16}.get(name, 1)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_each_block_given_only_the_frames_its_last_query_sees_gives_the_same_output(name):
+    """key_spans: each attention block given the keys and values of only its span's last frames (a stream keeps no
+    more) gives the window's last output."""
+    torch.manual_seed(7)
+    module = MODULES[name](32).eval()
+    x = torch.randn(1, 16, 32, 4, 6)
+    grid = module.token_grid(x)
+    spans = module.key_spans(16)
+    kv = {b: [Known.of(b.frame_kv(to_tokens(grid)).transpose(0, 1)[16 - spans[b]:], b.heads)]
+          for b in module.attentions()}
+    with torch.no_grad():
+        y = module(x[:, 16 - module.frames_read(1, 16):], last=1, kv=kv)
+        assert torch.allclose(y, module(x)[:, -1:], atol=1e-5)
+    expected = {b: 16 for b in module.attentions()}
+    if name == "hierarchical":
+        expected[module.seq_attn] = 4  # its sequence level sees the last 4 frames
+    assert spans == expected
+
+
+def test_a_block_given_fewer_frames_than_its_query_sees_is_refused():
+    from model.temporal.attention import TemporalSelfAttention
+
+    attn = TemporalSelfAttention(32, 2, 16).eval()
+    x = torch.randn(3, 16, 32)
+    kv = attn.frame_kv(x).transpose(0, 1)[12:]  # the last 4 frames' keys and values
+    with torch.no_grad():
+        attn(x[:, -1:], temporal_mask(16, causal=True, window=4), last=1, kv=[Known.of(kv, attn.heads)])
+        with pytest.raises(ValueError, match="start at frame 12"):
+            attn(x[:, -1:], temporal_mask(16, causal=True), last=1, kv=[Known.of(kv, attn.heads)])
