@@ -29,9 +29,8 @@ import torch.nn.functional as F
 
 from model.motion import flow_length
 
-DIRECTIONS = 8  # direction bins of 45 degrees
-BIN_COS = tuple(math.cos(2 * math.pi * k / DIRECTIONS) for k in range(DIRECTIONS))  # each bin's unit vector
-BIN_SIN = tuple(math.sin(2 * math.pi * k / DIRECTIONS) for k in range(DIRECTIONS))
+DIRECTIONS = 8  # direction bins of 45 degrees (direction_bins reads them off the flow's components for 8)
+AXIS_EDGE = math.tan(math.pi / DIRECTIONS)  # |y| / |x| on the edge between an axis's bin and a diagonal's
 DIRECTION_CELL = 8  # pixels of the working size per cell of the prior
 PSEUDO_COUNT = 1.0  # pixels added to every cell's count of each motion class and of standing still
 MIN_MOVING = 0.1  # pixels per frame: below this nothing counts as moving
@@ -65,14 +64,19 @@ def _sample(speed: torch.Tensor) -> torch.Tensor:
 
 
 def direction_bins(flow: torch.Tensor) -> torch.Tensor:
-    """(..., 2, H, W) flow (x, y; image y down) -> (..., H, W) bin of its direction, counter-clockwise from +x: the
-    bin whose direction is nearest to the flow's, the one its unit vector has the largest dot product with (0 where
-    nothing moves). The same bins as rounding the angle (atan2) to the nearest, without the angle, which ONNX Runtime
-    computes in a chain of selections (Where) ten times as slow as the products (docs/benchmarks.md)."""
-    x, y = flow[..., 0:1, :, :].float(), flow[..., 1:2, :, :].float()
-    cos = torch.tensor(BIN_COS, device=flow.device)[:, None, None]
-    sin = torch.tensor(BIN_SIN, device=flow.device)[:, None, None]
-    return (x * cos - y * sin).argmax(-3)  # -y: image y points down
+    """(..., 2, H, W) flow (x, y; image y down) -> (..., H, W) bin of its direction, counter-clockwise from +x: its
+    angle rounded to the nearest of the 8 bins, 0 where nothing moves. Read off the components rather than the angle:
+    within 22.5 degrees of an axis (|y| at most tan(22.5 degrees) |x|, or the other way round) it is that axis's bin,
+    else the diagonal of the quadrant its signs give. The same bins as rounding atan2 (but on an edge between two,
+    to float rounding), in comparisons and products only: ONNX Runtime computes atan2 in a chain of selections
+    (Where) six times as slow, torch about as fast (docs/benchmarks.md)."""
+    x, y = flow[..., 0, :, :].float(), -flow[..., 1, :, :].float()  # y up
+    ax, ay = x.abs(), y.abs()
+    along_x = (ay <= AXIS_EDGE * ax).float()  # bin 0 or 4 (and where nothing moves)
+    along_y = (ax < AXIS_EDGE * ay).float()  # bin 2 or 6
+    left, down = (x < 0).float(), (y < 0).float()
+    diagonal = 1 + 2 * left + down * (6 - 4 * left)  # 1 up right, 3 up left, 5 down left, 7 down right
+    return (along_x * 4 * left + along_y * (2 + 4 * down) + (1 - along_x - along_y) * diagonal).long()
 
 
 def motion_classes(flow: torch.Tensor, threshold: float, speeds: int, dim: int) -> torch.Tensor:
