@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 MEMORY_LEVEL = 1  # U-Net level whose skip features are remembered (level l is 2^(l+1) times smaller)
 CANDIDATES = 200_000  # training patches the coreset is chosen from (a random sample of them when there are more)
+CPU_CHUNK = 64  # features a matrix product of the memory search takes on a CPU: 64 x 4096 distances, 1 MB, stay in
+# a core's cache for their minimum (against 256: 0.87x the time in ONNX Runtime, 0.94x in torch; docs/benchmarks.md)
+GPU_CHUNK = 256  # elsewhere (a GPU), as before: fewer, larger products, fewer launches (not measured on a GPU)
 MAX_PATCHES = 1_000_000  # patches of the training footage held at once to draw them from (a share of each frame's)
 
 
@@ -53,11 +56,12 @@ def pixel_width(nc: int, level: int, patch: int, hw: tuple[int, int]) -> int:
     return nc * (2 * _cells(level, patch, hw)) ** 2
 
 
-def nearest_distance(features: torch.Tensor, bank: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+def nearest_distance(features: torch.Tensor, bank: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
     """(..., C) features -> (...) Euclidean distance of each to its nearest row of `bank` (K, C). Computed as
-    min_k(|m_k|^2 - 2 q.m_k) + |q|^2 in one matrix product per chunk, chunks of the features small enough for their
-    distances to stay in a core's cache for the minimum (64 x 4096 remembered: 1 MB; against 256, 0.87x the time in
-    ONNX Runtime and 0.94x in torch for a window's 8 frames, docs/benchmarks.md)."""
+    min_k(|m_k|^2 - 2 q.m_k) + |q|^2 in one matrix product per chunk of `chunk` features: by default, on a CPU, few
+    enough for their distances to stay in a core's cache for the minimum (CPU_CHUNK), elsewhere GPU_CHUNK."""
+    if chunk is None:
+        chunk = CPU_CHUNK if features.device.type == "cpu" else GPU_CHUNK
     flat = features.reshape(-1, features.shape[-1]).float()
     bank = bank.to(flat.device, torch.float32)
     b2, bt = bank.pow(2).sum(1), bank.T
