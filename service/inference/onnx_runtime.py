@@ -46,6 +46,7 @@ log = logging.getLogger("ocrgan.service")
 OPSET = 18
 FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")  # model.Scored's, in order, but
 # the heatmap
+_DENORMAL = torch.tensor([1e-39])  # below float32's smallest normal number: a thread that flushes reads it as 0
 
 
 def available() -> bool:
@@ -116,16 +117,18 @@ def _session(path: str | Path, threads: int):
 
 @contextlib.contextmanager
 def denormals_flushed():
-    """Compute on this thread with denormal floats taken as zero, as it was after: the attention's softmax over
-    masked frames makes them (the exponential of the masked logits underflows), and ONNX Runtime's CPU kernels run
-    several times slower on them (a softmax over 12 masked of 16 frames: 80 against 15 µs; docs/benchmarks.md).
-    What it changes is below 1e-38. A session's own threads are set so by its options (_session); with one thread,
-    the graph runs on the caller's."""
+    """Compute on this thread with denormal floats taken as zero, the thread left as it was after: the attention's
+    softmax over masked frames makes them (the exponential of the masked logits underflows), and ONNX Runtime's CPU
+    kernels run several times slower on them (a softmax over 12 masked of 16 frames: 80 against 15 µs;
+    docs/benchmarks.md). What it changes is below 1e-38. A session's own threads are set so by its options
+    (_session); with one thread, the graph runs on the caller's."""
+    was = bool((_DENORMAL * 1.0).item() == 0.0)  # whether this thread flushes them already
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        if not was:
+            torch.set_flush_denormal(False)
 
 
 def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | None = None) -> Path:
