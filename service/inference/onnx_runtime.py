@@ -287,16 +287,16 @@ class OnnxFrameScorer:
             raise ValueError(f"the exported graph scores frames of shape {tuple(self.shape[2:])}, got "
                              f"{tuple(frames.shape[1:])}")
         rows = []
-        for clip in stream.inputs(frames.detach().cpu().float()):
-            feed = {"clip": clip[None].numpy(), **{f"past{i}": stream.past(k).numpy()
-                                                   for i, k in enumerate(self.keys)}}
-            with denormals_flushed():
+        with denormals_flushed():
+            for clip in stream.inputs(frames.detach().cpu().float()):
+                feed = {"clip": clip[None].numpy(), **{f"past{i}": stream.past(k).numpy()
+                                                       for i, k in enumerate(self.keys)}}
                 out = self.session.run(None, feed)
-            rows.append(out[:len(self.names)])
-            for k, v in zip(self.keys, out[len(self.names):], strict=True):
-                stream.push(k, torch.from_numpy(v))
-            stream.count += 1
-        return {name: torch.from_numpy(np.concatenate([r[i] for r in rows], axis=1))
+                rows.append(out[:len(self.names)])
+                for k, v in zip(self.keys, out[len(self.names):], strict=True):
+                    stream.push(k, torch.from_numpy(v))
+                stream.count += 1
+        return {name: torch.from_numpy(rows[0][i] if len(rows) == 1 else np.concatenate([r[i] for r in rows], axis=1))
                 for i, name in enumerate(self.names)}
 
 
