@@ -1,12 +1,13 @@
 """A checkpoint on a camera it was not trained on, calibrated as the service calibrates a camera.
 
     python benchmarks/new_camera.py --data data/ucsd_ped2 [--checkpoint service/assets/default.safetensors]
-        [--out runs/new_camera] [--frames 125,250,600,1000]
+        [--out runs/new_camera] [--frames 125,250,600,1000] [--view mirrored|negative]
 
 The "new camera" is another view of the dataset's scene: each frame cropped to rows 50-210 and columns 40-280 of
-UCSD Ped2's 240x360 (a camera closer by 1.5x) and mirrored, written as a frame-folder dataset under --out. A test
-frame stays anomalous where its pixel mask (test_pixel_masks.npz) marks a pixel inside the crop, or where the
-dataset has no mask for it. On that view it reports, on the test clips:
+UCSD Ped2's 240x360 (a camera closer by 1.5x) and mirrored, or with `--view negative` turned upside down and in
+negative instead (a ground and walkers of a look the checkpoint never saw), written as a frame-folder dataset under
+--out. A test frame stays anomalous where its pixel mask (test_pixel_masks.npz) marks a pixel inside the crop, or
+where the dataset has no mask for it. On that view it reports, on the test clips:
 
   checkpoint   the checkpoint's own units, statistics and threshold (a camera with "calibrate": false)
   opening N    a camera's warm-up (service.inference.calibration.Calibration, the service's rule): each cue's
@@ -43,10 +44,17 @@ from training.frame_store import FrameStore
 from training.labels import read_labels_json
 
 CROP = (50, 210, 40, 280)  # rows, columns of the 240x360 frames the new camera sees
+VIEWS = {  # what the new camera makes of the cropped frame (BGR uint8)
+    "mirrored": lambda f: f[:, ::-1],  # the scene's own look, the other way round
+    # upside down and in negative: the same motion on a ground and walkers of a look the checkpoint never saw (bright
+    # pavement, dark grass, light figures), and the perspective the other way (far things at the bottom)
+    "negative": lambda f: 255 - f[::-1],
+}
 
 
-def make_view(src: Path, dst: Path) -> Path:
-    """The cropped, mirrored view of a frame-folder dataset with pixel masks, as a frame-folder dataset."""
+def make_view(src: Path, dst: Path, view: str = "mirrored") -> Path:
+    """The cropped view of a frame-folder dataset with pixel masks, transformed by VIEWS[view], as a frame-folder
+    dataset."""
     r0, r1, c0, c1 = CROP
     masks = np.load(src / "test_pixel_masks.npz")
     labels = read_labels_json(src / "labels.json")
@@ -56,8 +64,8 @@ def make_view(src: Path, dst: Path) -> Path:
             out = dst / split / "frames" / clip.name
             out.mkdir(parents=True, exist_ok=True)
             for f in sorted(clip.iterdir()):
-                view = cv2.imread(str(f))[r0:r1, c0:c1][:, ::-1]
-                cv2.imwrite(str(out / f.name), view, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                image = np.ascontiguousarray(VIEWS[view](cv2.imread(str(f))[r0:r1, c0:c1]))
+                cv2.imwrite(str(out / f.name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
             if split == "testing":
                 y = labels[clip.name].astype(bool)
                 m = masks[clip.name]
@@ -100,11 +108,12 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="service/assets/default.safetensors")
     ap.add_argument("--out", default="runs/new_camera")
     ap.add_argument("--frames", default="125,250,600,1000", help="warm-up lengths to try, in frames")
+    ap.add_argument("--view", choices=sorted(VIEWS), default="mirrored", help="what the camera makes of the crop")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     out = Path(args.out)
     shutil.rmtree(out / "view", ignore_errors=True)
-    view = make_view(Path(args.data), out / "view")
+    view = make_view(Path(args.data), out / "view", args.view)
     model, info = load_checkpoint(args.checkpoint, "cpu")
 
     def clip_cues(split: str) -> tuple[list, list[dict]]:
@@ -116,7 +125,7 @@ def main() -> None:
     test, test_cues = clip_cues("test")
     labels = np.concatenate([s.labels for s in test])
     threshold = float(model.threshold)
-    summary = {"checkpoint": args.checkpoint, "crop": CROP, "mirrored": True, "test_frames": len(labels),
+    summary = {"checkpoint": args.checkpoint, "crop": CROP, "view": args.view, "test_frames": len(labels),
                "anomalous": int(labels.sum())}
     summary["checkpoint_units"] = rates(
         normalised(model, test_cues, None, float(model.score_mean), float(model.score_std)), labels, threshold)

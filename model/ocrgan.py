@@ -93,7 +93,8 @@ class OCRGANVideo(nn.Module):
     with a memory, each patch's distance to the nearest remembered normal patch (each the largest mean over
     patches of its map), and the distance between the discriminator's features of the frame and of its
     prediction. Scales, score statistics, the threshold, the direction prior and the memory are buffers, saved with
-    the weights; a scene calibration may replace the scales (`scales=` of `combine`).
+    the weights; a scene calibration may replace the scales (`scales=` of `combine`), and leave a cue out by giving
+    it none.
     """
 
     def __init__(self, cfg: OCRGANConfig) -> None:
@@ -318,7 +319,7 @@ class OCRGANVideo(nn.Module):
         out = w["app"] * maps.app / sc["app"]
         for name in ("motion", "speed", "dir", "mem", "grey"):
             m = getattr(maps, name)
-            if m is not None and w[name] > 0:
+            if m is not None and w[name] > 0 and name in sc:
                 out = torch.maximum(out, w[name] * m / sc[name])
         return out
 

@@ -56,8 +56,10 @@ CUES = ("app", "motion", "speed", "dir", "mem", "grey", "feat")  # appearance er
 def combine_cues(cues: dict[str, torch.Tensor], weights: dict[str, float], scales: dict[str, float]) -> torch.Tensor:
     """Per-frame score: the largest weighted cue, each in units of its extreme on normal footage (so one cue at its
     extreme suffices, and one cue's everyday noise never adds to another's). `cues` maps names of CUES to per-frame
-    values (any missing cue, or one of weight 0, is left out); `weights` and `scales` map the same names."""
-    parts = [weights[k] * v.float() / scales[k] for k, v in cues.items() if v is not None and weights.get(k, 0) > 0]
+    values; `weights` and `scales` map the same names. A cue missing from `cues` or from `scales` (a scene's units
+    leave out a memory of footage it does not resemble: model.scales.scene_scales), or of weight 0, is left out."""
+    parts = [weights[k] * v.float() / scales[k] for k, v in cues.items()
+             if v is not None and weights.get(k, 0) > 0 and k in scales]
     if not parts:
         raise ValueError("no cue has a positive weight")
     return torch.stack(parts).amax(dim=0)

@@ -91,7 +91,8 @@ class Calibration:
         self.scales = scene_scales(self.model, cues)
         f = self.floor
         if f is not None:
-            self.scales = {k: max(v, f.scales[k]) for k, v in self.scales.items()}
+            # a cue either leaves out (a memory of footage the scene does not resemble) stays out: never stricter
+            self.scales = {k: max(v, f.scales[k]) for k, v in self.scales.items() if k in f.scales}
         post = ScorePostprocessor(self.model.cfg.score_smoothing, 0.0, 1.0, math.inf)
         smoothed = [post(float(x))[0] for x in self.model.combine(cues, self.scales)]
         self.mean = sum(smoothed) / len(smoothed)

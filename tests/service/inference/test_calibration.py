@@ -156,3 +156,25 @@ def test_a_calibration_with_a_floor_is_never_stricter_than_it(model):
     assert busy.scales["app"] == pytest.approx(float(torch.quantile(cues(100, seed=2, app=0.8)["app"], 0.99)))
     assert busy.mean + t * busy.std >= warm_up.mean + t * warm_up.std
     assert all(busy.scales[k] >= warm_up.scales[k] for k in warm_up.scales)
+
+
+def test_a_memory_left_out_by_the_floor_or_the_scene_stays_out(model):
+    """The floor is never made stricter: a memory the camera's first warm-up left out (its scene did not look like
+    the training footage) is not brought back by a later one, nor kept when the later one leaves it out."""
+    m = OCRGANVideo(OCRGANConfig(isize=16, nc=1, ngf=4, ndf=4, nz=4, num_frames=4, stride=2, motion=True,
+                                 memory_size=8, w_score_mem=1.0))
+    m.set_score_statistics(0.5, 0.1, 3.0)
+    for k, v in {"app": 0.02, "motion": 0.3, "speed": 0.3, "feat": 0.1, "mem": 1.0}.items():
+        getattr(m, f"{k}_scale").fill_(v)
+
+    def fit(c, floor=None):
+        cal = Calibration(100, m, floor=floor)
+        for i in range(100):
+            cal.add(frame_cues(c, i))
+        return cal
+
+    like, unlike = cues(100, mem=1.0), cues(100, mem=5.0)
+    assert "mem" in fit(like).scales and "mem" not in fit(unlike).scales
+    assert "mem" not in fit(like, floor=fit(unlike)).scales
+    assert "mem" not in fit(unlike, floor=fit(like)).scales
+    assert fit(like, floor=fit(like)).scales["mem"] == pytest.approx(fit(like).scales["mem"])
