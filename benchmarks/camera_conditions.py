@@ -3,11 +3,12 @@ preprocessing made for it.
 
     python benchmarks/camera_conditions.py --data data/ucsd_ped2 --condition sway|light|rain|snow|grain
         [--checkpoint service/assets/default.safetensors] [--out runs/camera_<condition>] [--amplitude 3]
-        [--gain 1.5] [--streaks 200] [--flakes 150] [--grain 8] [--seed 0]
+        [--gain 1.5] [--streaks 200] [--flakes 150] [--grain 8] [--seed 0] [--view mirrored|negative]
 
-The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored). Its training footage is
-as it was; in its test clips the condition holds in alternate spans of SPAN frames (each clip's first at a random
-offset), applied to the frame before the view is cropped from it, so no border shows. Labels are the view's.
+The camera is the new view of benchmarks/new_camera.py (UCSD Ped2 cropped and mirrored, or with --view negative
+upside down and in negative). Its training footage is as it was; in its test clips the condition holds in
+alternate spans of SPAN frames (each clip's first at a random offset), applied to the frame before the view is
+cropped from it, so no border shows. Labels are the view's.
 
   sway   the camera moves in gusts of wind: a translation of two sines per axis (periods of 8-20 and 3-7 frames,
          --amplitude and half of it, in pixels of the 240x360 frame) and a rotation of up to 0.04 degrees per
@@ -44,7 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from new_camera import CROP, make_view, normalised, opening
+from new_camera import CROP, VIEWS, make_view, normalised, opening
 from sklearn.metrics import roc_auc_score
 
 from model import load_checkpoint
@@ -147,7 +148,8 @@ def grain(on: np.ndarray, level: float, rng: np.random.Generator) -> list:
     return [noisy(int(s)) if o else (lambda img: img) for o, s in zip(on, seeds, strict=True)]
 
 
-def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int) -> tuple[Path, np.ndarray]:
+def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: int,
+                     view: str = "mirrored") -> tuple[Path, np.ndarray]:
     """The view's test clips under `condition` (spans -> per-frame transforms), as a frame-folder dataset
     (labels.json of the view as it was), and whether the condition holds at every test frame, in clip order."""
     r0, r1, c0, c1 = CROP
@@ -159,8 +161,8 @@ def make_conditioned(src: Path, still_view: Path, dst: Path, condition, seed: in
         out = dst / "testing" / "frames" / clip.name
         out.mkdir(parents=True, exist_ok=True)
         for f, change in zip(files, condition(on, rng), strict=True):
-            view = change(cv2.imread(str(f)))[r0:r1, c0:c1][:, ::-1]
-            cv2.imwrite(str(out / f.name), view, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            image = np.ascontiguousarray(VIEWS[view](change(cv2.imread(str(f)))[r0:r1, c0:c1]))
+            cv2.imwrite(str(out / f.name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         held.append(on)
     shutil.copy(still_view / "labels.json", dst / "labels.json")
     return dst, np.concatenate(held)
@@ -203,6 +205,7 @@ def main() -> None:
     ap.add_argument("--streaks", type=int, default=200, help="rain: drops in each frame of a shower")
     ap.add_argument("--flakes", type=int, default=150, help="snow: flakes in the air")
     ap.add_argument("--grain", type=float, default=8.0, help="grain: grey levels of noise")
+    ap.add_argument("--view", choices=sorted(VIEWS), default="mirrored", help="the new camera's view (new_camera.py)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -223,12 +226,13 @@ def main() -> None:
         condition = lambda on, rng: light(on, args.gain)  # noqa: E731
         variants = {"as_it_comes": {"exposure": None},
                     "exposure": {"exposure": info.config.exposure or tuple(RECIPE["exposure"])}}
-    plain = make_view(Path(args.data), out / "view")
-    changed, on = make_conditioned(Path(args.data), plain, out / args.condition, condition, args.seed)
+    plain = make_view(Path(args.data), out / "view", args.view)
+    changed, on = make_conditioned(Path(args.data), plain, out / args.condition, condition, args.seed, args.view)
     threshold = float(model.threshold)
     labels = np.concatenate([s.labels for s in find_sequences(plain, "test")])
     footage = {"as_it_was": plain, args.condition: changed}
-    summary = {"checkpoint": args.checkpoint, "condition": args.condition, "span_frames": SPAN, "warm_up": WARM_UP,
+    summary = {"checkpoint": args.checkpoint, "condition": args.condition, "view": args.view, "span_frames": SPAN,
+               "warm_up": WARM_UP,
                **{"sway": {"amplitude": args.amplitude}, "light": {"gain": args.gain},
                   "rain": {"streaks": args.streaks}, "snow": {"flakes": args.flakes},
                   "grain": {"grain": args.grain}}[args.condition],
