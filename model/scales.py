@@ -37,9 +37,10 @@ def scene_scales(model: OCRGANVideo, cues: dict[str, torch.Tensor | None],
     A memory cue (MEMORY_CUES) whose extreme there is FOREIGN_MEMORY times the checkpoint's or more gets no unit: it
     is left out of the scene's score (model.scoring.combine_cues). The memory holds the training footage's patches;
     on a scene that looks otherwise every patch is far from them, so the cue reads how unlike the training footage a
-    frame is (busier frames, more unlike patches) rather than what is new in the scene. On two views of Ped2 that the
-    checkpoint never saw it added nothing to the ranking, and a minute's warm-up that happened to be quiet set a
-    unit the busy minutes passed: up to 69% of normal frames flagged (docs/results.md, "A new camera")."""
+    frame is (busier frames, more unlike patches) rather than what is new in the scene. On clean footage of two
+    views of Ped2 that the checkpoint never saw it added nothing to the ranking, and a minute's warm-up that
+    happened to be quiet set a unit the busy minutes passed: up to 69% of normal frames flagged. In snow or a step of
+    light it still ranked frames, which the rule gives up (docs/results.md, "A camera of another look")."""
     ckpt = model.scales()
     units = {k: max(float(torch.quantile(v.float(), SCALE_QUANTILE)), floor * ckpt[k]) if v is not None and len(v)
              else ckpt[k] for k, v in cues.items()}
