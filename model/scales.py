@@ -44,5 +44,4 @@ def scene_scales(model: OCRGANVideo, cues: dict[str, torch.Tensor | None],
     ckpt = model.scales()
     units = {k: max(float(torch.quantile(v.float(), SCALE_QUANTILE)), floor * ckpt[k]) if v is not None and len(v)
              else ckpt[k] for k, v in cues.items()}
-    return {k: u for k, u in units.items()
-            if not (k in MEMORY_CUES and cues[k] is not None and len(cues[k]) and u >= FOREIGN_MEMORY * ckpt[k])}
+    return {k: u for k, u in units.items() if not (k in MEMORY_CUES and u >= FOREIGN_MEMORY * ckpt[k])}
