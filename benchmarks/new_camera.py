@@ -17,7 +17,9 @@ where the dataset has no mask for it. On that view it reports, on the test clips
   flow speed   the no-learning baseline of `ocrgan eval` (training/baselines.py) on the same test frames
 
 Frame-level micro AUC, and the share of normal (false-positive rate) and anomalous (recall) test frames flagged at
-the checkpoint's threshold. Writes summary.json under --out.
+the checkpoint's threshold; and the pixel AUC of the heatmaps a camera's snapshots would show (as `ocrgan eval`
+measures it, against the view's pixel masks) drawn in the checkpoint's units and, for each opening, in the
+camera's. Writes summary.json under --out.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from model.motion import resize_area
 from model.scales import cue_values
 from model.windows import iter_clip_scores
 from service.inference.calibration import Calibration, frame_cues
+from training.auc import pixel_auc as pixel_auc_of
 from training.baselines import flow_size, flow_speed
 from training.discover import find_sequences
+from training.evaluate import PIXEL_DOWNSCALE, area_grid
 from training.frame_store import FrameStore
 from training.labels import read_labels_json
 
@@ -50,6 +54,7 @@ VIEWS = {  # what the new camera makes of the cropped frame (BGR uint8)
     # pavement, dark grass, light figures), and the perspective the other way (far things at the bottom)
     "negative": lambda f: 255 - f[::-1],
 }
+MASK_VIEWS = {"mirrored": lambda m: m[:, :, ::-1], "negative": lambda m: m[:, ::-1]}  # the same of (N, H, W) masks
 
 
 def make_view(src: Path, dst: Path, view: str = "mirrored") -> Path:
@@ -73,6 +78,21 @@ def make_view(src: Path, dst: Path, view: str = "mirrored") -> Path:
                 new[clip.name] = (y & (inside | ~any_mask)).astype(int).tolist()
     (dst / "labels.json").write_text(json.dumps({"labels": new}))
     return dst
+
+
+def view_masks(src: Path, view: str, grid: tuple[int, int]) -> np.ndarray:
+    """The test clips' pixel masks as the view shows them, on `grid` (a pixel anomalous where half its area is), in
+    clip order: (N, rows, cols)."""
+    r0, r1, c0, c1 = CROP
+    with np.load(src / "test_pixel_masks.npz") as z:
+        masks = [np.ascontiguousarray(MASK_VIEWS[view](z[k][:, r0:r1, c0:c1])) for k in sorted(z.files)]
+    return np.concatenate([(area_grid(torch.from_numpy(m), grid) >= 0.5).numpy() for m in masks])
+
+
+def pixel_auc(model, maps: torch.Tensor, masks: np.ndarray, scales: dict[str, float] | None) -> float:
+    """Pixel AUC of the heatmaps drawn from the heat cues' maps (N, k, H, W) in the units `scales`."""
+    heat = torch.cat([area_grid(model.heatmap(m, scales), masks.shape[1:]) for m in maps.split(256)])
+    return round(float(pixel_auc_of(heat.numpy(), masks)), 4)
 
 
 def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
@@ -116,28 +136,41 @@ def main() -> None:
     view = make_view(Path(args.data), out / "view", args.view)
     model, info = load_checkpoint(args.checkpoint, "cpu")
 
+    maps = []  # the test clips' heat cues' maps, in clip order
+
     def clip_cues(split: str) -> tuple[list, list[dict]]:
         seqs = find_sequences(view, split)
         store = FrameStore(seqs, info.config, args.workers, desc=split)
-        return seqs, [cue_values(list(iter_clip_scores(model, store.sequence(i)))) for i in range(len(seqs))]
+        out = []
+        for i in range(len(seqs)):
+            parts = list(iter_clip_scores(model, store.sequence(i), heatmaps=split == "test"))
+            out.append(cue_values(parts))
+            maps.extend(p.maps for p in parts if p.maps is not None)
+        return seqs, out
 
     train, train_cues = clip_cues("train")
     test, test_cues = clip_cues("test")
+    test_maps = torch.cat(maps)
+    masks = view_masks(Path(args.data), args.view, (info.config.hw[0] // PIXEL_DOWNSCALE,
+                                                    info.config.hw[1] // PIXEL_DOWNSCALE))
     labels = np.concatenate([s.labels for s in test])
     threshold = float(model.threshold)
     summary = {"checkpoint": args.checkpoint, "crop": CROP, "view": args.view, "test_frames": len(labels),
                "anomalous": int(labels.sum())}
-    summary["checkpoint_units"] = rates(
-        normalised(model, test_cues, None, float(model.score_mean), float(model.score_std)), labels, threshold)
+    summary["checkpoint_units"] = {**rates(
+        normalised(model, test_cues, None, float(model.score_mean), float(model.score_std)), labels, threshold),
+        "pixel_auc": pixel_auc(model, test_maps, masks, None)}
     for n in (int(x) for x in args.frames.split(",")):
         rows = []
         for start in range(len(train)):
             cal = opening(model, train_cues, start, n)
-            rows.append(rates(normalised(model, test_cues, cal.scales, cal.mean, cal.std), labels, threshold))
+            rows.append({**rates(normalised(model, test_cues, cal.scales, cal.mean, cal.std), labels, threshold),
+                         "pixel_auc": pixel_auc(model, test_maps, masks, cal.scales)})
         summary[f"opening_{n}"] = {
             **{f"{k}_median": round(statistics.median(r[k] for r in rows), 4) for k in rows[0]},
             "false_positive_rate_worst": max(r["false_positive_rate"] for r in rows),
-            "recall_worst": min(r["recall"] for r in rows), "openings": len(rows),
+            "recall_worst": min(r["recall"] for r in rows), "pixel_auc_worst": min(r["pixel_auc"] for r in rows),
+            "openings": len(rows),
             "openings_over_10pct_false_positives": sum(r["false_positive_rate"] > 0.1 for r in rows)}
     size = flow_size(info.config.hw)
     speed = [flow_speed(np.stack([resize_area(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), size) for f in s.frames]))

@@ -35,6 +35,7 @@ from model.memory import (
 from model.motion import flow_length
 from model.scoring import (
     CUES,
+    MAP_CUES,
     combine_cues,
     error_map,
     feature_distance,
@@ -77,7 +78,8 @@ class Scored:
     dir: torch.Tensor | None  # (B, T') patch maximum of the direction surprise alone (None without the motion band)
     mem: torch.Tensor | None  # (B, T') patch maximum of the distance to the memory alone (None without a memory)
     grey: torch.Tensor | None  # (B, T') the same for the remembered grey levels (None without memory_grey)
-    heatmap: torch.Tensor | None  # (B, T', H, W) the local error map, when asked for
+    maps: torch.Tensor | None  # (B, T', k, H, W) the unscaled map of each cue the heatmap shows
+    # (OCRGANVideo.heat_cues), when asked for: OCRGANVideo.heatmap draws it in the units of the scene
 
 
 class OCRGANVideo(nn.Module):
@@ -314,14 +316,38 @@ class OCRGANVideo(nn.Module):
     def combined_map(self, maps: ErrorMaps, weights: dict[str, float] | None = None,
                      scales: dict[str, float] | None = None) -> torch.Tensor:
         """The per-pixel picture of the score: at each pixel the largest weighted cue map in its units (what the
-        heatmap shows; its largest patch mean is `rec`)."""
+        heatmap shows; its largest patch mean is `rec`). A cue of weight 0 or without a unit in `scales` (a scene
+        that leaves the memory out: model.scales.scene_scales) is left out, as from the score."""
         w, sc = weights or self.weights(), scales or self.scales()
-        out = w["app"] * maps.app / sc["app"]
-        for name in ("motion", "speed", "dir", "mem", "grey"):
+        out = torch.zeros_like(maps.app)  # the maps are lengths and distances: none is below 0
+        for name in MAP_CUES:
             m = getattr(maps, name)
             if m is not None and w[name] > 0 and name in sc:
                 out = torch.maximum(out, w[name] * m / sc[name])
         return out
+
+    @property
+    def heat_cues(self) -> tuple[str, ...]:
+        """The cues whose maps the heatmap shows (Scored.maps, in this order): the appearance error (every model
+        has it; of weight 0 it shows nothing), then those of positive weight that this model has (MAP_CUES)."""
+        has = {"motion": self.cfg.motion, "speed": self.cfg.motion, "dir": self.cfg.motion,
+               "mem": bool(self.cfg.memory_size), "grey": self.cfg.memory_grey}
+        w = self.weights()
+        return ("app", *(k for k in MAP_CUES[1:] if has[k] and w[k] > 0))
+
+    def heatmap(self, maps: torch.Tensor, scales: dict[str, float] | None = None,
+                patch: int | None = None) -> torch.Tensor:
+        """(..., k, H, W) maps of the heat cues (Scored.maps) -> (..., H, W) the anomaly heatmap: at each pixel the
+        largest weighted cue in the units `scales` (a scene's; the checkpoint's by default), averaged over the
+        `patch` x `patch` square around it (the score's patch by default; 1: as it is)."""
+        names = self.heat_cues
+        if maps.shape[-3] != len(names):
+            raise ValueError(f"expected the maps of {len(names)} cues ({', '.join(names)}), got {maps.shape[-3]}")
+        combined = self.combined_map(ErrorMaps(**{k: maps.select(-3, i).float() for i, k in enumerate(names)}),
+                                     scales=scales)
+        h, w = combined.shape[-2:]
+        local = local_error_map(combined.reshape(1, -1, h, w), self.cfg.score_patch if patch is None else patch)
+        return local.reshape(combined.shape)
 
     def combine(self, cues: dict[str, torch.Tensor | None], scales: dict[str, float] | None = None) -> torch.Tensor:
         """Per-frame score from per-frame cues (CUES): the largest weighted cue in its units (model.scoring)."""
@@ -340,16 +366,20 @@ class OCRGANVideo(nn.Module):
         pooled = {k: pooled_error(m, p) if m is not None else None for k, m in vars(maps).items()}
         err = self.combined_map(maps)
         raw = self.combine({**pooled, "feat": feat})
+        heat = None
+        if heatmap:  # a memory not yet filled (in training) shows nothing
+            shown = [getattr(maps, k) for k in self.heat_cues]
+            heat = torch.stack([m if m is not None else torch.zeros_like(maps.app) for m in shown], 2)
         return Scored(raw, pooled_error(err, p), feat, pooled["app"], pooled["motion"], pooled["speed"], pooled["dir"],
-                      pooled["mem"], pooled["grey"], local_error_map(err, p) if heatmap else None)
+                      pooled["mem"], pooled["grey"], heat)
 
     def score(self, clip: torch.Tensor, positions: slice | None = None) -> torch.Tensor:
         """(B, T, C_in, H, W) -> (B, T') raw per-frame scores (higher = more anomalous)."""
         return self.score_detailed(clip, positions).raw
 
     def anomaly_map(self, clip: torch.Tensor, positions: slice | None = None) -> torch.Tensor:
-        """(B, T, C_in, H, W) -> (B, T', H, W) per-pixel anomaly map."""
-        return self.score_detailed(clip, positions, heatmap=True).heatmap
+        """(B, T, C_in, H, W) -> (B, T', H, W) per-pixel anomaly map, in the checkpoint's units."""
+        return self.heatmap(self.score_detailed(clip, positions, heatmap=True).maps)
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw scores -> units of normal-data standard deviations above the normal mean."""

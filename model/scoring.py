@@ -51,6 +51,7 @@ def feature_distance(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
 
 CUES = ("app", "motion", "speed", "dir", "mem", "grey", "feat")  # appearance error, flow error, flow magnitude,
 # direction surprise, distance to the memory of normal patches, the same by grey levels, feature distance
+MAP_CUES = CUES[:-1]  # the cues read off a per-pixel map (all but the feature distance, one number a frame)
 
 
 def combine_cues(cues: dict[str, torch.Tensor], weights: dict[str, float], scales: dict[str, float]) -> torch.Tensor:

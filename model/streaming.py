@@ -180,8 +180,8 @@ def score_stacked(model: OCRGANVideo, clip: torch.Tensor, bands: tuple[torch.Ten
 def score_frames(model: OCRGANVideo, items: list[tuple[FrameStream, torch.Tensor]],
                  heatmap: bool = False) -> list[Scored]:
     """Score new frames of any number of sequences in one pass: `items` holds each sequence's state and its new
-    frames (n_i, C_in, H, W) in order; returns per item the Scored of its frames (each field (1, n_i) or
-    (1, n_i, H, W))."""
+    frames (n_i, C_in, H, W) in order; returns per item the Scored of its frames (each field (1, n_i), the maps
+    (1, n_i, k, H, W))."""
     if not items:
         return []
     device = next(model.parameters()).device

@@ -75,7 +75,8 @@ class WindowAssembler:
 class WindowScores:
     indices: list[int]
     raw: torch.Tensor  # (n,) raw scores of the published frames, on the CPU
-    heatmaps: torch.Tensor | None  # (n, H, W) on the CPU, when asked for
+    maps: torch.Tensor | None  # (n, k, H, W) on the CPU, when asked for: each heat cue's map (Scored.maps), which
+    # OCRGANVideo.heatmap draws in the units of the scene
     rec: torch.Tensor  # (n,) the error map's largest patch mean (the heatmap's peak)
     feat: torch.Tensor  # (n,) the discriminator-feature distance
     app: torch.Tensor | None = None  # (n,) the appearance error alone (its largest patch mean)
@@ -91,12 +92,12 @@ class WindowScores:
 
     @classmethod
     def from_scored(cls, s: Scored, indices: list[int], start: int = 0) -> WindowScores:
-        """Frames start .. start + len(indices) of one sequence's Scored (fields (1, n) or (1, n, H, W)), as the
+        """Frames start .. start + len(indices) of one sequence's Scored (fields (1, n), maps (1, n, k, H, W)), as the
         scores of the frames `indices`, on the CPU."""
         def part(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else x[0, start:start + len(indices)].float().cpu()
 
-        return cls(list(indices), part(s.raw), part(s.heatmap), part(s.rec), part(s.feat), part(s.app),
+        return cls(list(indices), part(s.raw), part(s.maps), part(s.rec), part(s.feat), part(s.app),
                    part(s.motion), part(s.speed), part(s.dir), part(s.mem), part(s.grey))
 
 
@@ -120,7 +121,7 @@ def score_windows(model: OCRGANVideo, windows: list[Window], heatmaps: bool = Fa
         s = (run or model.score_detailed)(clip, slice(t - k, t), heatmaps)
     parts = [x.float().cpu() if x is not None else None
              for x in (s.raw, s.rec, s.feat, s.app, s.motion, s.speed, s.dir, s.mem, s.grey)]
-    maps = s.heatmap.float().cpu() if heatmaps else None
+    maps = s.maps.float().cpu() if heatmaps else None
     out = []
     for i, w in enumerate(windows):
         n = len(w.indices)

@@ -87,7 +87,8 @@ def load_masks(data: str) -> dict[str, np.ndarray] | None:
         return {k: z[k] for k in z.files}
 
 
-def _coarse(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def area_grid(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) maps or masks -> (N, rows, cols): each cell's mean (the grid the pixel AUC is measured on)."""
     return F.interpolate(t.float()[:, None], size=size, mode="area")[:, 0]
 
 
@@ -123,8 +124,8 @@ def evaluate(checkpoint: str | Path, data: str, out_dir: str | Path, device: str
                 cues.setdefault(k, {})[seq.name] = (v / scales[k]).numpy()
         normalised[seq.name], labels[seq.name] = post.normalised.numpy(), seq.labels.astype(np.uint8)
         if want_maps:
-            maps.append(_coarse(torch.cat([p.heatmaps for p in parts]), grid).numpy())
-            mask_grid.append((_coarse(torch.from_numpy(masks[seq.name]), grid) >= 0.5).numpy())
+            maps.append(area_grid(model.heatmap(torch.cat([p.maps for p in parts])), grid).numpy())
+            mask_grid.append((area_grid(torch.from_numpy(masks[seq.name]), grid) >= 0.5).numpy())
     score_seconds = time.time() - t_score
     n_frames = int(sum(len(v) for v in labels.values()))
     report = protocols(raw, online, labels, sigma)

@@ -76,15 +76,15 @@ class StreamScoring:
         sid, replica = self.stream_id, self.replica
         cues = scores.cues()
         raws = self._raw(scores)
-        for i, (index, rec, ts) in enumerate(zip(scores.indices, scores.rec.tolist(), timestamps, strict=True)):
+        for i, (index, ts) in enumerate(zip(scores.indices, timestamps, strict=True)):
             score, normalised, anomaly = self.post(raws[i])
             c = self.calibration
             if c is not None and c.state is CalibrationState.WARMING:
                 anomaly = False
-                if c.add(frame_cues(cues, i), rec):  # from the next frame on: the scene's units and level
+                if c.add(frame_cues(cues, i)):  # from the next frame on: the scene's units and level
                     self.post.mean, self.post.std, self.post.state = c.mean, c.std, c.smoothed
                     raws = self._raw(scores)
-            elif self.sample_every and not (anomaly or self.events.active) and self._sample(cues, i, rec):
+            elif self.sample_every and not (anomaly or self.events.active) and self._sample(cues, i):
                 raws = self._raw(scores)  # from the next frame on: the newly learnt units and level
             out.append(ScoreMessage(type="score", stream_id=sid, replica=replica, frame_index=index, timestamp=ts,
                                     score=score, normalised=normalised, anomaly=anomaly))
@@ -100,7 +100,7 @@ class StreamScoring:
                                   normalised=m.normalised, anomaly=m.anomaly)
         return out
 
-    def _sample(self, cues: dict[str, torch.Tensor | None], i: int, rec: float) -> bool:
+    def _sample(self, cues: dict[str, torch.Tensor | None], i: int) -> bool:
         """Count unflagged frame i of a window (its `cues`) towards the next calibration; True when that one has just
         replaced the current one. The smoother restarts from the next frame, whose raw score is in the new units."""
         self._unflagged += 1
@@ -109,7 +109,7 @@ class StreamScoring:
         c = self.calibration
         if self.next_calibration is None:
             self.next_calibration = Calibration(c.target, self.model, floor=self.warm_up)
-        if not self.next_calibration.add(frame_cues(cues, i), rec):
+        if not self.next_calibration.add(frame_cues(cues, i)):
             return False
         c = self.calibration = self.next_calibration
         self.next_calibration = None
@@ -127,11 +127,23 @@ class StreamScoring:
         return self.model.combine(scores.cues(), c.scales).tolist()
 
     @property
+    def _scales(self) -> dict[str, float] | None:
+        """The camera's units once it has calibrated, else None (the checkpoint's)."""
+        c = self.calibration
+        return c.scales if c is not None and c.state is CalibrationState.DONE else None
+
+    def heatmap(self, maps: torch.Tensor) -> torch.Tensor:
+        """(k, H, W) a frame's heat cues' maps (model.Scored.maps) -> (H, W) its heatmap in the camera's units once
+        it has calibrated: a cue its scores leave out (a memory of footage unlike the scene) is left out of the
+        picture too, and each cue weighs as it does in the camera's scores."""
+        return self.model.heatmap(maps, self._scales)
+
+    @property
     def heatmap_scale(self) -> float:
         """What the snapshot heatmap is drawn relative to: the camera's own typical heatmap peak once it has
         calibrated (Calibration.heatmap_scale), the checkpoint's rec_scale before that or without calibration."""
         c = self.calibration
-        if c is not None and c.state is CalibrationState.DONE and c.heatmap_scale is not None:
+        if self._scales is not None and c.heatmap_scale is not None:
             return c.heatmap_scale
         return self.rec_scale
 

@@ -130,7 +130,8 @@ class StreamWorker:
         self.started_at = time.time()
         self.source_size: tuple[int, int] | None = None
         self.latest: tuple[int, np.ndarray] | None = None  # (frame index, image) of the newest frame
-        self.heat: tuple[int, np.ndarray, np.ndarray] | None = None  # (index, image, heatmap) of the latest map
+        self.heat: tuple[int, np.ndarray, torch.Tensor] | None = None  # (index, image, heat cues' maps) of the
+        # latest frame scored with its maps, drawn into a heatmap when a snapshot is asked for
         self._last_heat_request = 0.0
         # one scaler context for every frame; big frames shrunk by it to twice the model size (settings.prescale)
         self._convert = FrameConverter(host.grey, host.model.cfg.hw if settings.prescale else None)
@@ -309,8 +310,8 @@ class StreamWorker:
             return
         recalibrations = self.scoring.recalibrations
         messages = self.scoring.consume(scores, job.timestamps)
-        if scores.heatmaps is not None and job.frame is not None:
-            self.heat = (scores.indices[-1], job.frame, scores.heatmaps[-1].numpy())
+        if scores.maps is not None and job.frame is not None:
+            self.heat = (scores.indices[-1], job.frame, scores.maps[-1])
         self.publish(messages)
         done = time.monotonic()
         for t in job.arrivals:
@@ -339,8 +340,8 @@ class StreamWorker:
         """JPEG of the newest frame with the latest anomaly map blended over it (None before any frame), the map
         drawn relative to the camera's own typical level once it has calibrated (StreamScoring.heatmap_scale)."""
         if self.heat is not None:
-            _, image, heat = self.heat
-            return render_snapshot(image, heat, self.scoring.heatmap_scale)
+            _, image, maps = self.heat
+            return render_snapshot(image, self.scoring.heatmap(maps).numpy(), self.scoring.heatmap_scale)
         if self.latest is not None:
             return render_snapshot(self.latest[1], None, 1.0)
         return None

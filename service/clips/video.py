@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from media.decode import FrameClock, FrameConverter, VideoDecoder, frame_rate, open_input
-from model import ClipScores, OCRGANConfig, SequencePreprocessor, WindowScores, iter_clip_scores
+from model import ClipScores, OCRGANConfig, OCRGANVideo, SequencePreprocessor, WindowScores, iter_clip_scores
 from model.scales import cue_values
 from model.windows import postprocess
 from service.errors import CLIENT_GONE, ServiceError
@@ -325,26 +325,31 @@ def model_inputs(frames: Iterator[np.ndarray], cfg: OCRGANConfig,
         yield prep(f, interval)
 
 
-def pool_heatmaps(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W) -> (N, rows, cols) mean local error per cell; a map already that coarse is unchanged."""
+def pool_maps(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(N, k, H, W) each heat cue's map (model.Scored.maps) -> (N, k, rows, cols) its mean per cell; a map already
+    that coarse is unchanged."""
     rows, cols = min(grid[0], maps.shape[-2]), min(grid[1], maps.shape[-1])
-    return F.adaptive_avg_pool2d(maps[:, None].float(), (rows, cols))[:, 0]
+    return F.adaptive_avg_pool2d(maps.float(), (rows, cols))
 
 
-def coarse_heatmaps(grid: tuple[int, int]) -> Reduce:
+def coarse_maps(grid: tuple[int, int]) -> Reduce:
     """Pool each window's maps as it is scored: a long clip's full-size maps would not fit in memory
-    (10,000 frames of 128x192 floats are 1 GB; their 12x16 grids are 8 MB)."""
+    (10,000 frames of three 64x96 float maps are 700 MB; their 12x16 grids are 23 MB). The cues are drawn into a
+    heatmap at the end, in the units the clip is calibrated to (heatmap_grid)."""
     def reduce(scores: WindowScores) -> WindowScores:
-        if scores.heatmaps is None:
+        if scores.maps is None:
             return scores
-        return dataclasses.replace(scores, heatmaps=pool_heatmaps(scores.heatmaps, grid))
+        return dataclasses.replace(scores, maps=pool_maps(scores.maps, grid))
 
     return reduce
 
 
-def heatmap_grid(maps: torch.Tensor, grid: tuple[int, int]) -> list[list[list[float]]]:
-    """(N, H, W) -> N coarse (rows, cols) grids of mean local error, rounded."""
-    return [[[float(f"{v:.5g}") for v in row] for row in m] for m in pool_heatmaps(maps, grid).tolist()]
+def heatmap_grid(model: OCRGANVideo, maps: torch.Tensor, scales: dict[str, float] | None,
+                 grid: tuple[int, int]) -> list[list[list[float]]]:
+    """(N, k, H, W) heat cues' maps -> N coarse (rows, cols) heatmaps, rounded: in each cell the largest weighted
+    cue's mean there, in the units `scales` (None: the checkpoint's)."""
+    heat = model.heatmap(pool_maps(maps, grid), scales, patch=1)
+    return [[[float(f"{v:.5g}") for v in row] for row in m] for m in heat.tolist()]
 
 
 def normalised_frames(post: ClipScores, timestamps: list[float], scale: Scale,
@@ -387,8 +392,8 @@ def clip_result(meta: ClipMeta, parts: list[WindowScores], host: ModelHost, grid
         "model": host.describe(),
         "elapsed_ms": round(elapsed_s * 1000, 1),
     }
-    if grid is not None and parts and parts[0].heatmaps is not None:
-        maps = heatmap_grid(torch.cat([p.heatmaps for p in parts]), grid)
+    if grid is not None and parts and parts[0].maps is not None:
+        maps = heatmap_grid(host.model, torch.cat([p.maps for p in parts]), resolved.scales, grid)
         for f, m in zip(frames, maps, strict=True):
             f["heatmap"] = m
         out["heatmap_grid"] = [len(maps[0]), len(maps[0][0])] if maps else list(grid)
@@ -406,7 +411,7 @@ def score_file(path: Path, host: ModelHost, limits: ClipLimits, stride: int, hea
     watch.start()
     with Clip(path, host.grey, limits, watch) as clip:
         parts = run(model_inputs(clip.frames(), host.model.cfg, clip.meta.timestamps), stride, heatmaps,
-                    coarse_heatmaps(grid))
+                    coarse_maps(grid))
         return clip_result(clip.meta, parts, host, grid if heatmaps else None, time.perf_counter() - t0, scale)
 
 

@@ -43,8 +43,8 @@ def floored_std(values: list[float], mean: float) -> float:
 class Calibration:
     """Learn a scene's units and normal score level from its first `frames` frames: each frame's cues are kept
     until the warm-up is complete; then each cue's unit is its extreme on them (at least a share of the
-    checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level. The mean
-    of their `rec` (the peak of each frame's heatmap) is the scene's heatmap scale.
+    checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level, and the
+    mean of the scores before smoothing the scene's heatmap scale.
 
     With a `floor` (a camera's warm-up, when it learns its scene again later), the result is never stricter than
     the floor: each unit at least the floor's, and the level at which a score is flagged (mean + threshold x std)
@@ -56,24 +56,22 @@ class Calibration:
         self.model = model
         self.floor = floor if floor is not None and floor.scales is not None else None
         self.rows: list[dict[str, float | None]] = []
-        self.recs: list[float] = []
         self.mean = 0.0
         self.std = 1.0
         self.scales: dict[str, float] | None = None
         self.smoothed: float | None = None  # the smoother's state after the last warm-up frame, in the new units
+        self.heatmap_scale: float | None = None  # the scene's typical heatmap peak, in the new units (_fit)
         self.state = CalibrationState.WARMING
 
     @property
     def n(self) -> int:
         return len(self.rows)
 
-    def add(self, cues: dict[str, float | None], rec: float | None = None) -> bool:
-        """Take one frame's cues (and its rec); True when the warm-up has just completed."""
+    def add(self, cues: dict[str, float | None]) -> bool:
+        """Take one frame's cues; True when the warm-up has just completed."""
         if self.state is not CalibrationState.WARMING:
             return False
         self.rows.append(cues)
-        if rec is not None:
-            self.recs.append(rec)
         if self.n < self.target:
             return False
         self._fit()
@@ -94,21 +92,17 @@ class Calibration:
             # a cue either leaves out (a memory of footage the scene does not resemble) stays out: never stricter
             self.scales = {k: max(v, f.scales[k]) for k, v in self.scales.items() if k in f.scales}
         post = ScorePostprocessor(self.model.cfg.score_smoothing, 0.0, 1.0, math.inf)
-        smoothed = [post(float(x))[0] for x in self.model.combine(cues, self.scales)]
+        raw = self.model.combine(cues, self.scales)
+        # the heatmap's peak on a frame is about its score (the score is the largest weighted cue's largest patch
+        # mean; the heatmap, at each pixel, the largest weighted cue's patch mean around it), in the same units
+        self.heatmap_scale = float(raw.mean())
+        smoothed = [post(float(x))[0] for x in raw]
         self.mean = sum(smoothed) / len(smoothed)
         self.std = floored_std(smoothed, self.mean)
         threshold = float(self.model.threshold)
         if f is not None and self.mean + threshold * self.std < f.mean + threshold * f.std:
             self.mean, self.std = f.mean, f.std
         self.smoothed = post.state
-
-    @property
-    def heatmap_scale(self) -> float | None:
-        """The heatmap level this scene reaches when nothing unusual happens: the mean over the warm-up of each
-        frame's rec, the largest patch mean of its heatmap. The checkpoint's `rec_scale` is the same mean taken
-        over the training footage, so a snapshot drawn with this scale shows the scene's own typical peak where
-        the checkpoint's would show the training scene's (None when no rec was given)."""
-        return sum(self.recs) / len(self.recs) if self.recs else None
 
 
 def frame_cues(cues: dict[str, torch.Tensor | None], i: int) -> dict[str, float | None]:

@@ -1,11 +1,11 @@
 """The model's scoring run by ONNX Runtime on a CPU: exported once to ONNX graphs and run by onnxruntime's CPU
 kernels, which measured faster than eager torch on the same inputs (docs/benchmarks.md). Two graphs:
 - the window path: one window (1, T, C_in, H, W) -> each cue of its last `published` frames (the stride it was
-  exported for), with the combined raw score and the heatmaps (the fields of `model.Scored`), as
+  exported for), with the combined raw score and the heat cues' maps (the fields of `model.Scored`), as
   `model.score_windows` has them; a window that publishes fewer frames takes the last of them;
 - the frame path (model.streaming): one new frame with its context (1, c + 1, C_in, H, W) and, per kind of
   per-frame tensor its sequence keeps (model.streaming.frame_keys), the frames before it that it reads -> the
-  frame's cues and heatmap and its own per-frame tensors, which the sequence's rings keep for the frames after it.
+  frame's cues and maps and its own per-frame tensors, which the sequence's rings keep for the frames after it.
   A sequence's first frame (its rings are empty) is scored by torch, over the same rings.
 
 It needs onnxruntime to run it and onnx and onnxscript, beside torch, to export it (all in the `service` extra);
@@ -45,7 +45,7 @@ log = logging.getLogger("ocrgan.service")
 
 OPSET = 18
 FIELDS = ("raw", "rec", "feat", "app", "motion", "speed", "dir", "mem", "grey")  # model.Scored's, in order, but
-# the heatmap
+# the maps
 _DENORMAL = torch.tensor([1e-39])  # below float32's smallest normal number: a thread that flushes reads it as 0
 
 
@@ -57,8 +57,8 @@ def available() -> bool:
 
 class _WindowCues(nn.Module):
     """One window -> the tuple of its present fields (FIELDS) for its last `published` frames, (1, published)
-    each, then their heatmaps (1, published, H, W): a camera's snapshot asks for one about every second, a few
-    per cent of a window's cost, which torch would otherwise score in full."""
+    each, then their heat cues' maps (1, published, k, H, W): a camera's snapshot asks for them about every
+    second, a few per cent of a window's cost, which torch would otherwise score in full."""
 
     def __init__(self, model: OCRGANVideo, names: tuple[str, ...], published: int) -> None:
         super().__init__()
@@ -69,7 +69,7 @@ class _WindowCues(nn.Module):
     def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, ...]:
         t = clip.shape[1]
         s = self.model.score_detailed(clip, positions=slice(t - self.published, t), heatmap=True)
-        return (*(getattr(s, k).float() for k in self.names), s.heatmap.float())
+        return (*(getattr(s, k).float() for k in self.names), s.maps.float())
 
 
 def _hypot(a, b):
@@ -137,7 +137,7 @@ def export_window_scorer(model: OCRGANVideo, path: str | Path, published: int | 
     m = _exportable(model)
     names = present_fields(m)
     clip = torch.zeros(1, m.cfg.num_frames, m.cfg.in_channels, *m.cfg.hw)
-    _export(_WindowCues(m, names, published or m.cfg.stride), (clip,), path, ["clip"], [*names, "heatmap"])
+    _export(_WindowCues(m, names, published or m.cfg.stride), (clip,), path, ["clip"], [*names, "maps"])
     return Path(path)
 
 
@@ -153,7 +153,7 @@ class OnnxWindowScorer:
         session = self.session
         self.names = tuple(o.name for o in session.get_outputs())
         self.shape = torch.Size(session.get_inputs()[0].shape)
-        if self.names[-1:] != ("heatmap",) or not set(self.names[:-1]) <= set(FIELDS):
+        if self.names[-1:] != ("maps",) or not set(self.names[:-1]) <= set(FIELDS):
             raise ValueError(f"{path} is not a window graph of this version (outputs {', '.join(self.names)})")
         self.published = int(session.get_outputs()[0].shape[-1])
 
@@ -187,8 +187,8 @@ class OnnxWindowScorer:
             self._session = None
 
     def score(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(1, T, C_in, H, W) window -> {field: (1, published)} for the fields the graph returns, and "heatmap":
-        (1, published, H, W)."""
+        """(1, T, C_in, H, W) window -> {field: (1, published)} for the fields the graph returns, and "maps":
+        (1, published, k, H, W)."""
         if clip.shape != self.shape:
             raise ValueError(f"the exported graph scores windows of shape {self.shape}, got {tuple(clip.shape)}")
         x = np.ascontiguousarray(clip.detach().cpu().float().numpy())
@@ -215,13 +215,13 @@ class WindowRunner:
             return self.model.score_detailed(clip, positions, heatmap)
         parts = [self.scorer.score(clip[i:i + 1]) for i in range(len(clip))]
         fields = {name: torch.cat([p[name] for p in parts])[:, -k:] for name in self.scorer.names}
-        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
+        return Scored(**{name: fields.get(name) for name in FIELDS}, maps=fields["maps"] if heatmap else None)
 
 
 class _FrameCues(nn.Module):
     """One new frame with its context and, per kind of frame_keys, the frames before it that it reads -> the
-    tuple of its present fields (FIELDS), (1, 1) each, its heatmap (1, 1, H, W), then its own per-frame tensors
-    (without the frame axis). The heatmap is a patch mean of the error map the score reads (some 0.1 ms): a
+    tuple of its present fields (FIELDS), (1, 1) each, its heat cues' maps (1, 1, k, H, W), then its own per-frame
+    tensors (without the frame axis). The maps are those the score reads, drawn into a heatmap outside: a
     camera's snapshot asks for one about every second, which torch would otherwise score in full (2-3 times a
     frame's cost in the graph)."""
 
@@ -238,7 +238,7 @@ class _FrameCues(nn.Module):
         kv = {b: [Known((before[b, KEYS], new[b, KEYS]), (before[b, VALUES], new[b, VALUES]))]  # read where they lie
               for b in (k[0] for k in self.keys if isinstance(k, tuple) and k[1] == KEYS)}
         s = score_stacked(self.model, clip, (lap, res), windows, kv, heatmap=True)
-        return (*(getattr(s, k).float() for k in self.names), s.heatmap.float(), *(new[k][0] for k in self.keys))
+        return (*(getattr(s, k).float() for k in self.names), s.maps.float(), *(new[k][0] for k in self.keys))
 
 
 def _frame_inputs(model: OCRGANVideo) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -259,7 +259,7 @@ def export_frame_scorer(model: OCRGANVideo, path: str | Path) -> Path:
     m = _exportable(model)
     clip, past = _frame_inputs(m)
     module = _FrameCues(m, present_fields(m))
-    names = [*module.names, "heatmap", *(f"new{i}" for i in range(len(past)))]
+    names = [*module.names, "maps", *(f"new{i}" for i in range(len(past)))]
     _export(module, (clip, *past), path, ["clip", *(f"past{i}" for i in range(len(past)))], names)
     return Path(path)
 
@@ -274,12 +274,12 @@ class OnnxFrameScorer:
         outputs = [o.name for o in self.session.get_outputs()]
         self.names = tuple(outputs[:len(outputs) - len(self.keys)])
         self.shape = torch.Size(self.session.get_inputs()[0].shape)
-        if (len(self.session.get_inputs()) != 1 + len(self.keys) or self.names[-1:] != ("heatmap",)
+        if (len(self.session.get_inputs()) != 1 + len(self.keys) or self.names[-1:] != ("maps",)
                 or not set(self.names[:-1]) <= set(FIELDS)):
             raise ValueError(f"{path} is not a frame graph of this model and version")
 
     def score(self, stream: FrameStream, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A begun sequence's new frames (n, C_in, H, W), in order -> {field: (1, n)} and "heatmap": (1, n, H, W);
+        """A begun sequence's new frames (n, C_in, H, W), in order -> {field: (1, n)} and "maps": (1, n, k, H, W);
         keeps each frame's per-frame tensors in the sequence's rings."""
         if not stream.rings:
             raise ValueError("the sequence has not begun: its first frame is scored by torch")
@@ -314,10 +314,10 @@ class FrameRunner:
         if not stream.rings:
             return score_frames(self.model, [(stream, frames)], heatmap)[0]
         fields = self.scorer.score(stream, frames)
-        return Scored(**{name: fields.get(name) for name in FIELDS}, heatmap=fields["heatmap"] if heatmap else None)
+        return Scored(**{name: fields.get(name) for name in FIELDS}, maps=fields["maps"] if heatmap else None)
 
 
-GRAPH_VERSION = 6  # of the graphs' inputs and outputs; a cached graph of another version is not read
+GRAPH_VERSION = 7  # of the graphs' inputs and outputs; a cached graph of another version is not read
 
 
 def cached_name(sha256: str, kind: str, published: int) -> str:
@@ -331,7 +331,7 @@ def cached_name(sha256: str, kind: str, published: int) -> str:
 
 def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
     """Raise ValueError unless the runner's graph scores a random window (or, for the frame graph, a random
-    sequence's second frame), with its heatmaps, as its model does in torch: a graph read from a cache may be of
+    sequence's second frame), with its maps, as its model does in torch: a graph read from a cache may be of
     other code."""
     model = runner.model
     cfg = model.cfg
@@ -340,15 +340,15 @@ def verify(runner: WindowRunner | FrameRunner, tolerance: float = 1e-3) -> None:
         t, k = cfg.num_frames, runner.scorer.published
         clip = torch.rand(1, t, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
         a, b = runner(clip, slice(t - k, t), True), model.score_detailed(clip, slice(t - k, t), heatmap=True)
-        ours, theirs = torch.cat([a.raw.flatten(), a.heatmap.flatten()]), torch.cat([b.raw.flatten(),
-                                                                                     b.heatmap.flatten()])
+        ours, theirs = torch.cat([a.raw.flatten(), a.maps.flatten()]), torch.cat([b.raw.flatten(),
+                                                                                     b.maps.flatten()])
     else:
         frames = torch.rand(2, cfg.in_channels, *cfg.hw, generator=g) * 2 - 1
         a, b = FrameStream(model), FrameStream(model)
         score_frames(model, [(a, frames[:1]), (b, frames[:1])])
         x, y = runner(a, frames[1:], True), score_frames(model, [(b, frames[1:])], True)[0]
-        ours, theirs = torch.cat([x.raw.flatten(), x.heatmap.flatten()]), torch.cat([y.raw.flatten(),
-                                                                                     y.heatmap.flatten()])
+        ours, theirs = torch.cat([x.raw.flatten(), x.maps.flatten()]), torch.cat([y.raw.flatten(),
+                                                                                     y.maps.flatten()])
     ours, theirs = ours.flatten(), theirs.flatten()
     if not torch.allclose(ours, theirs, rtol=tolerance, atol=1e-6):
         i = int(((ours - theirs).abs() / theirs.abs().clamp_min(1e-6)).argmax())

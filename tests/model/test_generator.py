@@ -161,7 +161,7 @@ def test_levels_no_one_reads_skip_their_temporal_modules_and_scores_are_unchange
     model.generator.idle_levels = frozenset()
     full = model.score_detailed(clip, heatmap=True)
     assert calls
-    for name in ("raw", "app", "motion", "speed", "mem", "feat", "heatmap"):
+    for name in ("raw", "app", "motion", "speed", "mem", "feat", "maps"):
         assert torch.allclose(getattr(fast, name), getattr(full, name), atol=1e-6), name
     model.train()
     model(clip)  # every level runs, level 0 records its attention

@@ -1,7 +1,9 @@
+import pytest
 import torch
 
 from model import OCRGANVideo
 from model.ocrgan import ErrorMaps
+from model.scoring import local_error_map
 from tests.model.helpers import rand_clip, tiny_cfg
 
 
@@ -21,7 +23,8 @@ def test_score_is_the_largest_weighted_cue_in_its_units():
     assert s.motion is None and s.speed is None  # without the motion band
     assert torch.allclose(s.raw, torch.maximum(0.8 * s.app / 2.0, 0.5 * s.feat / 5.0))
     assert torch.allclose(s.rec, 0.8 * s.app / 2.0)  # the heatmap's peak: the appearance map's
-    assert s.heatmap is not None and (s.heatmap >= 0).all()
+    assert model.heat_cues == ("app",) and s.maps.shape == (*s.raw.shape, 1, *model.cfg.hw)
+    assert (model.heatmap(s.maps) >= 0).all()
 
 
 def test_a_scene_calibration_replaces_the_units():
@@ -46,6 +49,35 @@ def test_the_heatmap_takes_the_largest_cue_at_each_pixel():
     no_speed = model.weights() | {"speed": 0.0}
     assert torch.equal(model.combined_map(ErrorMaps(app, motion, speed), no_speed),
                        torch.maximum(0.5 * app / 0.1, motion / 2.0))
+
+
+def test_the_heatmap_draws_each_cues_map_in_the_units_given_and_leaves_out_a_cue_without_one():
+    """The maps come out unscaled (Scored.maps), one per heat cue; the heatmap weighs them in the checkpoint's units
+    or a scene's, and a cue a scene's units leave out (a memory unlike the scene) is left out of the picture too."""
+    cfg = tiny_cfg(motion=True, memory_size=16, w_score_app=0.5, w_score_motion=1.0, w_score_mem=1.0)
+    model = OCRGANVideo(cfg).eval()
+    clip = rand_clip(cfg, 1)
+    with torch.no_grad():
+        model.set_memory(model(clip).features.flatten(0, -2)[:16] + 1.0)  # every patch some way from it
+    model.app_scale.fill_(0.1)
+    model.mem_scale.fill_(0.01)
+    assert model.heat_cues == ("app", "motion", "mem")  # speed and direction of weight 0: not shown
+    s = model.score_detailed(clip, positions=slice(-2, None), heatmap=True)
+    gen = model(clip, positions=slice(-2, None))
+    err = model.error_maps(gen)
+    assert torch.allclose(s.maps, torch.stack([err.app, err.motion, err.mem], 2))
+    p = cfg.score_patch
+    ckpt = model.heatmap(s.maps)
+    assert torch.allclose(ckpt, local_error_map(model.combined_map(err), p))
+    weighed = torch.maximum(torch.maximum(5 * err.app, err.motion), 100 * err.mem)  # 0.5 / 0.1, 1 / 1, 1 / 0.01
+    assert torch.allclose(ckpt, local_error_map(weighed, p), rtol=1e-5)
+    scene = {"app": 0.2, "motion": 0.5, "speed": 1.0, "dir": 1.0, "feat": 1.0}  # no unit for the memory
+    in_scene = torch.maximum(2.5 * err.app, 2 * err.motion)
+    assert torch.allclose(model.heatmap(s.maps, scene), local_error_map(in_scene, p), rtol=1e-5)
+    assert torch.allclose(model.heatmap(s.maps[0, 1], scene, patch=1), in_scene[0, 1], rtol=1e-5)  # one frame's
+    # maps, not averaged
+    with pytest.raises(ValueError, match="3 cues"):
+        model.heatmap(s.maps[:, :, :2])
 
 
 def test_the_speed_cue_is_the_flow_magnitude_whatever_the_prediction():

@@ -38,7 +38,7 @@ def assert_equal(model: OCRGANVideo, frames: torch.Tensor, tol: float = 1e-4) ->
             assert (r is None) == (g is None), name
             if r is not None:
                 assert torch.allclose(g[0, j], r[0, 0], rtol=tol, atol=tol), (t, name, float(g[0, j]), float(r[0, 0]))
-        assert torch.allclose(s.heatmap[0, j], ref.heatmap[0, 0], rtol=tol, atol=tol)
+        assert torch.allclose(s.maps[0, j], ref.maps[0, 0], rtol=tol, atol=tol)
 
 
 def clip(cfg: OCRGANConfig, n: int) -> torch.Tensor:

@@ -98,7 +98,7 @@ def test_at_stride_1_each_frame_scores_as_the_window_ending_at_it_given_its_true
             ref = reference(model, clip, t)
             for name in ("raw", "app", "motion", "speed", "feat"):
                 assert torch.allclose(getattr(p, name)[k], getattr(ref, name)[0, 0], atol=1e-4), (t, name)
-            assert torch.allclose(p.heatmaps[k], ref.heatmap[0, 0], atol=1e-4)
+            assert torch.allclose(p.maps[k], ref.maps[0, 0], atol=1e-4)
     # a model that sees later frames is scored by windows at stride 1, as at any other
     recon = OCRGANVideo(tiny_cfg(objective="reconstruct")).eval()
     assert len(list(iter_clip_scores(recon, frames(20, recon.cfg), stride=1))) == 20

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from model import WindowScores
+from model.scoring import local_error_map
 from service.api.schemas import LastScore
 from service.cameras.scores import EventTracker, StreamScoring
 
@@ -19,17 +20,17 @@ def test_events_need_k_anomalous_frames_to_start_and_m_normal_to_end():
 
 
 class _Host:
-    def __init__(self, mean=0.0, std=1.0, threshold=3.0):
+    def __init__(self, mean=0.0, std=1.0, threshold=3.0, **cfg):
         from model import OCRGANConfig, OCRGANVideo
 
-        self.model = OCRGANVideo(OCRGANConfig(isize=16, nc=1, ngf=4, ndf=4, nz=4, num_frames=4, stride=2))
+        self.model = OCRGANVideo(OCRGANConfig(isize=16, nc=1, ngf=4, ndf=4, nz=4, num_frames=4, stride=2, **cfg))
         self.model.set_score_statistics(mean, std, threshold)
 
 
-def scores(indices, app, rec=None, feat=0.1):
+def scores(indices, app, feat=0.1):
     """A window's scores as the checkpoint scores them (appearance weight 1 and unit 1, so raw = app)."""
     a = torch.tensor(app)
-    return WindowScores(indices, a, None, a if rec is None else torch.tensor(rec), torch.full_like(a, feat), a)
+    return WindowScores(indices, a, None, a, torch.full_like(a, feat), a)
 
 
 def test_stream_scoring_messages_and_calibration():
@@ -58,21 +59,41 @@ def test_stream_scoring_messages_and_calibration():
 
 
 def test_the_heatmap_scale_is_the_cameras_own_once_calibrated():
-    """Before and without calibration the snapshot uses the checkpoint's rec_scale; after, the mean rec of the
-    camera's warm-up frames (its typical heatmap peak)."""
+    """Before and without calibration the snapshot uses the checkpoint's rec_scale; after, the mean score of the
+    camera's warm-up frames in its own units (its typical heatmap peak, in the units its heatmap is drawn in)."""
     host = _Host()
     host.model.rec_scale.fill_(0.5)
     s = StreamScoring("cam", "r1", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
-    s.consume(scores([0, 1], [1.0, 1.0], rec=[0.01, 0.03]), [0.0, 0.1])
+    s.consume(scores([0, 1], [1.0, 3.0]), [0.0, 0.1])
     assert s.heatmap_scale == pytest.approx(0.5)  # still warming
-    s.consume(scores([2, 3], [1.0, 1.0], rec=[0.02, 0.04]), [0.2, 0.3])
-    assert s.heatmap_scale == pytest.approx(0.025)
-    s.consume(scores([4, 5], [1.0, 1.0], rec=[9.0, 9.0]), [0.4, 0.5])  # later frames do not move it
-    assert s.describe()["normalisation"].heatmap_scale == pytest.approx(0.025)
+    s.consume(scores([2, 3], [2.0, 4.0]), [0.2, 0.3])
+    unit = float(torch.quantile(torch.tensor([1.0, 3.0, 2.0, 4.0]), 0.99))  # the appearance's, of weight 1
+    assert s.heatmap_scale == pytest.approx(2.5 / unit)
+    s.consume(scores([4, 5], [9.0, 9.0]), [0.4, 0.5])  # later frames do not move it
+    assert s.describe()["normalisation"].heatmap_scale == pytest.approx(2.5 / unit)
     off = StreamScoring("cam", "r1", host, calibrate=False, calibration_frames=4, event_start=2, event_end=2)
-    off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5, rec=[0.01] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
+    off.consume(scores([0, 1, 2, 3, 4], [1.0] * 5), [0.0, 0.1, 0.2, 0.3, 0.4])
     assert off.heatmap_scale == pytest.approx(0.5)
     assert off.describe()["normalisation"].calibration == "off"
+
+
+def test_a_cameras_heatmap_is_drawn_in_its_units_without_a_memory_its_scores_leave_out():
+    """A scene unlike the training footage: every patch is far from the memory (ten times its unit), so the
+    camera's calibration leaves the memory out of its scores, and its heatmap leaves it out too; the appearance
+    map is drawn in the scene's unit of it."""
+    host = _Host(memory_size=8, w_score_mem=1.0)
+    model = host.model
+    assert model.heat_cues == ("app", "mem")
+    s = StreamScoring("cam", "r1", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
+    maps = torch.rand(2, 16, 16)
+    assert torch.equal(s.heatmap(maps), model.heatmap(maps))  # warming: the checkpoint's units, memory and all
+    a = torch.full((4,), 0.5)
+    s.consume(WindowScores([0, 1, 2, 3], a, None, a, torch.full_like(a, 0.1), a, mem=torch.full_like(a, 10.0)),
+              [0.0, 0.1, 0.2, 0.3])
+    assert "mem" not in s.describe()["normalisation"].scales
+    got = s.heatmap(maps)
+    assert torch.allclose(got, local_error_map((maps[0] / 0.5)[None, None], model.cfg.score_patch)[0, 0])
+    assert not torch.allclose(got, model.heatmap(maps))
 
 
 def test_a_calibrated_camera_learns_its_scene_again_from_the_frames_it_did_not_flag():

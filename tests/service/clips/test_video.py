@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import OCRGANConfig, load_checkpoint, preprocess, score_clip
+from model import OCRGANConfig, OCRGANVideo, load_checkpoint, preprocess, score_clip
 from service.clips.video import Clip, ClipLimits, Watch, heatmap_grid, inline_runner, model_inputs, score_file
 from service.errors import CLIENT_GONE, ServiceError
 from service.inference.host import ModelHost
@@ -144,11 +144,18 @@ def test_score_file_matches_score_clip(mp4_clip, make_settings):
     assert [f["anomaly"] for f in out["frames"]] == ref.anomaly.tolist()
 
 
-def test_heatmap_grid_shape():
-    maps = torch.rand(3, 32, 48)
-    grid = heatmap_grid(maps, (4, 6))
+def test_heatmap_grid_is_each_cells_largest_weighted_cue_in_the_clips_units():
+    model = OCRGANVideo(OCRGANConfig(isize=16, nc=1, ngf=4, ndf=4, nz=4, num_frames=4, stride=2, motion=True,
+                                     w_score_app=0.5))
+    model.app_scale.fill_(2.0)
+    assert model.heat_cues == ("app", "motion")
+    maps = torch.rand(3, 2, 32, 48)
+    grid = heatmap_grid(model, maps, None, (4, 6))  # the checkpoint's units: appearance x 0.25, flow error x 1
     assert len(grid) == 3 and len(grid[0]) == 4 and len(grid[0][0]) == 6
-    assert grid[0][0][0] == pytest.approx(float(maps[0, :8, :8].mean()), rel=1e-3)
+    cell = maps[0, :, :8, :8].mean(dim=(-2, -1))
+    assert grid[0][0][0] == pytest.approx(max(0.25 * float(cell[0]), float(cell[1])), rel=1e-3)
+    scene = {"app": 0.01, "speed": 1.0, "dir": 1.0, "feat": 1.0}  # a scene's units without the flow error's
+    assert heatmap_grid(model, maps, scene, (4, 6))[0][0][0] == pytest.approx(50 * float(cell[0]), rel=1e-3)
 
 
 def test_a_declared_frame_count_over_the_limit_is_refused_before_decoding(tmp_path):
@@ -339,7 +346,9 @@ def test_heatmaps_are_pooled_window_by_window(mp4_clip, make_settings):
         return parts
 
     out = score_file(mp4_clip, host, LIMITS, host.stride, True, (4, 6), run)
-    assert kept and all(tuple(p.heatmaps.shape[1:]) == (4, 6) for p in kept)
+    k = len(host.model.heat_cues)
+    assert kept and all(tuple(p.maps.shape[1:]) == (k, 4, 6) for p in kept)
     with Clip(mp4_clip, True, LIMITS) as clip:
         full = inline(model_inputs(clip.frames(), host.model.cfg), host.stride, True, None)
-    assert [f["heatmap"] for f in out["frames"]] == heatmap_grid(torch.cat([p.heatmaps for p in full]), (4, 6))
+    assert [f["heatmap"] for f in out["frames"]] == heatmap_grid(host.model, torch.cat([p.maps for p in full]), None,
+                                                                 (4, 6))

@@ -63,13 +63,16 @@ def test_a_still_scenes_units_and_spread_are_floored(model):
     assert flat.std == pytest.approx(0.05 * flat.mean)
 
 
-def test_heatmap_scale_is_the_mean_rec_of_the_warm_up(model):
-    cal = Calibration(3, model)
+def test_the_heatmap_scale_is_the_warm_ups_mean_score_in_the_scenes_units(model):
+    """A scene whose every cue runs ten times the checkpoint's: in its own units its frames score about 1 (its
+    largest weight), and its heatmap, drawn in those units, is drawn relative to that, not to ten."""
+    cal = Calibration(20, model)
     assert cal.heatmap_scale is None
-    c = cues(3)
-    for i, rec in enumerate([0.1, 0.2, 0.6]):
-        cal.add(frame_cues(c, i), rec)
-    assert cal.heatmap_scale == pytest.approx(0.3)
+    c = cues(20, app=0.2, motion=3.0, speed=3.0, feat=1.0)
+    for i in range(20):
+        cal.add(frame_cues(c, i))
+    assert 0.8 < cal.heatmap_scale <= 1.0
+    assert cal.heatmap_scale == pytest.approx(float(model.combine(c, cal.scales).mean()))
 
 
 def test_the_opening_seconds_are_counted_from_the_first_frames_timestamp(model):

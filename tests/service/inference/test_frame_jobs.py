@@ -53,7 +53,7 @@ def test_cameras_in_one_pass_score_as_alone_and_as_their_windows(model):
     for i in range(0, 11, 3):  # interleaved, unequal numbers of new frames per pass
         batch = jobs(sa, a[i:i + 3], i) + jobs(sb, b[i:i + 2], i) + jobs(sb, b[i + 2:i + 3], i + 2)
         for job, scores in zip(batch, score_frame_jobs(model, batch, heatmap=True, amp=False), strict=True):
-            assert scores.indices == [job.index] and scores.heatmaps.shape == (1, *model.cfg.hw)
+            assert scores.indices == [job.index] and scores.maps.shape == (1, len(model.heat_cues), *model.cfg.hw)
             assert {k for k, v in scores.cues().items() if v is not None} <= set(CUES)
             got[id(job.stream)].append(scores.raw)
     for s, x in ((sa, a), (sb, b)):

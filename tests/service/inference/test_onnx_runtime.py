@@ -1,5 +1,5 @@
 """The window path in ONNX Runtime scores as torch does: on the shipped checkpoint every cue of every published
-frame within 1e-4 (relative), a clip's last window that publishes fewer frames included, and their heatmaps;
+frame within 1e-4 (relative), a clip's last window that publishes fewer frames included, and their maps;
 windows the graph was not exported for go to torch; an empty memory and a window of another shape are refused
 with a reason; and a host with the default OCRGAN_RUNTIME on a CPU keeps scoring with torch until its background
 exports are done, then with the graphs (the window graph, which only uploads read, opened on its first window; one
@@ -7,7 +7,7 @@ gone from its place meanwhile leaves windows to torch),
 which a later start reads from its cache (a damaged one is exported again;
 a graph that does not score as its model does fails verification); an export ends when the process that started
 it does. The frame path in ONNX Runtime scores every frame as torch does,
-on the shipped checkpoint and on random configs of the temporal modules, heatmaps included, with a sequence's first
+on the shipped checkpoint and on random configs of the temporal modules, their maps included, with a sequence's first
 frames on torch over the same rings. Neither graph holds a Where or a Mod, which ONNX Runtime runs many times slower
 than arithmetic, and both run with denormal numbers flushed, the caller's thread left as it was."""
 
@@ -94,15 +94,15 @@ def test_published_frames_score_as_in_torch(shipped, runner):
     assert len(windows[0].indices) == runner.scorer.published
 
 
-def test_heatmaps_come_from_the_graph_and_other_windows_go_to_torch(shipped, runner):
+def test_maps_come_from_the_graph_and_other_windows_go_to_torch(shipped, runner):
     windows = windows_of(shipped, 16)
     ours = score_windows(shipped, windows, heatmaps=True, run=runner)
     theirs = score_windows(shipped, windows, heatmaps=True)
     assert_same(ours, theirs)
     for a, b in zip(ours, theirs, strict=True):
-        assert a.heatmaps.shape == b.heatmaps.shape == (len(b.indices), *shipped.cfg.hw)
-        assert torch.allclose(a.heatmaps, b.heatmaps, rtol=TOLERANCE, atol=1e-6)
-    assert score_windows(shipped, windows, run=runner)[0].heatmaps is None
+        assert a.maps.shape == b.maps.shape == (len(b.indices), len(shipped.heat_cues), *shipped.cfg.hw)
+        assert torch.allclose(a.maps, b.maps, rtol=TOLERANCE, atol=1e-6)
+    assert score_windows(shipped, windows, run=runner)[0].maps is None
     clip = torch.stack([w.frames for w in windows])  # two windows
     whole = runner(clip, slice(0, clip.shape[1]), False)  # more frames than the graph publishes
     assert whole.raw.shape == clip.shape[:2]
@@ -237,7 +237,7 @@ def test_a_graph_of_another_model_or_kind_is_refused(tmp_path):
 
 def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> list[list[dict]]:
     """Each camera's frames, interleaved in runs of varying size, through `run(stream, frames, heatmap)` (torch's
-    score_frames without it); every fourth run asks for heatmaps. Per camera, per frame its fields (and heatmap)."""
+    score_frames without it); every fourth run asks for the maps. Per camera, per frame its fields (and maps)."""
     run = run or (lambda stream, x, heat: score_frames(model, [(stream, x)], heat)[0])
     states = [FrameStream(model) for _ in cameras]
     out: list[list[dict]] = [[] for _ in cameras]
@@ -246,8 +246,8 @@ def frame_scores(run, model, cameras: list[torch.Tensor], chunks=(1, 3, 2)) -> l
         n = chunks[k % len(chunks)]
         for per_camera, state, x in zip(out, states, cameras, strict=True):
             scored = run(state, x[a:a + n], k % 4 == 3)
-            assert (scored.heatmap is not None) == (k % 4 == 3)
-            per_camera += [{name: getattr(scored, name)[0, j] for name in (*FIELDS, "heatmap")
+            assert (scored.maps is not None) == (k % 4 == 3)
+            per_camera += [{name: getattr(scored, name)[0, j] for name in (*FIELDS, "maps")
                             if getattr(scored, name) is not None} for j in range(scored.raw.shape[1])]
         a, k = a + n, k + 1
     return out
@@ -268,8 +268,8 @@ def camera_frames(model, n: int, seed: int) -> torch.Tensor:
 
 
 def test_frames_score_as_in_torch(shipped, tmp_path):
-    """Two cameras interleaved, several frames of a camera in a run, some runs asking for heatmaps: every cue of
-    every frame, and every heatmap, as torch scores it."""
+    """Two cameras interleaved, several frames of a camera in a run, some runs asking for the maps: every cue of
+    every frame, and every map, as torch scores it."""
     runner = onnx_runtime.FrameRunner(shipped, onnx_runtime.OnnxFrameScorer(
         onnx_runtime.export_frame_scorer(shipped, tmp_path / "frame.onnx"), shipped))
     assert slow_selections(tmp_path / "frame.onnx") == []

@@ -96,7 +96,7 @@ def test_a_clip_runs_in_the_scorer_thread_beside_cameras_and_scores_as_the_evalu
     ref = list(iter_clip_scores(host.model, frames, stride, 2, heatmaps=True))
     assert [i for g in got for i in g.indices] == list(range(23)) == [i for r in ref for i in r.indices]
     assert torch.allclose(torch.cat([g.raw for g in got]), torch.cat([r.raw for r in ref]), atol=1e-5)
-    assert torch.allclose(torch.cat([g.heatmaps for g in got]), torch.cat([r.heatmaps for r in ref]), atol=1e-5)
+    assert torch.allclose(torch.cat([g.maps for g in got]), torch.cat([r.maps for r in ref]), atol=1e-5)
     assert scorer.frames_scored == (23 if stride == 1 else 0)  # frame jobs at stride 1, windows otherwise
     wait_for(lambda: len(sink.got) == 6, 10)
 
