@@ -1,12 +1,13 @@
 """A checkpoint on a camera it was not trained on, calibrated as the service calibrates a camera.
 
     python benchmarks/new_camera.py --data data/ucsd_ped2 [--checkpoint service/assets/default.safetensors]
-        [--out runs/new_camera] [--frames 125,250,600,1000] [--view mirrored|negative]
+        [--out runs/new_camera] [--frames 125,250,600,1000] [--view mirrored|negative|half]
 
 The "new camera" is another view of the dataset's scene: each frame cropped to rows 50-210 and columns 40-280 of
 UCSD Ped2's 240x360 (a camera closer by 1.5x) and mirrored, or with `--view negative` turned upside down and in
-negative instead (a ground and walkers of a look the checkpoint never saw), written as a frame-folder dataset under
---out. A test frame stays anomalous where its pixel mask (test_pixel_masks.npz) marks a pixel inside the crop, or
+negative instead (a ground and walkers of a look the checkpoint never saw), or with `--view half` mirrored with only
+its far half in negative (a scene like the training footage in part of the frame), written as a frame-folder dataset
+under --out. A test frame stays anomalous where its pixel mask (test_pixel_masks.npz) marks a pixel inside the crop, or
 where the dataset has no mask for it. On that view it reports, on the test clips:
 
   checkpoint   the checkpoint's own units, statistics and threshold (a camera with "calibrate": false)
@@ -53,8 +54,12 @@ VIEWS = {  # what the new camera makes of the cropped frame (BGR uint8)
     # upside down and in negative: the same motion on a ground and walkers of a look the checkpoint never saw (bright
     # pavement, dark grass, light figures), and the perspective the other way (far things at the bottom)
     "negative": lambda f: 255 - f[::-1],
+    # the first view with its far half (the top 80 rows of the crop) in negative: a scene that looks like the training
+    # footage in one part of the frame and like nothing it saw in the other
+    "half": lambda f: np.concatenate([255 - f[:80, ::-1], f[80:, ::-1]]),
 }
-MASK_VIEWS = {"mirrored": lambda m: m[:, :, ::-1], "negative": lambda m: m[:, ::-1]}  # the same of (N, H, W) masks
+MASK_VIEWS = {"mirrored": lambda m: m[:, :, ::-1], "negative": lambda m: m[:, ::-1],  # the same of (N, H, W) masks
+              "half": lambda m: m[:, :, ::-1]}
 
 
 def make_view(src: Path, dst: Path, view: str = "mirrored") -> Path:
@@ -161,9 +166,10 @@ def main() -> None:
         normalised(model, test_cues, None, float(model.score_mean), float(model.score_std)), labels, threshold),
         "pixel_auc": pixel_auc(model, test_maps, masks, None)}
     for n in (int(x) for x in args.frames.split(",")):
-        rows = []
+        rows, kept = [], 0
         for start in range(len(train)):
             cal = opening(model, train_cues, start, n)
+            kept += "mem" in cal.scales
             rows.append({**rates(normalised(model, test_cues, cal.scales, cal.mean, cal.std), labels, threshold),
                          "pixel_auc": pixel_auc(model, test_maps, masks, cal.scales)})
         summary[f"opening_{n}"] = {
@@ -171,7 +177,8 @@ def main() -> None:
             "false_positive_rate_worst": max(r["false_positive_rate"] for r in rows),
             "recall_worst": min(r["recall"] for r in rows), "pixel_auc_worst": min(r["pixel_auc"] for r in rows),
             "openings": len(rows),
-            "openings_over_10pct_false_positives": sum(r["false_positive_rate"] > 0.1 for r in rows)}
+            "openings_over_10pct_false_positives": sum(r["false_positive_rate"] > 0.1 for r in rows),
+            "openings_keeping_the_memory": kept}  # the others left it out (model.scales.scene_scales)
     size = flow_size(info.config.hw)
     speed = [flow_speed(np.stack([resize_area(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), size) for f in s.frames]))
              for s in test]
