@@ -58,6 +58,7 @@ class StreamScoring:
         self.model = host.model
         self.post = ScorePostprocessor.for_model(host.model)
         self.rec_scale = float(host.model.rec_scale)
+        self.checkpoint_scales = host.model.scales()  # read once: a snapshot does not read the device's buffers
         self.calibration = Calibration(calibration_frames, host.model) if calibrate else None
         self.warm_up = self.calibration  # what later calibrations may not be stricter than
         # every how many unflagged frames one joins the next calibration (0: no recalibration)
@@ -126,26 +127,26 @@ class StreamScoring:
             return scores.raw.tolist()
         return self.model.combine(scores.cues(), c.scales).tolist()
 
-    @property
-    def _scales(self) -> dict[str, float] | None:
-        """The camera's units once it has calibrated, else None (the checkpoint's)."""
+    def _drawn_with(self) -> tuple[dict[str, float], float]:
+        """The units a snapshot's heatmap is drawn in and the scale it is drawn relative to, of one calibration (the
+        scorer's thread may replace it meanwhile): the camera's own once it has calibrated (Calibration.heatmap_scale),
+        else the checkpoint's units and rec_scale."""
         c = self.calibration
-        return c.scales if c is not None and c.state is CalibrationState.DONE else None
+        if c is not None and c.state is CalibrationState.DONE and c.heatmap_scale is not None:
+            return c.scales, c.heatmap_scale
+        return self.checkpoint_scales, self.rec_scale
 
-    def heatmap(self, maps: torch.Tensor) -> torch.Tensor:
-        """(k, H, W) a frame's heat cues' maps (model.Scored.maps) -> (H, W) its heatmap in the camera's units once
-        it has calibrated: a cue its scores leave out (a memory of footage unlike the scene) is left out of the
-        picture too, and each cue weighs as it does in the camera's scores."""
-        return self.model.heatmap(maps, self._scales)
+    def snapshot_heat(self, maps: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """(k, H, W) a frame's heat cues' maps (model.Scored.maps) -> its heatmap (H, W) and the scale to draw it
+        relative to. Once the camera has calibrated, the heatmap is in its units: a cue its scores leave out (a memory
+        of footage unlike the scene) is left out of the picture too, and each cue weighs as it does in its scores."""
+        scales, scale = self._drawn_with()
+        return self.model.heatmap(maps, scales), scale
 
     @property
     def heatmap_scale(self) -> float:
-        """What the snapshot heatmap is drawn relative to: the camera's own typical heatmap peak once it has
-        calibrated (Calibration.heatmap_scale), the checkpoint's rec_scale before that or without calibration."""
-        c = self.calibration
-        if self._scales is not None and c.heatmap_scale is not None:
-            return c.heatmap_scale
-        return self.rec_scale
+        """What the snapshot heatmap is drawn relative to (_drawn_with)."""
+        return self._drawn_with()[1]
 
     def describe(self) -> dict[str, Any]:
         """This camera's part of its StreamView."""

@@ -311,7 +311,7 @@ class StreamWorker:
         recalibrations = self.scoring.recalibrations
         messages = self.scoring.consume(scores, job.timestamps)
         if scores.maps is not None and job.frame is not None:
-            self.heat = (scores.indices[-1], job.frame, scores.maps[-1])
+            self.heat = (scores.indices[-1], job.frame, scores.maps[-1].clone())  # not a view of the whole batch
         self.publish(messages)
         done = time.monotonic()
         for t in job.arrivals:
@@ -341,7 +341,8 @@ class StreamWorker:
         drawn relative to the camera's own typical level once it has calibrated (StreamScoring.heatmap_scale)."""
         if self.heat is not None:
             _, image, maps = self.heat
-            return render_snapshot(image, self.scoring.heatmap(maps).numpy(), self.scoring.heatmap_scale)
+            heat, scale = self.scoring.snapshot_heat(maps)
+            return render_snapshot(image, heat.numpy(), scale)
         if self.latest is not None:
             return render_snapshot(self.latest[1], None, 1.0)
         return None

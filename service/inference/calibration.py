@@ -43,8 +43,8 @@ def floored_std(values: list[float], mean: float) -> float:
 class Calibration:
     """Learn a scene's units and normal score level from its first `frames` frames: each frame's cues are kept
     until the warm-up is complete; then each cue's unit is its extreme on them (at least a share of the
-    checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level, and the
-    mean of the scores before smoothing the scene's heatmap scale.
+    checkpoint's), and the mean/std of the smoothed scores they give in those units is the normal level; the mean
+    of the largest weighted cue that the heatmap shows is the scene's heatmap scale.
 
     With a `floor` (a camera's warm-up, when it learns its scene again later), the result is never stricter than
     the floor: each unit at least the floor's, and the level at which a score is flagged (mean + threshold x std)
@@ -93,9 +93,12 @@ class Calibration:
             self.scales = {k: max(v, f.scales[k]) for k, v in self.scales.items() if k in f.scales}
         post = ScorePostprocessor(self.model.cfg.score_smoothing, 0.0, 1.0, math.inf)
         raw = self.model.combine(cues, self.scales)
-        # the heatmap's peak on a frame is about its score (the score is the largest weighted cue's largest patch
-        # mean; the heatmap, at each pixel, the largest weighted cue's patch mean around it), in the same units
-        self.heatmap_scale = float(raw.mean())
+        # the heatmap's typical peak: the largest weighted cue's largest patch mean of the cues it shows, in these
+        # units (a little under the peak of the map of their largest at each pixel: by a tenth on Ped2's footage)
+        w = self.model.weights()
+        shown = {k: v for k, v in cues.items() if k in self.model.heat_cues and w[k] > 0 and k in self.scales}
+        self.heatmap_scale = float(self.model.combine(shown, self.scales).mean()) if shown else 1.0  # (none: a
+        # heatmap of zeros)
         smoothed = [post(float(x))[0] for x in raw]
         self.mean = sum(smoothed) / len(smoothed)
         self.std = floored_std(smoothed, self.mean)

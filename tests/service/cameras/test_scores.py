@@ -86,12 +86,14 @@ def test_a_cameras_heatmap_is_drawn_in_its_units_without_a_memory_its_scores_lea
     assert model.heat_cues == ("app", "mem")
     s = StreamScoring("cam", "r1", host, calibrate=True, calibration_frames=4, event_start=2, event_end=2)
     maps = torch.rand(2, 16, 16)
-    assert torch.equal(s.heatmap(maps), model.heatmap(maps))  # warming: the checkpoint's units, memory and all
+    heat, scale = s.snapshot_heat(maps)  # warming: the checkpoint's units, memory and all, and its rec_scale
+    assert torch.equal(heat, model.heatmap(maps)) and scale == s.rec_scale
     a = torch.full((4,), 0.5)
     s.consume(WindowScores([0, 1, 2, 3], a, None, a, torch.full_like(a, 0.1), a, mem=torch.full_like(a, 10.0)),
               [0.0, 0.1, 0.2, 0.3])
     assert "mem" not in s.describe()["normalisation"].scales
-    got = s.heatmap(maps)
+    got, scale = s.snapshot_heat(maps)
+    assert scale == s.heatmap_scale == s.calibration.heatmap_scale
     assert torch.allclose(got, local_error_map((maps[0] / 0.5)[None, None], model.cfg.score_patch)[0, 0])
     assert not torch.allclose(got, model.heatmap(maps))
 

@@ -135,8 +135,9 @@ def test_a_camera_calibrates_by_default_and_draws_its_snapshot_on_its_own_scale(
     rec_scale = float(built[1].model.rec_scale)
     assert norm.heatmap_scale == w.scoring.calibration.heatmap_scale != rec_scale
     _, image, maps = w.heat
-    heat = w.scoring.heatmap(maps).numpy()  # in the camera's units
-    assert w.snapshot() == render_snapshot(image, heat, norm.heatmap_scale)
+    heat, scale = w.scoring.snapshot_heat(maps)  # in the camera's units
+    heat = heat.numpy()
+    assert scale == norm.heatmap_scale and w.snapshot() == render_snapshot(image, heat, norm.heatmap_scale)
     assert w.snapshot() != render_snapshot(image, heat, rec_scale)
 
 
